@@ -1,0 +1,22 @@
+"""Use cases: gather inputs, call the pure core, write store + audit in one transaction, then notify."""
+
+from rollback_bot.flows.actions import run_due_actions
+from rollback_bot.flows.deps import Deps, Outcome
+from rollback_bot.flows.ladder import advance, open_incidents, tick
+from rollback_bot.flows.people import acknowledge, add_note, approve, resolve
+from rollback_bot.flows.watch import evaluate, poll
+
+__all__ = [
+    "Deps",
+    "Outcome",
+    "acknowledge",
+    "add_note",
+    "advance",
+    "approve",
+    "evaluate",
+    "open_incidents",
+    "poll",
+    "resolve",
+    "run_due_actions",
+    "tick",
+]

@@ -1,0 +1,161 @@
+"""Use case: run approved actions, one stage at a time, each stage exactly once (idempotent webhook)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from rollback_bot import webhooks
+from rollback_bot.flows.deps import Deps
+from rollback_bot.ladder.approvals import Approved, missing_roles
+from rollback_bot.ladder.stages import StageRun, next_stage
+from rollback_bot.notify import publish_all
+from rollback_bot.playbook.models import ActionSpec, Playbook
+from rollback_bot.render.comms import render_value
+from rollback_bot.render.context import webhook_context
+from rollback_bot.store import audit
+from rollback_bot.store.models import ActionRun, Approval, Event, Incident
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(playbook: str, incident_id: int, action_id: str, stage: float) -> str:
+    return f"rollback-bot/{playbook}/{incident_id}/{action_id}/{stage:g}"
+
+
+def approvals_of(s: Session, incident_id: int, action_id: str) -> list[Approval]:
+    return list(s.exec(select(Approval).where(Approval.incident_id == incident_id, Approval.action_id == action_id)))
+
+
+def runs_of(s: Session, incident_id: int, action_id: str) -> list[ActionRun]:
+    return list(s.exec(select(ActionRun).where(ActionRun.incident_id == incident_id, ActionRun.action_id == action_id)))
+
+
+def _lease(action: ActionSpec) -> timedelta:
+    """How long a 'running' stage may go unfinished before another worker may resend it."""
+    hook = action.webhook
+    return hook.timeout * (hook.retries + 1) + timedelta(seconds=30)
+
+
+def run_due_actions(deps: Deps, incident_id: int) -> None:
+    """Start every stage that is due: approvals complete, previous stage done, stage_every passed."""
+    while True:
+        claim = _claim_next(deps, incident_id)
+        if claim is None:
+            return
+        _execute(deps, *claim)
+
+
+def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, ActionRun] | None:
+    with deps.store.session() as s:
+        incident = s.get(Incident, incident_id)
+        if incident is None or incident.status != "open":
+            return None
+        pb = deps.snapshot(incident).playbook
+        now = deps.now()
+        for action in _approved_actions(s, pb, incident_id):
+            runs = runs_of(s, incident_id, action.id)
+            orphan = next((r for r in runs if r.status == "running" and now - r.started_at > _lease(action)), None)
+            if orphan is not None:  # its worker died mid-send; the same Idempotency-Key makes a resend safe
+                orphan.started_at = now
+                s.add(orphan)
+                s.commit()
+                return incident, action, orphan
+            stage = next_stage(action, [StageRun(r.stage, r.status, r.finished_at) for r in runs], now)
+            if stage is None:
+                continue
+            run = ActionRun(
+                incident_id=incident_id,
+                action_id=action.id,
+                stage=stage,
+                idempotency_key=idempotency_key(pb.name, incident_id, action.id, stage),
+                started_at=now,
+            )
+            s.add(run)
+            try:
+                ev = _started_event(s, incident, action, stage, now)
+                s.commit()
+            except IntegrityError:  # another worker claimed this stage first
+                s.rollback()
+                continue
+            publish_all(deps.notifier, incident, [ev])
+            return incident, action, run
+    return None
+
+
+def _approved_actions(s: Session, pb: Playbook, incident_id: int) -> list[ActionSpec]:
+    out = []
+    for step in pb.ladder:
+        for action in step.actions:
+            approvals = [Approved(a.user_id, a.role) for a in approvals_of(s, incident_id, action.id)]
+            if approvals and not missing_roles(action.requires, approvals):
+                out.append(action)
+    return out
+
+
+def _started_event(s: Session, incident: Incident, action: ActionSpec, stage: float, now: datetime) -> Event:
+    staged = f" stage {stage:g}%" if action.stages else ""
+    return audit.record(
+        s,
+        playbook=incident.playbook,
+        incident_id=incident.id,
+        kind="action.started",
+        at=now,
+        summary=f"{action.label}{staged}: started",
+        details={"action": action.id, "stage": stage},
+    )
+
+
+def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun) -> None:
+    assert incident.id is not None
+    pb = deps.snapshot(incident).playbook
+    ctx = webhook_context(pb, incident.id, action.id, run.stage)
+    try:
+        url = str(render_value(action.webhook.url, ctx))
+        body = render_value(action.webhook.body, ctx)
+        result = webhooks.send(
+            deps.http,
+            action.webhook,
+            url,
+            body,
+            run.idempotency_key,
+            sleep=deps.sleep,
+            backoff=deps.webhook_backoff,
+        )
+    except Exception as exc:  # a template or transport bug must be recorded, not lost
+        log.exception("action %s failed before sending", action.id)
+        result = webhooks.WebhookResult(False, None, 0, f"{type(exc).__name__}: {exc}"[:300])
+    staged = f" stage {run.stage:g}%" if action.stages else ""
+    with deps.store.session() as s:
+        row = s.get(ActionRun, run.id)
+        assert row is not None
+        row.status = "succeeded" if result.ok else "failed"
+        row.attempts += result.attempts
+        row.http_status = result.status
+        row.response = result.response
+        row.finished_at = deps.now()
+        s.add(row)
+        outcome = "succeeded" if result.ok else "failed"
+        status = f"HTTP {result.status}" if result.status else result.response
+        ev = audit.record(
+            s,
+            playbook=incident.playbook,
+            incident_id=incident.id,
+            kind=f"action.{outcome}",
+            at=row.finished_at,
+            summary=f"{action.label}{staged}: {outcome} ({status}, {result.attempts} attempt(s))",
+            details={
+                "action": action.id,
+                "stage": run.stage,
+                "http_status": result.status,
+                "attempts": result.attempts,
+                "response": result.response,
+                "idempotency_key": run.idempotency_key,
+                "last_stage": run.stage == action.stage_list[-1],
+            },
+        )
+        s.commit()
+    publish_all(deps.notifier, incident, [ev])

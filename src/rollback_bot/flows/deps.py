@@ -1,0 +1,55 @@
+"""What every use case is given: the store, the clock, the HTTP session, the directory, the notifier."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import requests
+
+from rollback_bot.clock import Clock
+from rollback_bot.directory import Directory
+from rollback_bot.notify import Notifier, NullNotifier
+from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
+from rollback_bot.store.database import Store
+from rollback_bot.store.models import Incident
+
+
+@dataclass
+class Deps:
+    store: Store
+    clock: Clock
+    http: requests.Session
+    directory: Directory
+    notifier: Notifier = field(default_factory=NullNotifier)
+    webhook_backoff: float = 0.5  # seconds between webhook retries (doubles each time)
+    sleep: Callable[[float], None] = time.sleep  # waits against real endpoints (webhook retry backoff)
+    locks: defaultdict[str, threading.RLock] = field(default_factory=lambda: defaultdict(threading.RLock))
+    _snapshots: dict[str, LoadedPlaybook] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def lock(self, playbook: str) -> threading.RLock:
+        """Serialises evaluation and ladder work per playbook inside this process."""
+        return self.locks[playbook]
+
+    def snapshot(self, incident: Incident) -> LoadedPlaybook:
+        """The playbook exactly as it was when the incident opened (the file may have changed since)."""
+        key = incident.playbook_version
+        if key not in self._snapshots:
+            self._snapshots[key] = parse_playbook(incident.playbook_text, incident.playbook_path)
+        return self._snapshots[key]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a person's request did, in words a Slack reply or the CLI can show."""
+
+    ok: bool
+    message: str
+    incident_id: int | None = None

@@ -1,0 +1,138 @@
+"""Use case: move an open incident along its ladder. Entering a step is announced exactly once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select, update
+
+from rollback_bot.flows.deps import Deps
+from rollback_bot.flows.readings import latest
+from rollback_bot.ladder.steps import position
+from rollback_bot.notify import publish_all
+from rollback_bot.playbook.durations import format_duration
+from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.render.comms import TemplateProblem, render_comms
+from rollback_bot.render.context import comms_context
+from rollback_bot.rules.watch import watch_rows
+from rollback_bot.store import audit
+from rollback_bot.store.models import Event, Incident
+
+log = logging.getLogger(__name__)
+
+
+def open_incidents(deps: Deps) -> list[Incident]:
+    with deps.store.session() as s:
+        return list(s.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id))))
+
+
+def tick(deps: Deps) -> None:
+    """Advance every open incident (the scheduler calls this; so does a restart)."""
+    for incident in open_incidents(deps):
+        try:
+            assert incident.id is not None
+            advance(deps, incident.id)
+        except Exception:
+            log.exception("advancing incident %s failed; will try again next tick", incident.id)
+
+
+def advance(deps: Deps, incident_id: int) -> None:
+    from rollback_bot.flows.actions import run_due_actions
+
+    events: list[Event] = []
+    with deps.store.session() as s:
+        incident = s.get(Incident, incident_id)
+        if incident is None or incident.status != "open":
+            return
+        loaded = deps.snapshot(incident)
+        pb = loaded.playbook
+        with deps.lock(pb.name):
+            now = deps.now()
+            pos = position(pb, now - incident.opened_at)
+            target = len(pb.ladder) if pos.index is None else pos.index
+            if target > incident.step_index:
+                claimed = s.exec(
+                    update(Incident)
+                    .where(col(Incident.id) == incident_id, col(Incident.step_index) < target)
+                    .values(step_index=target)
+                )
+                if claimed.rowcount == 1:
+                    previous = incident.step_index
+                    s.refresh(incident)
+                    if pos.index is None:
+                        events.append(_ladder_done(s, incident, loaded, now))
+                    else:
+                        events.append(_step_entered(s, incident, loaded, pos.index, previous, now))
+                s.commit()
+    publish_all(deps.notifier, incident, events)
+    run_due_actions(deps, incident_id)
+
+
+def incident_vars(incident: Incident, names: dict[str, str] | None = None) -> dict[str, Any]:
+    ack = incident.acknowledged_by
+    return {
+        "id": incident.id,
+        "severity": incident.severity,
+        "trigger": incident.trigger,
+        "summary": incident.summary,
+        "status": incident.status,
+        "opened_at": incident.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "acknowledged_by": (names or {}).get(ack, ack) if ack else None,
+    }
+
+
+def _step_entered(
+    s: Session, incident: Incident, loaded: LoadedPlaybook, index: int, previous: int, now: datetime
+) -> Event:
+    pb = loaded.playbook
+    step = pb.ladder[index]
+    assert incident.id is not None
+    elapsed = now - incident.opened_at
+    rows = watch_rows(step.watch, latest(s, pb, now))
+    ctx = comms_context(pb, incident=incident_vars(incident), step_index=index, elapsed=elapsed, watch=rows, now=now)
+    comms: dict[str, str] = {}
+    for name in step.comms:
+        try:
+            comms[name] = render_comms(loaded.templates_dir, name, ctx)
+        except TemplateProblem as exc:  # checked at load; a template edited since must not stop the ladder
+            comms[name] = f"(could not render: {exc})"
+    skipped = [pb.ladder[i].name for i in range(previous + 1, index)]
+    late = elapsed - step.start
+    summary = f"step {index + 1}/{len(pb.ladder)} entered: {step.name} ({step.window_text()})"
+    if skipped:
+        summary += f"; skipped while the bot was down: {', '.join(skipped)}"
+    return audit.record(
+        s,
+        playbook=pb.name,
+        incident_id=incident.id,
+        kind="step.entered",
+        at=now,
+        summary=summary,
+        details={
+            "step": index,
+            "name": step.name,
+            "window": step.window_text(),
+            "target_at": (incident.opened_at + step.start).isoformat(),
+            "late_by": format_duration(late),
+            "late_by_seconds": late.total_seconds(),
+            "skipped": skipped,
+            "watch": [{"signal": r.signal, "rule": r.rule, "value": r.value, "status": r.status} for r in rows],
+            "actions": [{"id": a.id, "label": a.label, "requires": a.requires} for a in step.actions],
+            "comms": comms,
+        },
+    )
+
+
+def _ladder_done(s: Session, incident: Incident, loaded: LoadedPlaybook, now: datetime) -> Event:
+    pb = loaded.playbook
+    return audit.record(
+        s,
+        playbook=pb.name,
+        incident_id=incident.id,
+        kind="ladder.completed",
+        at=now,
+        summary=f"the {format_duration(pb.duration)} ladder is complete; resolve the incident when satisfied",
+        details={"steps": len(pb.ladder)},
+    )

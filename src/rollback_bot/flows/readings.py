@@ -1,0 +1,82 @@
+"""Reading signals from their sources into the store, and back out as the latest values."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource
+from rollback_bot.playbook.conditions import longest_jump_window, signals_in
+from rollback_bot.playbook.models import Playbook, SignalSpec
+from rollback_bot.rules.readings import Reading
+from rollback_bot.store.models import Incident, ReadingRow
+
+
+def build_source(name: str, spec: SignalSpec, pb: Playbook) -> MetricSource:
+    timeout = spec.timeout.total_seconds()
+    if spec.prometheus is not None:
+        assert pb.sources.prometheus
+        return PrometheusSource(name, pb.sources.prometheus, spec.prometheus, timeout)
+    assert spec.http is not None and spec.json_path is not None
+    return JsonSource(name, spec.http, spec.json_path, timeout)
+
+
+def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now: datetime) -> Reading:
+    """Signals the bot knows itself: minutes to acknowledgement, minutes since the incident opened."""
+    if incident is None:
+        return Reading.nodata(name, now, "no open incident")
+    if spec.builtin == "ack_minutes":
+        end = incident.acknowledged_at or now
+        return Reading.of(name, now, (end - incident.opened_at).total_seconds() / 60)
+    return Reading.of(name, now, (now - incident.opened_at).total_seconds() / 60)
+
+
+def to_reading(row: ReadingRow) -> Reading:
+    status = row.status if row.status in ("ok", "nodata", "error") else "error"
+    return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]
+
+
+def stale_after(spec: SignalSpec) -> timedelta:
+    return 2 * spec.every + spec.timeout
+
+
+def latest(session: Session, pb: Playbook, now: datetime) -> dict[str, Reading]:
+    """The newest reading of each signal; one older than two poll intervals counts as no data."""
+    out = {}
+    for name, spec in pb.signals.items():
+        row = session.exec(
+            select(ReadingRow)
+            .where(ReadingRow.playbook == pb.name, ReadingRow.signal == name)
+            .order_by(col(ReadingRow.at).desc(), col(ReadingRow.id).desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            continue
+        reading = to_reading(row)
+        if now - row.at > stale_after(spec):
+            reading = Reading.nodata(name, row.at, f"stale: last read {row.at:%H:%M:%S}")
+        out[name] = reading
+    return out
+
+
+def history(session: Session, pb: Playbook, now: datetime) -> dict[str, list[Reading]]:
+    """Readings inside the longest jump window of each signal a jump trigger reads."""
+    windows: dict[str, timedelta] = {}
+    for trig in pb.triggers.values():
+        cond = trig.condition
+        if cond is None:
+            continue
+        span = longest_jump_window(cond)
+        if span:
+            for sig in signals_in(cond):
+                windows[sig] = max(windows.get(sig, timedelta(0)), span)
+    out = {}
+    for sig, span in windows.items():
+        rows = session.exec(
+            select(ReadingRow)
+            .where(ReadingRow.playbook == pb.name, ReadingRow.signal == sig, col(ReadingRow.at) >= now - span)
+            .order_by(col(ReadingRow.at))
+        )
+        out[sig] = [to_reading(r) for r in rows]
+    return out

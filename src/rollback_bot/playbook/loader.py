@@ -1,0 +1,157 @@
+"""Read a playbook file into a validated `Playbook`, or a list of `file:line: message` errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from rollback_bot.playbook.conditions import signals_in
+from rollback_bot.playbook.durations import format_duration
+from rollback_bot.playbook.models import BUILTIN_SIGNALS, Playbook
+from rollback_bot.playbook.yamlsource import LineMap, YamlSyntaxError, load_with_lines
+
+
+@dataclass(frozen=True)
+class PlaybookError:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class PlaybookInvalid(Exception):
+    def __init__(self, errors: list[PlaybookError]) -> None:
+        super().__init__("\n".join(map(str, errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class LoadedPlaybook:
+    """A playbook with where it came from; `version` pins the exact text an incident was opened under."""
+
+    playbook: Playbook
+    source: str
+    text: str
+    lines: LineMap
+
+    @property
+    def version(self) -> str:
+        return version_of(self.text)
+
+    @property
+    def templates_dir(self) -> Path:
+        return (Path(self.source).parent / self.playbook.templates).resolve()
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_playbook(path: str | Path) -> LoadedPlaybook:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookInvalid([PlaybookError(str(p), 1, f"cannot read: {exc.strerror}")]) from None
+    return parse_playbook(text, str(p))
+
+
+def parse_playbook(text: str, source: str = "<playbook>") -> LoadedPlaybook:
+    """Parse and validate; raises PlaybookInvalid carrying every error found, each with its line."""
+    try:
+        data, lines = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        raise PlaybookInvalid([PlaybookError(source, exc.line, exc.message)]) from None
+    if not isinstance(data, dict):
+        raise PlaybookInvalid([PlaybookError(source, 1, "a playbook is a mapping with name, signals, ...")])
+    try:
+        playbook = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookInvalid(_pydantic_errors(exc, source, lines)) from None
+    errors = [PlaybookError(source, lines.line_of(path), msg) for path, msg in semantic_errors(playbook)]
+    if errors:
+        raise PlaybookInvalid(sorted(errors, key=lambda e: e.line))
+    return LoadedPlaybook(playbook, source, text, lines)
+
+
+_ALIASES = {"for_": "for", "json_path": "json"}
+
+
+def _pydantic_errors(exc: ValidationError, source: str, lines: LineMap) -> list[PlaybookError]:
+    out = []
+    for err in exc.errors():
+        # pydantic adds the union member / validator name to loc; keep only the document path
+        path = tuple(_ALIASES.get(str(p), p) for p in err["loc"] if not str(p).startswith("function-"))
+        where = ".".join(str(p) for p in path) or "playbook"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field; check its spelling against playbooks/README.md"
+        out.append(PlaybookError(source, lines.line_of(path), f"{where}: {msg}"))
+    return sorted(out, key=lambda e: e.line)
+
+
+Issue = tuple[tuple[str | int, ...], str]
+
+
+def semantic_errors(pb: Playbook) -> Iterable[Issue]:
+    """Checks that need the whole playbook: names that must exist, windows that must tile."""
+    known = set(pb.signals) | set(BUILTIN_SIGNALS)
+    for name, spec in pb.signals.items():
+        if spec.prometheus is not None and not pb.sources.prometheus:
+            yield ("signals", name), f"signal '{name}' queries Prometheus but sources.prometheus is not set"
+    for name, trig in pb.triggers.items():
+        used = list(trig.kpi) if trig.kpi is not None else list(signals_in(trig.condition))  # type: ignore[arg-type]
+        for sig in used:
+            if sig not in known:
+                yield (
+                    ("triggers", name),
+                    f"trigger '{name}' uses unknown signal '{sig}'; define it under signals",
+                )
+    for role, members in pb.roles.items():
+        if not members.users and not members.groups:
+            yield ("roles", role), f"role '{role}' has no users and no groups; nobody could act in it"
+    for section, roles in (("acknowledge", pb.acknowledge.requires), ("resolve", pb.resolve.requires)):
+        for i, role in enumerate(roles):
+            if role not in pb.roles:
+                yield (section, "requires", i), f"role '{role}' is used but not defined under roles"
+    seen_actions: dict[str, int] = {}
+    expected_start = format_duration(pb.ladder[0].start)
+    for i, step in enumerate(pb.ladder):
+        if i == 0 and step.start:
+            yield ("ladder", 0, "window"), f"the first step must start at 0h, not {expected_start}"
+        if i > 0:
+            prev = pb.ladder[i - 1]
+            if step.start < prev.end:
+                yield (
+                    ("ladder", i, "window"),
+                    f"window {step.window_text()} overlaps the previous step ({prev.window_text()})",
+                )
+            elif step.start > prev.end:
+                yield (
+                    ("ladder", i, "window"),
+                    f"window {step.window_text()} leaves a gap after the previous step ({prev.window_text()})",
+                )
+        for j, cmp in enumerate(step.watch):
+            if cmp.signal not in known:
+                yield (
+                    ("ladder", i, "watch", j),
+                    f"watch uses unknown signal '{cmp.signal}'; define it under signals",
+                )
+        for j, action in enumerate(step.actions):
+            if action.id in seen_actions:
+                yield ("ladder", i, "actions", j, "id"), f"action id '{action.id}' is used twice"
+            seen_actions[action.id] = i
+            for k, role in enumerate(action.requires):
+                if role not in pb.roles:
+                    yield (
+                        ("ladder", i, "actions", j, "requires", k),
+                        f"role '{role}' is used but not defined under roles",
+                    )

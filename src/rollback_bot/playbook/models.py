@@ -1,0 +1,252 @@
+"""Pydantic models of a playbook file: everything a team decides before launch."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, model_validator
+
+from rollback_bot.playbook.conditions import (
+    Compare,
+    Condition,
+    parse_comparison,
+    parse_condition,
+)
+from rollback_bot.playbook.durations import format_duration, parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ConditionField = Annotated[Condition, PlainValidator(parse_condition)]
+ComparisonField = Annotated[Compare, PlainValidator(parse_comparison)]
+Severity = Literal["critical", "major", "minor"]
+BUILTIN_SIGNALS = ("ack_minutes", "incident_minutes")
+_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class RoleSpec(Strict):
+    users: list[str] = []
+    groups: list[str] = []
+
+
+class SourcesSpec(Strict):
+    prometheus: str | None = None  # Prometheus base URL, e.g. http://prometheus:9090
+
+
+class SignalSpec(Strict):
+    """Where one metric is read from: exactly one of prometheus, http (+json), builtin."""
+
+    prometheus: str | None = None
+    http: str | None = None
+    json_path: str | None = Field(None, alias="json")
+    builtin: Literal["ack_minutes", "incident_minutes"] | None = None
+    every: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=5)
+    lost_after: int = Field(3, ge=1, description="consecutive failed reads before 'signal lost'")
+    unit: str = ""
+    label: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SignalSpec:
+        kinds = [k for k in ("prometheus", "http", "builtin") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a signal needs exactly one of 'prometheus', 'http' or 'builtin'")
+        if self.http is not None and not self.json_path:
+            raise ValueError("an http signal needs 'json': the field path in the response, e.g. kpi.accuracy")
+        if self.json_path is not None and self.http is None:
+            raise ValueError("'json' only applies to an http signal")
+        if self.timeout >= self.every:
+            raise ValueError("timeout must be shorter than every")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "prometheus" if self.prometheus else "http" if self.http else "builtin"
+
+
+class TriggerSpec(Strict):
+    """One rollback criterion. Exactly one of when / all / any / at_least+of / kpi."""
+
+    when: ConditionField | None = None
+    all: list[ConditionField] | None = None
+    any: list[ConditionField] | None = None
+    at_least: int | None = None
+    of: list[ConditionField] | None = None
+    kpi: dict[str, float] | None = None
+    below: float | None = Field(None, description="KPI score under this: roll back")
+    hold_below: float | None = Field(None, description="KPI score under this (but not below): hold")
+    for_: Duration = Field(timedelta(0), alias="for")
+    severity: Severity = "major"
+    description: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TriggerSpec:
+        forms = [
+            k
+            for k, v in (("when", self.when), ("all", self.all), ("any", self.any), ("kpi", self.kpi))
+            if v is not None
+        ]
+        if self.at_least is not None or self.of is not None:
+            forms.append("at_least")
+        if len(forms) != 1:
+            raise ValueError("a trigger needs exactly one of 'when', 'all', 'any', 'at_least' + 'of', or 'kpi'")
+        if "at_least" in forms:
+            parse_condition({"at_least": self.at_least, "of": self.of})
+        if self.kpi is not None:
+            if not self.kpi:
+                raise ValueError("'kpi' needs at least one signal: weight")
+            if self.below is None:
+                raise ValueError("a kpi trigger needs 'below': the score under which to roll back")
+            if self.hold_below is not None and self.hold_below < self.below:
+                raise ValueError("hold_below must be at least 'below' (hold comes before rollback)")
+        elif self.below is not None or self.hold_below is not None:
+            raise ValueError("'below' and 'hold_below' only apply to a 'kpi' trigger")
+        return self
+
+    @property
+    def condition(self) -> Condition | None:
+        """The boolean condition (None for a KPI gate)."""
+        if self.when is not None:
+            return self.when
+        if self.all is not None:
+            return parse_condition({"all": list(self.all)})
+        if self.any is not None:
+            return parse_condition({"any": list(self.any)})
+        if self.at_least is not None:
+            return parse_condition({"at_least": self.at_least, "of": list(self.of or [])})
+        return None
+
+    def describe(self) -> str:
+        if self.kpi is not None:
+            terms = " + ".join(f"{w:g}*{s}" for s, w in self.kpi.items())
+            gate = f"rollback below {self.below:g}"
+            if self.hold_below is not None:
+                gate = f"hold below {self.hold_below:g}, {gate}"
+            return f"KPI {terms}: {gate}"
+        text = str(self.condition)
+        if self.for_:
+            text += f" for {format_duration(self.for_)}"
+        return text
+
+
+class WebhookSpec(Strict):
+    url: str
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    body: dict[str, Any] = {}
+    headers: dict[str, str] = Field({}, description="values may use ${ENV_VAR}; never logged")
+    timeout: Duration = timedelta(seconds=10)
+    retries: int = Field(3, ge=0, le=10)
+
+
+class ActionSpec(Strict):
+    id: Annotated[str, Field(pattern=_SLUG)]
+    label: str = Field(max_length=60)
+    requires: list[str] = Field(min_length=1, description="one approval per entry, by distinct people")
+    stages: list[float] | None = Field(None, min_length=1)
+    stage_every: Duration = timedelta(minutes=10)
+    webhook: WebhookSpec
+
+    @model_validator(mode="after")
+    def _stages_increase(self) -> ActionSpec:
+        if self.stages is not None:
+            if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)):
+                raise ValueError("stages must increase, e.g. [1, 10, 50, 100]")
+            if any(not 0 < s <= 100 for s in self.stages):
+                raise ValueError("stages are percentages of traffic between 0 and 100")
+        return self
+
+    @property
+    def stage_list(self) -> list[float]:
+        """Stages to run; a plain action has one stage, 100."""
+        return list(self.stages) if self.stages else [100.0]
+
+
+_WINDOW = re.compile(r"^\s*(\S+?)\s*-\s*(\S+)\s*$")
+
+
+def parse_window(value: object) -> tuple[timedelta, timedelta]:
+    if isinstance(value, tuple):
+        return value
+    m = _WINDOW.match(str(value))
+    if not m:
+        raise ValueError(f"bad window '{value}': write start-end, e.g. 0h-2h")
+    start, end = parse_duration(m.group(1)), parse_duration(m.group(2))
+    if end <= start:
+        raise ValueError(f"window '{value}' ends before it starts")
+    return start, end
+
+
+Window = Annotated[tuple[timedelta, timedelta], PlainValidator(parse_window)]
+
+
+class StepSpec(Strict):
+    name: str = Field(min_length=1, max_length=120)
+    window: Window
+    watch: list[ComparisonField] = []
+    actions: list[ActionSpec] = []
+    comms: list[str] = []
+    notes: str = ""
+
+    @property
+    def start(self) -> timedelta:
+        return self.window[0]
+
+    @property
+    def end(self) -> timedelta:
+        return self.window[1]
+
+    def window_text(self) -> str:
+        return f"{format_duration(self.start)}-{format_duration(self.end)}"
+
+
+class AcknowledgeSpec(Strict):
+    requires: list[str] = ["incident_commander", "responder"]
+    within: Duration = timedelta(minutes=15)
+
+
+class ResolveSpec(Strict):
+    requires: list[str] = ["incident_commander"]
+
+
+class DrillSpec(Strict):
+    """Targets the drill holds the team to (simulated time)."""
+
+    detect_within: Duration = timedelta(minutes=15)
+    step_tolerance: Duration = timedelta(minutes=15)
+    approve_within: Duration = timedelta(minutes=30)
+    recover_within: Duration = timedelta(hours=2)
+
+
+class Playbook(Strict):
+    name: Annotated[str, Field(pattern=_SLUG)]
+    service: str
+    channel: str
+    description: str = ""
+    templates: str = Field("../templates", description="template folder, relative to the playbook file")
+    sources: SourcesSpec = SourcesSpec()
+    acknowledge: AcknowledgeSpec = AcknowledgeSpec()
+    resolve: ResolveSpec = ResolveSpec()
+    roles: dict[str, RoleSpec]
+    signals: dict[str, SignalSpec]
+    triggers: dict[str, TriggerSpec] = Field(min_length=1)
+    ladder: list[StepSpec] = Field(min_length=1)
+    drill: DrillSpec = DrillSpec()
+
+    def action(self, action_id: str) -> tuple[int, ActionSpec]:
+        for index, step in enumerate(self.ladder):
+            for action in step.actions:
+                if action.id == action_id:
+                    return index, action
+        raise KeyError(action_id)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.ladder[-1].end

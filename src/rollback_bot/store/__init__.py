@@ -1,0 +1,24 @@
+"""Persistence: SQLModel tables, the engine, and `audit.record`, the only writer of timeline events."""
+
+from rollback_bot.store.database import Store, database_url
+from rollback_bot.store.models import (
+    ActionRun,
+    Approval,
+    Event,
+    Incident,
+    ReadingRow,
+    SignalHealthRow,
+    TriggerStateRow,
+)
+
+__all__ = [
+    "ActionRun",
+    "Approval",
+    "Event",
+    "Incident",
+    "ReadingRow",
+    "SignalHealthRow",
+    "Store",
+    "TriggerStateRow",
+    "database_url",
+]

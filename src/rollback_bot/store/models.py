@@ -1,0 +1,123 @@
+"""SQLModel tables. State lives here, not in memory, so a restart resumes every open incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from rollback_bot.store.types import UTCDateTime
+
+
+def _when(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class Incident(SQLModel, table=True):
+    __table_args__ = (
+        # at most one open incident per playbook, even with several replicas racing
+        Index(
+            "uq_incident_open_per_playbook",
+            "playbook",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    playbook: str = Field(index=True)
+    playbook_version: str
+    playbook_path: str
+    playbook_text: str = Field(sa_column=Column(Text, nullable=False))
+    service: str
+    channel: str
+    severity: str
+    status: str = Field(default="open", index=True)
+    trigger: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    opened_at: datetime = _when()
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = _when(default=None)
+    step_index: int = -1  # the last ladder step announced (-1: none yet)
+    resolved_at: datetime | None = _when(default=None)
+    resolved_by: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+
+class Event(SQLModel, table=True):
+    """The append-only timeline. Written only by `store.audit.record`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    playbook: str = Field(index=True)
+    at: datetime = _when()
+    kind: str = Field(index=True)
+    actor: str | None = None
+    role: str | None = None
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Approval(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("incident_id", "action_id", "user_id", name="uq_approval_person"),
+        UniqueConstraint("incident_id", "action_id", "role", "slot", name="uq_approval_slot"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    action_id: str
+    user_id: str
+    role: str
+    slot: int  # 0 for the first approval in a role, 1 for the second, ...
+    at: datetime = _when()
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ActionRun(SQLModel, table=True):
+    """One stage of one action. The unique key is what makes an action run exactly once."""
+
+    __table_args__ = (UniqueConstraint("incident_id", "action_id", "stage", name="uq_action_stage"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    action_id: str
+    stage: float
+    idempotency_key: str = Field(unique=True)
+    status: str = "running"  # running | succeeded | failed
+    attempts: int = 0
+    http_status: int | None = None
+    response: str = ""
+    started_at: datetime = _when()
+    finished_at: datetime | None = _when(default=None)
+
+
+class ReadingRow(SQLModel, table=True):
+    __tablename__ = "reading"
+    __table_args__ = (Index("ix_reading_signal_at", "playbook", "signal", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    playbook: str
+    signal: str
+    at: datetime = _when()
+    value: float | None = None
+    status: str = "ok"
+    detail: str = ""
+
+
+class TriggerStateRow(SQLModel, table=True):
+    __tablename__ = "trigger_state"
+    playbook: str = Field(primary_key=True)
+    trigger: str = Field(primary_key=True)
+    pending_since: datetime | None = _when(default=None)
+    firing: bool = False
+    gate: str | None = None
+
+
+class SignalHealthRow(SQLModel, table=True):
+    __tablename__ = "signal_health"
+    playbook: str = Field(primary_key=True)
+    signal: str = Field(primary_key=True)
+    failures: int = 0
+    lost: bool = False

@@ -1,0 +1,61 @@
+"""Sending an action's webhook: an Idempotency-Key, a timeout, retries with backoff on transient failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from rollback_bot.playbook.models import WebhookSpec
+
+_ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    ok: bool
+    status: int | None
+    attempts: int
+    response: str  # a short excerpt of the answer or the error; never headers (they may hold secrets)
+
+
+def _expand(value: str) -> str:
+    return _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
+
+
+def send(
+    session: requests.Session,
+    spec: WebhookSpec,
+    url: str,
+    body: Any,
+    idempotency_key: str,
+    sleep: Callable[[float], None],
+    backoff: float = 0.5,
+) -> WebhookResult:
+    """POST (or PUT/PATCH) the body; retry connection errors, timeouts, 429 and 5xx; never 4xx."""
+    headers = {k: _expand(v) for k, v in spec.headers.items()}
+    headers.update({"Idempotency-Key": idempotency_key, "Content-Type": "application/json"})
+    data = json.dumps(body)
+    attempts = 0
+    last = WebhookResult(False, None, 0, "not sent")
+    for attempt in range(spec.retries + 1):
+        attempts = attempt + 1
+        try:
+            resp = session.request(spec.method, url, data=data, headers=headers, timeout=spec.timeout.total_seconds())
+        except requests.RequestException as exc:
+            last = WebhookResult(False, None, attempts, f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            text = resp.text[:300]
+            if 200 <= resp.status_code < 300:
+                return WebhookResult(True, resp.status_code, attempts, text)
+            last = WebhookResult(False, resp.status_code, attempts, text)
+            if resp.status_code < 500 and resp.status_code != 429:
+                return last
+        if attempt < spec.retries:
+            sleep(min(backoff * 2**attempt, 8.0))
+    return last
