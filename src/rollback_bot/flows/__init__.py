@@ -2,7 +2,7 @@
 
 from rollback_bot.flows.actions import run_due_actions
 from rollback_bot.flows.deps import Deps, Outcome
-from rollback_bot.flows.ladder import advance, open_incidents, tick
+from rollback_bot.flows.ladder import advance, next_step_due, open_incidents, tick
 from rollback_bot.flows.people import acknowledge, add_note, approve, resolve
 from rollback_bot.flows.watch import evaluate, poll
 
@@ -14,6 +14,7 @@ __all__ = [
     "advance",
     "approve",
     "evaluate",
+    "next_step_due",
     "open_incidents",
     "poll",
     "resolve",

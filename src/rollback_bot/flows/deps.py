@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import requests
 
@@ -26,6 +26,7 @@ class Deps:
     http: requests.Session
     directory: Directory
     notifier: Notifier = field(default_factory=NullNotifier)
+    min_real_interval: float = 0.0  # the scheduler never polls faster than this (seconds of real time)
     webhook_backoff: float = 0.5  # seconds between webhook retries (doubles each time)
     sleep: Callable[[float], None] = time.sleep  # waits against real endpoints (webhook retry backoff)
     locks: defaultdict[str, threading.RLock] = field(default_factory=lambda: defaultdict(threading.RLock))
@@ -33,6 +34,11 @@ class Deps:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @property
+    def poll_floor(self) -> timedelta:
+        """The shortest interval, in clock time, at which the scheduler really polls."""
+        return timedelta(seconds=self.min_real_interval * self.clock.speed)
 
     def lock(self, playbook: str) -> threading.RLock:
         """Serialises evaluation and ladder work per playbook inside this process."""

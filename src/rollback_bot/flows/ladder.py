@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
+from rollback_bot.directory import Directory
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest
-from rollback_bot.ladder.steps import position
+from rollback_bot.ladder.steps import next_boundary, position
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.loader import LoadedPlaybook
@@ -26,6 +27,17 @@ log = logging.getLogger(__name__)
 def open_incidents(deps: Deps) -> list[Incident]:
     with deps.store.session() as s:
         return list(s.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id))))
+
+
+def next_step_due(deps: Deps) -> datetime | None:
+    """The earliest moment an open incident enters its next step (so a scheduler can wake exactly then)."""
+    moments = []
+    for incident in open_incidents(deps):
+        pb = deps.snapshot(incident).playbook
+        boundary = next_boundary(pb, incident.step_index)
+        if boundary is not None:
+            moments.append(incident.opened_at + boundary)
+    return min(moments, default=None)
 
 
 def tick(deps: Deps) -> None:
@@ -64,13 +76,13 @@ def advance(deps: Deps, incident_id: int) -> None:
                     if pos.index is None:
                         events.append(_ladder_done(s, incident, loaded, now))
                     else:
-                        events.append(_step_entered(s, incident, loaded, pos.index, previous, now))
+                        events.append(step_entered(deps, s, incident, loaded, pos.index, previous, now))
                 s.commit()
     publish_all(deps.notifier, incident, events)
     run_due_actions(deps, incident_id)
 
 
-def incident_vars(incident: Incident, names: dict[str, str] | None = None) -> dict[str, Any]:
+def incident_vars(incident: Incident, directory: Directory) -> dict[str, Any]:
     ack = incident.acknowledged_by
     return {
         "id": incident.id,
@@ -79,19 +91,22 @@ def incident_vars(incident: Incident, names: dict[str, str] | None = None) -> di
         "summary": incident.summary,
         "status": incident.status,
         "opened_at": incident.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
-        "acknowledged_by": (names or {}).get(ack, ack) if ack else None,
+        "acknowledged_by": directory.display_name(ack) if ack else None,
     }
 
 
-def _step_entered(
-    s: Session, incident: Incident, loaded: LoadedPlaybook, index: int, previous: int, now: datetime
+def step_entered(
+    deps: Deps, s: Session, incident: Incident, loaded: LoadedPlaybook, index: int, previous: int, now: datetime
 ) -> Event:
+    """Record entering step `index` with its watch table and rendered comms (the caller commits)."""
     pb = loaded.playbook
     step = pb.ladder[index]
     assert incident.id is not None
     elapsed = now - incident.opened_at
-    rows = watch_rows(step.watch, latest(s, pb, now))
-    ctx = comms_context(pb, incident=incident_vars(incident), step_index=index, elapsed=elapsed, watch=rows, now=now)
+    rows = watch_rows(step.watch, latest(s, pb, now, deps.poll_floor))
+    ctx = comms_context(
+        pb, incident=incident_vars(incident, deps.directory), step_index=index, elapsed=elapsed, watch=rows, now=now
+    )
     comms: dict[str, str] = {}
     for name in step.comms:
         try:

@@ -21,10 +21,10 @@ from rollback_bot.store import audit
 from rollback_bot.store.models import Approval, Event, Incident, TriggerStateRow
 
 
-def _snapshot_values(s: Session, pb: Playbook, now: datetime) -> dict[str, Any]:
+def _snapshot_values(deps: Deps, s: Session, pb: Playbook, now: datetime) -> dict[str, Any]:
     """The evidence an approver saw: every signal's latest value (or why there is none)."""
     out: dict[str, Any] = {}
-    for name, r in latest(s, pb, now).items():
+    for name, r in latest(s, pb, now, deps.poll_floor).items():
         out[name] = {"value": r.value, "status": r.status, "at": r.at.isoformat(), "detail": r.detail}
     return out
 
@@ -79,7 +79,7 @@ def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="ack",
             role=role,
             summary=f"acknowledged by {_who(deps, user)} as {role} after {minutes:.1f} min",
-            details={"minutes_to_ack": minutes, "values": _snapshot_values(s, pb, now)},
+            details={"minutes_to_ack": minutes, "values": _snapshot_values(deps, s, pb, now)},
             **base,
         )
         s.commit()
@@ -141,7 +141,7 @@ def _approve_once(
             user,
             roles_of(pb, user, deps.directory),
         )
-        values = _snapshot_values(s, pb, now)
+        values = _snapshot_values(deps, s, pb, now)
         details: dict[str, Any] = {
             "action": action_id,
             "label": action.label,
@@ -163,7 +163,7 @@ def _approve_once(
                 **base,
             )
             s.commit()
-            return Outcome(False, f"You {decided.message}.", incident_id), [ev], incident
+            return Outcome(False, f"You {decided.message.removeprefix('you ')}.", incident_id), [ev], incident
         if decided.result == "denied":
             ev = audit.record(
                 s,
@@ -265,7 +265,7 @@ def resolve(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="incident.resolved",
             role=sorted(roles)[0],
             summary=f"resolved by {_who(deps, user)} after {duration.total_seconds() / 3600:.1f} h",
-            details={"values": _snapshot_values(s, pb, now)},
+            details={"values": _snapshot_values(deps, s, pb, now)},
             **base,
         )
         s.commit()

@@ -37,12 +37,10 @@ def to_reading(row: ReadingRow) -> Reading:
     return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]
 
 
-def stale_after(spec: SignalSpec) -> timedelta:
-    return 2 * spec.every + spec.timeout
+def latest(session: Session, pb: Playbook, now: datetime, poll_floor: timedelta = timedelta(0)) -> dict[str, Reading]:
+    """The newest reading of each signal; one older than two poll intervals counts as no data.
 
-
-def latest(session: Session, pb: Playbook, now: datetime) -> dict[str, Reading]:
-    """The newest reading of each signal; one older than two poll intervals counts as no data."""
+    `poll_floor` is the shortest interval the scheduler really polls at (a compressed clock has one)."""
     out = {}
     for name, spec in pb.signals.items():
         row = session.exec(
@@ -54,7 +52,7 @@ def latest(session: Session, pb: Playbook, now: datetime) -> dict[str, Reading]:
         if row is None:
             continue
         reading = to_reading(row)
-        if now - row.at > stale_after(spec):
+        if now - row.at > 2 * max(spec.every, poll_floor) + spec.timeout:
             reading = Reading.nodata(name, row.at, f"stale: last read {row.at:%H:%M:%S}")
         out[name] = reading
     return out

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from rollback_bot.flows.deps import Deps
+from rollback_bot.flows.ladder import step_entered
 from rollback_bot.flows.readings import build_source, builtin_reading, history, latest
 from rollback_bot.metrics.sources import read_many
 from rollback_bot.notify import publish_all
@@ -21,6 +22,7 @@ from rollback_bot.store import audit
 from rollback_bot.store.models import Event, Incident, ReadingRow, SignalHealthRow, TriggerStateRow
 
 log = logging.getLogger(__name__)
+SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
 
 def open_incident_of(session: Session, playbook: str) -> Incident | None:
@@ -65,7 +67,8 @@ def _track_health(s: Session, playbook: str, r: Reading, lost_after: int, incide
     if change == "lost":
         summary = f"signal lost: {r.signal} ({health.failures} failed reads; last: {r.detail or r.status})"
     else:
-        summary = f"signal restored: {r.signal} = {r.value:g}"
+        now_value = f"{r.value:g}" if r.value is not None else f"answering, no data ({r.detail})"
+        summary = f"signal restored: {r.signal} = {now_value}"
     ev = audit.record(
         s,
         playbook=playbook,
@@ -83,25 +86,21 @@ def evaluate(deps: Deps, loaded: LoadedPlaybook) -> list[Decision]:
     pb = loaded.playbook
     for attempt in range(2):
         try:
-            decisions, incident, events, opened = _evaluate_once(deps, loaded)
+            decisions, incident, events = _evaluate_once(deps, loaded)
             break
         except IntegrityError:  # another replica opened the incident first: join it instead
             if attempt:
                 raise
             log.info("incident for %s was opened concurrently; re-evaluating", pb.name)
     publish_all(deps.notifier, incident, events)
-    if opened and incident is not None and incident.id is not None:
-        from rollback_bot.flows.ladder import advance
-
-        advance(deps, incident.id)
     return decisions
 
 
-def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], Incident | None, list[Event], bool]:
+def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], Incident | None, list[Event]]:
     pb = loaded.playbook
     with deps.lock(pb.name), deps.store.session() as s:
         now = deps.now()
-        current = latest(s, pb, now)
+        current = latest(s, pb, now, deps.poll_floor)
         past = history(s, pb, now)
         decisions = []
         for name, trig in pb.triggers.items():
@@ -114,21 +113,25 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
             decisions.append(decision)
         incident = open_incident_of(s, pb.name)
         events: list[Event] = []
-        opened = False
         for d in decisions:
             if d.fired:
                 if incident is None:
                     incident = _open(s, loaded, d, now)
-                    opened = True
+                    incident.step_index = 0
+                    s.add(incident)
+                    step_entered(deps, s, incident, loaded, 0, -1, now)
                     events += audit.timeline(s, incident.id)  # type: ignore[arg-type]
                 else:
                     events.append(_signal_event(s, pb.name, incident, d, now, "trigger.attached"))
+                    if SEVERITY_RANK[d.severity] > SEVERITY_RANK.get(incident.severity, 0):
+                        incident.severity = d.severity  # the incident is as severe as its worst trigger
+                        s.add(incident)
             elif d.cleared:
                 events.append(_signal_event(s, pb.name, incident, d, now, "signal.cleared"))
             if d.held:
                 events.append(_signal_event(s, pb.name, incident, d, now, "kpi.hold"))
         s.commit()
-        return decisions, incident, events, opened
+        return decisions, incident, events
 
 
 def _evidence_text(d: Decision) -> str:
@@ -148,7 +151,7 @@ def _signal_event(s: Session, playbook: str, incident: Incident | None, d: Decis
         incident_id=incident.id if incident else None,
         kind=kind,
         at=now,
-        summary=f"{d.trigger} {verb}: {d.rule} [{_evidence_text(d)}]",
+        summary=f"{d.trigger} {verb} ({d.severity}): {d.rule} [{_evidence_text(d)}]",
         details=d.as_dict(),
     )
 

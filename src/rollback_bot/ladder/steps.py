@@ -22,6 +22,15 @@ class Position:
         return self.index is None
 
 
+def next_boundary(pb: Playbook, step_index: int) -> timedelta | None:
+    """Elapsed time at which the step after `step_index` starts (or the ladder ends); None after that."""
+    if step_index + 1 < len(pb.ladder):
+        return pb.ladder[step_index + 1].start
+    if step_index < len(pb.ladder):
+        return pb.duration
+    return None
+
+
 def position(pb: Playbook, elapsed: timedelta) -> Position:
     """The step whose window holds `elapsed` (windows are [start, end), contiguous from 0)."""
     elapsed = max(elapsed, timedelta(0))

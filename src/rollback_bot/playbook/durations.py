@@ -25,8 +25,7 @@ def format_duration(delta: timedelta) -> str:
     total = round(delta.total_seconds())
     sign = "-" if total < 0 else ""
     total = abs(total)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
+    hours, rest = divmod(total, 3600)  # hours, not days: ladders are read in hours (18h-24h)
     minutes, seconds = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if v]
+    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (seconds, "s")) if v]
     return sign + ("".join(parts) or "0s")

@@ -126,7 +126,7 @@ class TriggerSpec(Strict):
 
     def describe(self) -> str:
         if self.kpi is not None:
-            terms = " + ".join(f"{w:g}*{s}" for s, w in self.kpi.items())
+            terms = " ".join(f"{'-' if w < 0 else '+'} {abs(w):g}*{s}" for s, w in self.kpi.items()).removeprefix("+ ")
             gate = f"rollback below {self.below:g}"
             if self.hold_below is not None:
                 gate = f"hold below {self.hold_below:g}, {gate}"
@@ -204,7 +204,8 @@ class StepSpec(Strict):
         return self.window[1]
 
     def window_text(self) -> str:
-        return f"{format_duration(self.start)}-{format_duration(self.end)}"
+        start = format_duration(self.start) if self.start else "0h"
+        return f"{start}-{format_duration(self.end)}"
 
 
 class AcknowledgeSpec(Strict):

@@ -1,4 +1,5 @@
-"""Signal health: consecutive failed reads raise 'signal lost' once; the next good read restores it."""
+"""Signal health: consecutive failed reads (unreachable, error answers, garbage) raise 'signal lost' once;
+the next read that gets an answer restores it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ Change = Literal["lost", "restored"] | None
 
 
 def track(health: SignalHealth, reading: Reading, lost_after: int) -> tuple[SignalHealth, Change]:
-    if reading.usable:
+    """Only failed reads (status 'error') count: a source that answers, even with no value, is not lost."""
+    if reading.status != "error":
         return SignalHealth(0, False), "restored" if health.lost else None
     failures = health.failures + 1
     if not health.lost and failures >= lost_after:

@@ -1,0 +1,88 @@
+"""The `rollback-bot` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from rollback_bot.checking import check_file, playbook_files
+from rollback_bot.playbook.loader import PlaybookInvalid
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    files = playbook_files(args.paths or ["playbooks"])
+    if not files:
+        print(f"no playbooks (*.yaml) found in {' '.join(args.paths)}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in files:
+        loaded, errors = check_file(path)
+        for err in errors:
+            print(err, file=sys.stderr)
+        if errors or loaded is None:
+            failed += 1
+        else:
+            pb = loaded.playbook
+            actions = sum(len(s.actions) for s in pb.ladder)
+            print(
+                f"{path}: ok ({pb.name} v{loaded.version}: {len(pb.signals)} signals, {len(pb.triggers)} triggers, "
+                f"{len(pb.ladder)} steps, {actions} actions)"
+            )
+    if failed:
+        print(f"{failed} of {len(files)} playbook(s) have errors", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from rollback_bot.drill.run import run_drill
+    from rollback_bot.playbook.durations import parse_duration
+
+    try:
+        fault_after: timedelta = parse_duration(args.fault_after)
+    except ValueError as exc:
+        print(f"--fault-after: {exc}", file=sys.stderr)
+        return 2
+    if args.speed <= 0:
+        print("--speed must be positive", file=sys.stderr)
+        return 2
+    try:
+        return run_drill(args.playbook, speed=args.speed, fault_after=fault_after, database_url=args.database)
+    except PlaybookInvalid as exc:
+        for err in exc.errors:
+            print(err, file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate playbooks and their templates; errors as file:line: message")
+    check.add_argument("paths", nargs="*", help="playbook files or folders (default: playbooks/)")
+    check.set_defaults(func=cmd_check)
+
+    drill = sub.add_parser("drill", help="run the whole ladder against a sandboxed model on a compressed clock")
+    drill.add_argument("playbook")
+    drill.add_argument("--speed", type=float, default=1440.0, help="clock speed-up (default 1440: 24h in 1 min)")
+    drill.add_argument("--fault-after", default="20m", help="drill time before the fault is injected")
+    drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
+    drill.set_defaults(func=cmd_drill)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

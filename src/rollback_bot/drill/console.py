@@ -1,0 +1,80 @@
+"""What a drill shows while it runs: each event as it happens; each step with its watch table and comms."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from rollback_bot.directory import StaticDirectory
+from rollback_bot.store.models import Event, Incident
+
+_QUIET = {"signal.cleared"}
+_MARK = {"ok": "ok", "breached": "BREACHED", "nodata": "no data"}
+
+
+class ConsoleNotifier:
+    def __init__(self, out: Callable[[str], None], start: datetime, directory: StaticDirectory) -> None:
+        self.out, self.start, self.directory = out, start, directory
+        self._lock = threading.Lock()
+
+    def stamp(self, at: datetime) -> str:
+        return "T+" + _hhmm(at - self.start)
+
+    def publish(self, incident: Incident | None, event: Event) -> None:
+        with self._lock:
+            if event.kind == "step.entered":
+                self._step(event)
+            elif event.kind not in _QUIET:
+                self.out(f"  {self.stamp(event.at)}  {_label(event.kind):<10} {event.summary}")
+
+    def _step(self, ev: Event) -> None:
+        d = ev.details
+        self.out("")
+        self.out(
+            f"  {self.stamp(ev.at)}  ==== {ev.summary} (target +{d['window'].split('-')[0]}, late by {d['late_by']})"
+        )
+        if d["watch"]:
+            self.out(f"      {'metric':<26}{'threshold':<34}{'now':>12}  status")
+            for row in d["watch"]:
+                value = "-" if row["value"] is None else f"{row['value']:.4g}"
+                self.out(f"      {row['signal']:<26}{row['rule']:<34}{value:>12}  {_MARK[row['status']]}")
+        for action in d["actions"]:
+            self.out(f"      action: {action['label']} [{action['id']}] needs {' + '.join(action['requires'])}")
+        for name, text in d["comms"].items():
+            self.out(f"      --- comms draft: {name} ---")
+            for line in text.splitlines():
+                self.out(f"      | {line}")
+        self.out("")
+
+
+_LABELS = {
+    "signal.fired": "FIRED",
+    "incident.opened": "OPENED",
+    "trigger.attached": "ALSO",
+    "signal.lost": "LOST",
+    "signal.restored": "RESTORED",
+    "kpi.hold": "HOLD",
+    "ack": "ACK",
+    "ack.denied": "DENIED",
+    "approval": "APPROVED",
+    "approval.denied": "DENIED",
+    "approval.duplicate": "DUPLICATE",
+    "action.started": "ACTION",
+    "action.succeeded": "DONE",
+    "action.failed": "FAILED",
+    "note": "NOTE",
+    "incident.resolved": "RESOLVED",
+    "ladder.completed": "LADDER",
+    "drill.fault": "FAULT",
+    "drill.recovered": "RECOVERED",
+}
+
+
+def _label(kind: str) -> str:
+    return _LABELS.get(kind, kind.upper())
+
+
+def _hhmm(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

@@ -1,0 +1,244 @@
+"""`rollback-bot drill`: the whole engine against a sandboxed model, on a compressed clock."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+from sqlmodel import Session, col, select
+
+from rollback_bot import flows
+from rollback_bot.checking import load_checked
+from rollback_bot.clock import ScaledClock
+from rollback_bot.drill.console import ConsoleNotifier
+from rollback_bot.drill.people import Cue, drill_directory, script
+from rollback_bot.drill.report import Timings, render
+from rollback_bot.drill.sandbox import ModelState, Sandbox
+from rollback_bot.flows.actions import approvals_of, runs_of
+from rollback_bot.flows.deps import Deps
+from rollback_bot.flows.readings import latest
+from rollback_bot.ladder.approvals import Approved, missing_roles
+from rollback_bot.ladder.steps import position
+from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
+from rollback_bot.playbook.models import Playbook
+from rollback_bot.playbook.yamlsource import load_with_lines
+from rollback_bot.scheduler import build_scheduler
+from rollback_bot.store import audit
+from rollback_bot.store.database import Store
+from rollback_bot.store.models import Event, Incident, TriggerStateRow
+
+Out = Callable[[str], None]
+
+
+def redirect(loaded: LoadedPlaybook, base: str) -> LoadedPlaybook:
+    """The same playbook with every source and webhook host replaced by the sandbox (paths kept)."""
+    data, _ = load_with_lines(loaded.text)
+
+    def move(url: str) -> str:
+        parts = urlsplit(url)
+        return base + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    if data.get("sources", {}).get("prometheus"):
+        data["sources"]["prometheus"] = base
+    for spec in data["signals"].values():
+        if "http" in spec:
+            spec["http"] = move(spec["http"])
+    for step in data["ladder"]:
+        for action in step.get("actions", []):
+            action["webhook"]["url"] = move(action["webhook"]["url"])
+    text = f"# drill copy of {loaded.source} (version {loaded.version})\n" + yaml.safe_dump(data, sort_keys=False)
+    return parse_playbook(text, loaded.source)
+
+
+def run_drill(
+    path: str | Path,
+    *,
+    speed: float = 1440.0,
+    fault_after: timedelta = timedelta(minutes=20),
+    database_url: str | None = None,
+    min_real_interval: float = 0.2,
+    out: Out = print,
+) -> int:
+    """Run the drill; 0 when every target was met, 1 when one was missed."""
+    original = load_checked(path)
+    clock = ScaledClock(speed)
+    state = ModelState(clock.now)
+    sandbox = Sandbox(original.playbook, state).start()
+    tmp = tempfile.TemporaryDirectory(prefix="rollback-drill-")
+    store = Store(database_url or f"sqlite:///{tmp.name}/drill.db")
+    loaded = redirect(original, sandbox.url)
+    pb = loaded.playbook
+    directory, holders = drill_directory(pb)
+    notifier = ConsoleNotifier(out, clock.now(), directory)
+    http = requests.Session()
+    http.trust_env = False  # loopback only: never through a proxy
+    deps = Deps(store, clock, http, directory, notifier, min_real_interval=min_real_interval, webhook_backoff=0.05)
+    sched = build_scheduler(deps, [loaded])
+    out(
+        f"Drill: {pb.name} on a sandboxed {pb.service} at {sandbox.url}; clock x{speed:g} "
+        f"(the {pb.duration.total_seconds() / 3600:g}h ladder takes ~{pb.duration.total_seconds() / speed:.0f}s)"
+    )
+    out(f"  signals: {len(pb.signals)}, triggers: {', '.join(pb.triggers)}; fault injected at T+{_hm(fault_after)}")
+    out(f"  people: {', '.join(f'{directory.display_name(u)}={u}' for r in holders.values() for u in r[:1])}")
+    # at x1440 a poll now and then overruns its slot; APScheduler says so for each one, which is noise here
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    real0 = time.monotonic()
+    try:
+        sched.start()
+        timings = _conduct(deps, loaded, state, script(pb, holders), fault_after, notifier, out)
+    finally:
+        sched.shutdown(wait=True)
+        sandbox.stop()
+        store.close()
+        tmp.cleanup()
+    timings.real_seconds = time.monotonic() - real0
+    lines, ok = render(pb, timings, speed)
+    for line in lines:
+        out(line)
+    return 0 if ok else 1
+
+
+def _hm(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _conduct(
+    deps: Deps,
+    loaded: LoadedPlaybook,
+    state: ModelState,
+    cues: list[Cue],
+    fault_after: timedelta,
+    console: ConsoleNotifier,
+    out: Out,
+) -> Timings:
+    pb = loaded.playbook
+    start = deps.now()
+    rollback = next((a.id for s in pb.ladder for a in s.actions if a.stages), None)
+    t = Timings(rollback_action=rollback)
+    budget = (fault_after + pb.duration + timedelta(hours=2)).total_seconds() / deps.clock.speed + 60
+    real_end = time.monotonic() + budget
+    next_progress = timedelta(hours=1)
+    names = dict(getattr(deps.directory, "names", {}))
+    while time.monotonic() < real_end:
+        now = deps.now()
+        if t.fault_at is None and now - start >= fault_after:
+            with state.lock:
+                state.fault_at = now
+            t.fault_at = now
+            _record(deps, pb.name, None, "drill.fault", now, "drill: fault injected into the sandboxed model")
+        with deps.store.session() as s:
+            incident = s.exec(
+                select(Incident).where(Incident.playbook == pb.name).order_by(col(Incident.id).desc())
+            ).first()
+            if incident is not None and incident.id is not None:
+                t.opened_at, t.acked_at = incident.opened_at, incident.acknowledged_at
+                if rollback:
+                    approvals = approvals_of(s, incident.id, rollback)
+                    _, action = pb.action(rollback)
+                    if approvals and not missing_roles(
+                        action.requires, [Approved(a.user_id, a.role) for a in approvals]
+                    ):
+                        t.approved_at = max(a.at for a in approvals)
+                    last = [
+                        r
+                        for r in runs_of(s, incident.id, rollback)
+                        if r.stage == action.stage_list[-1] and r.status == "succeeded"
+                    ]
+                    t.executed_at = last[0].finished_at if last else None
+                if t.executed_at and t.recovered_at is None and _all_clear(s, pb.name):
+                    t.recovered_at = now
+                    _record(
+                        deps,
+                        pb.name,
+                        incident.id,
+                        "drill.recovered",
+                        now,
+                        "drill: every trigger is healthy again (metrics recovered)",
+                    )
+                if incident.opened_at and now - incident.opened_at >= next_progress:
+                    _progress(deps, console, s, loaded, incident, now, out)
+                    next_progress += timedelta(hours=1)
+        if incident is not None and incident.id is not None:
+            for cue in cues:
+                if not cue.done and _due(cue, pb, incident, now):
+                    cue.done = True
+                    _perform(deps, incident.id, cue, names, console, out)
+            if incident.status == "resolved":
+                t.resolved_at = incident.resolved_at
+                break
+        time.sleep(0.01)
+    else:
+        out("  drill stopped: the time budget ran out before the incident was resolved")
+    if t.opened_at is not None:
+        with deps.store.session() as s:
+            inc = s.exec(select(Incident).where(Incident.playbook == pb.name)).first()
+            assert inc is not None and inc.id is not None
+            for ev in audit.timeline(s, inc.id):
+                if ev.kind == "step.entered":
+                    t.steps.setdefault(int(ev.details["step"]), ev.at)
+    return t
+
+
+def _due(cue: Cue, pb: Playbook, incident: Incident, now: datetime) -> bool:
+    if cue.step == -1:
+        ref = incident.opened_at
+    elif cue.step >= len(pb.ladder):
+        if incident.step_index < len(pb.ladder):
+            return False
+        ref = incident.opened_at + pb.duration
+    else:
+        if incident.step_index < cue.step:
+            return False
+        ref = incident.opened_at + pb.ladder[cue.step].start
+    return now >= ref + cue.delay
+
+
+def _perform(deps: Deps, incident_id: int, cue: Cue, names: dict[str, str], console: ConsoleNotifier, out: Out) -> None:
+    if cue.verb == "ack":
+        outcome = flows.acknowledge(deps, incident_id, cue.user)
+    elif cue.verb == "approve":
+        assert cue.action
+        outcome = flows.approve(deps, incident_id, cue.action, cue.user)
+    else:
+        outcome = flows.resolve(deps, incident_id, cue.user)
+    surprise = "" if outcome.ok == cue.expect_ok else "  (UNEXPECTED)"
+    reply = "ok" if outcome.ok else "refused"
+    out(f"  {console.stamp(deps.now())}  PERSON     {cue.describe(names)} -> {reply}: {outcome.message}{surprise}")
+
+
+def _all_clear(s: Session, playbook: str) -> bool:
+    rows = list(s.exec(select(TriggerStateRow).where(TriggerStateRow.playbook == playbook)))
+    return bool(rows) and all(not r.firing and r.pending_since is None for r in rows)
+
+
+def _progress(
+    deps: Deps,
+    console: ConsoleNotifier,
+    s: Session,
+    loaded: LoadedPlaybook,
+    incident: Incident,
+    now: datetime,
+    out: Out,
+) -> None:
+    pb = loaded.playbook
+    pos = position(pb, now - incident.opened_at)
+    values = latest(s, pb, now, deps.poll_floor)
+    keys = ["fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score"]
+    shown = ", ".join(f"{k}={values[k].value:.3g}" for k in keys if k in values and values[k].value is not None)
+    where = f"step {pos.index + 1}/{len(pb.ladder)}" if pos.index is not None else "ladder complete"
+    out(f"  {console.stamp(now)}  progress   L+{_hm(now - incident.opened_at)} {where} | {shown}")
+
+
+def _record(deps: Deps, playbook: str, incident_id: int | None, kind: str, at: datetime, summary: str) -> None:
+    with deps.store.session() as s:
+        ev: Event = audit.record(s, playbook=playbook, incident_id=incident_id, kind=kind, at=at, summary=summary)
+        s.commit()
+    deps.notifier.publish(None, ev)

@@ -1,0 +1,234 @@
+"""A sandboxed model service on loopback: serves the playbook's metrics, takes an injected fault, and
+accepts the action webhooks, after which its metrics recover.
+
+- JSON: every http signal's URL path answers the model's current metrics document.
+- Prometheus: `GET /api/v1/query?query=Q` answers like Prometheus' HTTP API for the playbook's queries
+  (a one-sample vector; an empty vector when the model has no value; `bad_data` for unknown queries).
+- Webhooks: `POST <path>` of each action; repeated Idempotency-Keys are answered without re-applying.
+  Effects by action id: lock, checkpoint, hotfix, regression, redeploy (fixed model everywhere),
+  verify-slice (slice percent); any other action with a `percent` moves that share of traffic back to
+  the stable version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from rollback_bot.playbook.models import Playbook
+
+
+class ModelState:
+    """The sandboxed model's health, driven by the fault and by the actions applied to it."""
+
+    def __init__(self, now: Callable[[], datetime], seed: int = 7) -> None:
+        self.now = now
+        self.fault_at: datetime | None = None
+        self.reverted_pct = 0.0
+        self.locked = False
+        self.checkpoint = False
+        self.hotfix = False
+        self.regression = False
+        self.slice_pct = 0.0
+        self.redeployed = False
+        self.affected_users = 0.0
+        self._last = now()
+        self._rng = random.Random(seed)
+        self.lock = threading.Lock()
+
+    @property
+    def faulty_share(self) -> float:
+        """Share of traffic still served by the faulty model."""
+        if self.fault_at is None or self.redeployed:
+            return 0.0
+        return 1.0 - self.reverted_pct / 100.0
+
+    def _noise(self, scale: float) -> float:
+        return self._rng.uniform(-scale, scale)
+
+    def metrics(self) -> dict[str, Any]:
+        with self.lock:
+            now = self.now()
+            f = self.faulty_share
+            if f and not self.locked:
+                self.affected_users += 40 * f * (now - self._last).total_seconds() / 60
+            self._last = now
+            n = self._noise
+            slice_live = self.checkpoint or self.slice_pct > 0
+            slice_rps = 600 * max(self.slice_pct, 1.0 if self.checkpoint else 0.0) / 100
+            return {
+                "fatal_error_rate": 0.02 * f,
+                "error_rate": 0.002 + 0.05 * f + n(0.0002),
+                "p95_latency_ms": 320 + 900 * f + n(15),
+                "throughput_rps": 600 + n(20),
+                "error_logs_per_min": 1 + 60 * f + n(0.5),
+                "cpu_util_pct": 45 + 40 * f + n(3),
+                "gpu_util_pct": 60 + 35 * f + n(3),
+                "availability_pct": 99.97 - 0.6 * f,
+                "anomaly_score": 0.8 + 4.5 * f + n(0.1),
+                "quality": {
+                    "accuracy": 0.92 - 0.22 * f + n(0.003),
+                    "sla_hit_rate": 0.96 - 0.2 * f + n(0.003),
+                    "override_rate": 0.04 + 0.2 * f + n(0.002),
+                },
+                "release": {
+                    "predictions_blocked_pct": 99.7 if self.locked and f else 0.0,
+                    "traffic_reverted_pct": self.reverted_pct,
+                    "hotfix_deploy_minutes": 35.0 if self.hotfix else None,
+                    "regression_pass_pct": 100.0 if self.regression else (97.8 if self.fault_at else 100.0),
+                },
+                "impact": {
+                    "affected_users": round(self.affected_users),
+                    "complaints_per_hour": 30 * f * (0.3 if self.locked else 1.0),
+                },
+                "slice": {
+                    "accuracy": 0.93 + n(0.002) if slice_live else None,
+                    "p95_latency_ms": 310 + n(10) if slice_live else None,
+                    "memory_gb": 14.2 if slice_live else None,
+                    "error_rate": 0.002 + n(0.0002) if slice_live else None,
+                    "throughput_rps": slice_rps + n(1) if slice_live else None,
+                },
+            }
+
+    def apply(self, action: str, body: dict[str, Any]) -> str:
+        with self.lock:
+            percent = _percent(body)
+            if action == "lock":
+                self.locked = True
+            elif action == "checkpoint":
+                self.checkpoint = True
+            elif action == "hotfix":
+                self.hotfix = True
+            elif action == "regression":
+                self.regression = True
+            elif action == "redeploy":
+                self.redeployed = True
+            elif action == "verify-slice":
+                self.slice_pct = percent or 0.0
+            elif percent is not None:  # any other staged action moves traffic back to the stable version
+                self.reverted_pct = max(self.reverted_pct, percent)
+            return f"{action} applied"
+
+
+def _percent(body: dict[str, Any]) -> float | None:
+    for key in ("percent", "stage"):
+        if key in body:
+            try:
+                return float(body[key])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class Sandbox:
+    """The HTTP face of ModelState, bound to 127.0.0.1 on a free port."""
+
+    def __init__(self, pb: Playbook, state: ModelState) -> None:
+        self.state = state
+        self.queries: dict[str, str] = {}  # PromQL text -> metric key
+        self.json_paths: dict[str, str] = {}  # URL path -> prefix inside the metrics document
+        self.actions: dict[str, str] = {}  # URL path -> action id
+        for name, spec in pb.signals.items():
+            if spec.prometheus:
+                self.queries[spec.prometheus] = name
+            if spec.http:
+                self.json_paths[urlsplit(spec.http).path or "/"] = urlsplit(spec.http).path.strip("/")
+        for step in pb.ladder:
+            for action in step.actions:
+                self.actions[urlsplit(action.webhook.url).path] = action.id
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.applied: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> the answer given
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Sandbox:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def document(self, path: str) -> Any:
+        """`/slice` answers the 'slice' part of the metrics; any other path the whole document."""
+        doc = self.state.metrics()
+        part = doc.get(self.json_paths.get(path, ""))
+        return part if isinstance(part, dict) else doc
+
+    def query(self, promql: str) -> tuple[int, dict[str, Any]]:
+        name = self.queries.get(promql)
+        if name is None:
+            return 400, {"status": "error", "errorType": "bad_data", "error": f"sandbox has no series for {promql!r}"}
+        value = self.state.metrics().get(name)
+        ts = self.state.now().timestamp()
+        if value is None:
+            return 200, {"status": "success", "data": {"resultType": "vector", "result": []}}
+        text = "NaN" if math.isnan(value) else repr(float(value))
+        sample = {"metric": {"__name__": name}, "value": [ts, text]}
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": [sample]}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        sandbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _send(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/api/v1/query":
+                    query = parse_qs(parts.query).get("query", [""])[0]
+                    self._send(*sandbox.query(query))
+                elif parts.path in sandbox.json_paths:
+                    self._send(200, sandbox.document(parts.path))
+                else:
+                    self._send(404, {"error": f"no such path {parts.path}"})
+
+            def do_POST(self) -> None:
+                path = urlsplit(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                action = sandbox.actions.get(path)
+                if action is None:
+                    self._send(404, {"error": f"no action at {path}"})
+                    return
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    self._send(400, {"error": "body is not JSON"})
+                    return
+                key = self.headers.get("Idempotency-Key", "")
+                sandbox.requests.append((path, key, body))
+                if key and key in sandbox.applied:
+                    self._send(200, {**sandbox.applied[key], "replayed": True})
+                    return
+                answer = {"ok": True, "result": sandbox.state.apply(action, body)}
+                if key:
+                    sandbox.applied[key] = answer
+                self._send(200, answer)
+
+            do_PUT = do_POST
+            do_PATCH = do_POST
+
+        return Handler

@@ -1,0 +1,95 @@
+"""The real scheduler (APScheduler 3): one poll job per (playbook, interval) group, one ladder tick.
+
+Intervals are written in clock time (the playbook's `every`); a compressed clock runs them faster,
+down to `deps.min_real_interval` seconds so a drill cannot flood its own sources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rollback_bot import flows
+from rollback_bot.flows.deps import Deps
+from rollback_bot.playbook.durations import format_duration
+from rollback_bot.playbook.loader import LoadedPlaybook
+
+log = logging.getLogger(__name__)
+TICK_EVERY = timedelta(seconds=30)
+
+
+TICK_FLOOR = 0.1  # seconds of real time; step boundaries get their own exact wake-up (see _tick)
+
+
+def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
+    return max(every.total_seconds() / deps.clock.speed, floor)
+
+
+def _poll(deps: Deps, loaded: LoadedPlaybook, names: list[str]) -> None:
+    try:
+        flows.poll(deps, loaded, names)
+    except Exception:  # a broken source or database hiccup must not kill the job
+        log.exception("polling %s %s failed; next run will try again", loaded.playbook.name, names)
+
+
+def _tick(deps: Deps, sched: BackgroundScheduler) -> None:
+    """Advance open incidents, then wake up again exactly when the next step starts."""
+    try:
+        flows.tick(deps)
+        due = flows.next_step_due(deps)
+    except Exception:
+        log.exception("ladder tick failed; next run will try again")
+        return
+    if due is not None:
+        delay = max((due - deps.now()).total_seconds() / deps.clock.speed, 0.0)
+        sched.add_job(
+            _tick,
+            DateTrigger(datetime.now(UTC) + timedelta(seconds=delay), timezone=UTC),
+            args=[deps, sched],
+            id="ladder-boundary",
+            name="enter the next ladder step on time",
+            replace_existing=True,
+        )
+
+
+def build_scheduler(
+    deps: Deps,
+    playbooks: Sequence[LoadedPlaybook],
+    *,
+    tick_every: timedelta = TICK_EVERY,
+) -> BackgroundScheduler:
+    sched = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    start = datetime.now(UTC)  # APScheduler's own (real) time; rule timings come from deps.clock
+    for loaded in playbooks:
+        pb = loaded.playbook
+        groups: defaultdict[timedelta, list[str]] = defaultdict(list)
+        for name, spec in pb.signals.items():
+            groups[spec.every].append(name)
+        for every, names in sorted(groups.items()):
+            seconds = real_seconds(deps, every, deps.min_real_interval)
+            sched.add_job(
+                _poll,
+                IntervalTrigger(seconds=seconds, timezone=UTC),
+                args=[deps, loaded, names],
+                id=f"poll:{pb.name}:{format_duration(every)}",
+                name=f"poll {len(names)} signal(s) of {pb.name} every {format_duration(every)}",
+                next_run_time=start,
+            )
+    sched.add_job(
+        _tick,
+        IntervalTrigger(seconds=real_seconds(deps, tick_every, TICK_FLOOR), timezone=UTC),
+        args=[deps, sched],
+        id="ladder-tick",
+        name="advance open incidents on their ladders",
+        next_run_time=start,
+    )
+    return sched
