@@ -109,10 +109,11 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
             yield ("signals", name), f"signal '{name}' queries Prometheus but sources.prometheus is not set"
     for name, trig in pb.triggers.items():
         used = list(trig.kpi) if trig.kpi is not None else list(signals_in(trig.condition))  # type: ignore[arg-type]
+        form = next(f for f in ("when", "all", "any", "of", "kpi") if getattr(trig, f) is not None)
         for sig in used:
             if sig not in known:
                 yield (
-                    ("triggers", name),
+                    ("triggers", name, form),
                     f"trigger '{name}' uses unknown signal '{sig}'; define it under signals",
                 )
     for role, members in pb.roles.items():

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rollback_bot.rules import Reading, SignalHealth, track
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def feed(readings: list[Reading], lost_after: int = 3) -> list[str | None]:
+    health = SignalHealth()
+    out = []
+    for r in readings:
+        health, change = track(health, r, lost_after)
+        out.append(change)
+    return out
+
+
+def test_lost_after_n_consecutive_failures_once_then_restored() -> None:
+    err = Reading.error("x", T, "unreachable")
+    good = Reading.of("x", T, 1.0)
+    assert feed([err, err, err, err, good, good]) == [None, None, "lost", None, "restored", None]
+
+
+def test_a_good_read_resets_the_count() -> None:
+    err = Reading.error("x", T, "HTTP 500")
+    good = Reading.of("x", T, 1.0)
+    assert feed([err, err, good, err, err]) == [None] * 5
+
+
+def test_an_answer_without_a_value_is_not_a_lost_source() -> None:
+    empty = Reading.nodata("x", T, "empty result")
+    assert feed([empty] * 5) == [None] * 5
