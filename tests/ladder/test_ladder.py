@@ -54,7 +54,15 @@ CASES = [
     (TWO, [], "U9", set(), "denied", None, ("approver", "safety_lead")),
     (TWO, [Approved("U1", "approver"), Approved("U2", "safety_lead")], "U3", {"approver"}, "complete", None, ()),
     (["approver", "approver"], [Approved("U1", "approver")], "U2", {"approver"}, "accepted", "approver", ()),
-    (["approver", "approver"], [Approved("U1", "approver")], "U1", {"approver"}, "duplicate", "approver", ("approver",)),
+    (
+        ["approver", "approver"],
+        [Approved("U1", "approver")],
+        "U1",
+        {"approver"},
+        "duplicate",
+        "approver",
+        ("approver",),
+    ),
     # one person holding both roles fills only one of them
     (TWO, [], "U4", {"approver", "safety_lead"}, "accepted", "approver", ("safety_lead",)),
 ]
@@ -77,8 +85,14 @@ def test_missing_roles_is_a_multiset_difference() -> None:
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STAGED = ActionSpec.model_validate(
-    {"id": "rb", "label": "Roll back", "requires": ["approver"], "stages": [1, 10, 100], "stage_every": "10m",
-     "webhook": {"url": "http://x/rb"}}
+    {
+        "id": "rb",
+        "label": "Roll back",
+        "requires": ["approver"],
+        "stages": [1, 10, 100],
+        "stage_every": "10m",
+        "webhook": {"url": "http://x/rb"},
+    }
 )
 
 

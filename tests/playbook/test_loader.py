@@ -43,18 +43,31 @@ def line_of(text: str, needle: str) -> int:
 
 BROKEN = [
     # (replace, with, expected message part, line anchor in the new text)
-    ("when: fatal_error_rate > 0 ", "when: fatal_errr_rate > 0 ", "unknown signal 'fatal_errr_rate'", "fatal_errr_rate"),
+    (
+        "when: fatal_error_rate > 0 ",
+        "when: fatal_errr_rate > 0 ",
+        "unknown signal 'fatal_errr_rate'",
+        "fatal_errr_rate",
+    ),
     ("window: 2h-4h", "window: 3h-4h", "leaves a gap after the previous step", "window: 3h-4h"),
     ("window: 2h-4h", "window: 1h-4h", "overlaps the previous step", "window: 1h-4h"),
     ("requires: [responder]", "requires: [sre]", "role 'sre' is used but not defined", "requires: [sre]"),
     ("for: 10m ", "for: 10 ", "bad duration '10'", "for: 10 "),
     ("stage_every: 10m", "stage_every: 10x", "bad duration '10x'", "stage_every: 10x"),
-    ("comms: [checkpoint-status]", "comms: [no-such-template]", "no-such-template.md.j2 does not exist",
-     "comms: [no-such-template]"),
+    (
+        "comms: [checkpoint-status]",
+        "comms: [no-such-template]",
+        "no-such-template.md.j2 does not exist",
+        "comms: [no-such-template]",
+    ),
     ("severity: critical", "severity: urgent", "severity", "severity: urgent"),
     ("    every: 30s\n    label: Fatal", "    every: 30s\n    evry: 1m\n    label: Fatal", "unknown field", "evry: 1m"),
-    ("all: [anomaly_score > 3, p95_latency_ms > 800]", "all: [anomaly_score >> 3]", "cannot read 'anomaly_score >> 3'",
-     "all: [anomaly_score >> 3]"),
+    (
+        "all: [anomaly_score > 3, p95_latency_ms > 800]",
+        "all: [anomaly_score >> 3]",
+        "cannot read 'anomaly_score >> 3'",
+        "all: [anomaly_score >> 3]",
+    ),
     ("error_rate jumps 200% within 15m", "error_rate jumps 200% within", "cannot read", "jumps 200% within"),
     ("hold_below: 0.65", "hold_below: 0.55", "hold_below must be at least 'below'", "kpi-gate:"),
     ("stages: [1, 10, 50, 100]", "stages: [1, 50, 10]", "stages must increase", "- id: rollback"),
@@ -107,8 +120,9 @@ def test_missing_fields_are_all_reported_at_once() -> None:
 
 
 def test_cli_check_exit_codes(tmp_path: Path) -> None:
-    good = subprocess.run([sys.executable, "-m", "rollback_bot.cli", "check", "playbooks/"], capture_output=True,
-                          text=True)
+    good = subprocess.run(
+        [sys.executable, "-m", "rollback_bot.cli", "check", "playbooks/"], capture_output=True, text=True
+    )
     assert good.returncode == 0, good.stderr
     assert "genai-release.yaml: ok" in good.stdout
     bad = tmp_path / "bad.yaml"

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select, update
 
 from rollback_bot.directory import Directory
 from rollback_bot.flows.deps import Deps
-from rollback_bot.flows.readings import latest
+from rollback_bot.flows.readings import latest, with_builtins
 from rollback_bot.ladder.steps import next_boundary, position
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
@@ -64,14 +64,14 @@ def advance(deps: Deps, incident_id: int) -> None:
             now = deps.now()
             pos = position(pb, now - incident.opened_at)
             target = len(pb.ladder) if pos.index is None else pos.index
-            if target > incident.step_index:
+            previous = incident.step_index  # read before the UPDATE, which also refreshes this object
+            if target > previous:
                 claimed = s.exec(
                     update(Incident)
                     .where(col(Incident.id) == incident_id, col(Incident.step_index) < target)
                     .values(step_index=target)
                 )
                 if claimed.rowcount == 1:
-                    previous = incident.step_index
                     s.refresh(incident)
                     if pos.index is None:
                         events.append(_ladder_done(s, incident, loaded, now))
@@ -103,7 +103,7 @@ def step_entered(
     step = pb.ladder[index]
     assert incident.id is not None
     elapsed = now - incident.opened_at
-    rows = watch_rows(step.watch, latest(s, pb, now, deps.poll_floor))
+    rows = watch_rows(step.watch, with_builtins(pb, latest(s, pb, now, deps.poll_floor), incident, now))
     ctx = comms_context(
         pb, incident=incident_vars(incident, deps.directory), step_index=index, elapsed=elapsed, watch=rows, now=now
     )

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, delete, update
 from rollback_bot.directory import roles_of
 from rollback_bot.flows.actions import approvals_of, run_due_actions
 from rollback_bot.flows.deps import Deps, Outcome
-from rollback_bot.flows.readings import latest
+from rollback_bot.flows.readings import latest, with_builtins
 from rollback_bot.ladder.approvals import Approved, assign_role
 from rollback_bot.ladder.steps import position
 from rollback_bot.notify import publish_all
@@ -21,10 +21,10 @@ from rollback_bot.store import audit
 from rollback_bot.store.models import Approval, Event, Incident, TriggerStateRow
 
 
-def _snapshot_values(deps: Deps, s: Session, pb: Playbook, now: datetime) -> dict[str, Any]:
+def _snapshot_values(deps: Deps, s: Session, incident: Incident, pb: Playbook, now: datetime) -> dict[str, Any]:
     """The evidence an approver saw: every signal's latest value (or why there is none)."""
     out: dict[str, Any] = {}
-    for name, r in latest(s, pb, now, deps.poll_floor).items():
+    for name, r in with_builtins(pb, latest(s, pb, now, deps.poll_floor), incident, now).items():
         out[name] = {"value": r.value, "status": r.status, "at": r.at.isoformat(), "detail": r.detail}
     return out
 
@@ -79,7 +79,7 @@ def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="ack",
             role=role,
             summary=f"acknowledged by {_who(deps, user)} as {role} after {minutes:.1f} min",
-            details={"minutes_to_ack": minutes, "values": _snapshot_values(deps, s, pb, now)},
+            details={"minutes_to_ack": minutes, "values": _snapshot_values(deps, s, incident, pb, now)},
             **base,
         )
         s.commit()
@@ -141,7 +141,7 @@ def _approve_once(
             user,
             roles_of(pb, user, deps.directory),
         )
-        values = _snapshot_values(deps, s, pb, now)
+        values = _snapshot_values(deps, s, incident, pb, now)
         details: dict[str, Any] = {
             "action": action_id,
             "label": action.label,
@@ -149,7 +149,7 @@ def _approve_once(
             "missing": list(decided.missing),
         }
         if decided.result == "complete":
-            last = max(existing, key=lambda a: a.at)
+            last = max(existing, key=lambda a: (a.at, a.id or 0))
             by = _who(deps, last.user_id)
             msg = f"'{action.label}' was already fully approved (last by {by} at {last.at:%H:%M:%S} UTC)"
             return Outcome(False, msg, incident_id), [], incident
@@ -265,7 +265,7 @@ def resolve(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="incident.resolved",
             role=sorted(roles)[0],
             summary=f"resolved by {_who(deps, user)} after {duration.total_seconds() / 3600:.1f} h",
-            details={"values": _snapshot_values(deps, s, pb, now)},
+            details={"values": _snapshot_values(deps, s, incident, pb, now)},
             **base,
         )
         s.commit()

@@ -32,6 +32,17 @@ def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now:
     return Reading.of(name, now, (now - incident.opened_at).total_seconds() / 60)
 
 
+def with_builtins(
+    pb: Playbook, readings: dict[str, Reading], incident: Incident | None, now: datetime
+) -> dict[str, Reading]:
+    """Builtin signals computed now from the incident, over whatever was stored for them."""
+    out = dict(readings)
+    for name, spec in pb.signals.items():
+        if spec.builtin is not None:
+            out[name] = builtin_reading(name, spec, incident, now)
+    return out
+
+
 def to_reading(row: ReadingRow) -> Reading:
     status = row.status if row.status in ("ok", "nodata", "error") else "error"
     return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]

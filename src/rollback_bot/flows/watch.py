@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.ladder import step_entered
-from rollback_bot.flows.readings import build_source, builtin_reading, history, latest
+from rollback_bot.flows.readings import build_source, builtin_reading, history, latest, with_builtins
 from rollback_bot.metrics.sources import read_many
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
@@ -100,7 +100,8 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
     pb = loaded.playbook
     with deps.lock(pb.name), deps.store.session() as s:
         now = deps.now()
-        current = latest(s, pb, now, deps.poll_floor)
+        incident = open_incident_of(s, pb.name)
+        current = with_builtins(pb, latest(s, pb, now, deps.poll_floor), incident, now)
         past = history(s, pb, now)
         decisions = []
         for name, trig in pb.triggers.items():
@@ -111,7 +112,6 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
             row.pending_since, row.firing, row.gate = new.pending_since, new.firing, new.gate
             s.add(row)
             decisions.append(decision)
-        incident = open_incident_of(s, pb.name)
         events: list[Event] = []
         for d in decisions:
             if d.fired:
