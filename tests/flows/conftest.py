@@ -40,7 +40,10 @@ ladder:
     window: 0h-1h
     watch: [errors == 0, ack_time < 15]
     actions:
-      - {{id: lock, label: Lock, requires: [incident_commander], webhook: {{url: "{url}/lock", body: {{svc: "{{{{ service }}}}"}}}}}}
+      - id: lock
+        label: Lock
+        requires: [incident_commander]
+        webhook: {{url: "{url}/lock", body: {{svc: "{{{{ service }}}}"}}}}
     comms: [internal-alert]
   - name: Revert
     window: 1h-2h

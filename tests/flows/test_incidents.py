@@ -85,7 +85,7 @@ def test_garbage_and_nan_are_no_data_not_healthy(env: Env) -> None:
     env.metrics["errors"] = 0.3
     env.metrics["latency"] = "NaN"
     env.poll()
-    [incident] = env.incidents()
+    assert len(env.incidents()) == 1
     watch = env.events()[-1].details["watch"]
     assert watch[0]["status"] == "breached"
     env.metrics["errors"] = "garbage"

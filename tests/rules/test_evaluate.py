@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -93,7 +94,7 @@ def trig(**kw: object) -> TriggerSpec:
     return TriggerSpec.model_validate(kw)
 
 
-def run(trigger: TriggerSpec, series: list[tuple[float, Reading | None]]) -> list[str]:
+def run(trigger: TriggerSpec, series: Sequence[tuple[float, Reading | None]]) -> list[str]:
     """Feed readings minute by minute; return the status after each, with '!' when it fired then."""
     state = TriggerState()
     out = []
@@ -179,7 +180,9 @@ def test_decision_evidence_names_signals_values_thresholds_and_since() -> None:
     d, _ = step_trigger("degradation", trigger, state, latest, {}, at(1))
     data = d.as_dict()
     assert data["since"] == at(0).isoformat()
-    assert [(e["signal"], e["value"], e["rule"]) for e in data["evidence"]] == [
+    evidence = data["evidence"]
+    assert isinstance(evidence, list)
+    assert [(e["signal"], e["value"], e["rule"]) for e in evidence] == [
         ("x", 4.5, "x > 3"),
         ("y", 950, "y > 800"),
     ]

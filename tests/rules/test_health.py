@@ -9,7 +9,7 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 
 def feed(readings: list[Reading], lost_after: int = 3) -> list[str | None]:
     health = SignalHealth()
-    out = []
+    out: list[str | None] = []
     for r in readings:
         health, change = track(health, r, lost_after)
         out.append(change)
