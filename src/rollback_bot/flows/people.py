@@ -153,59 +153,35 @@ def _approve_once(
             by = _who(deps, last.user_id)
             msg = f"'{action.label}' was already fully approved (last by {by} at {last.at:%H:%M:%S} UTC)"
             return Outcome(False, msg, incident_id), [], incident
-        if decided.result == "duplicate":
-            ev = audit.record(
-                s,
-                kind="approval.duplicate",
-                role=decided.role,
-                summary=f"{_who(deps, user)} clicked approve on '{action.label}' again",
-                details=details,
-                **base,
+        if decided.result == "accepted":
+            assert decided.role is not None
+            slot = sum(1 for a in existing if a.role == decided.role)
+            s.add(
+                Approval(
+                    incident_id=incident_id,
+                    action_id=action_id,
+                    user_id=user,
+                    role=decided.role,
+                    slot=slot,
+                    at=now,
+                    evidence=values,
+                )
             )
-            s.commit()
-            return Outcome(False, f"You {decided.message.removeprefix('you ')}.", incident_id), [ev], incident
-        if decided.result == "denied":
-            ev = audit.record(
-                s,
-                kind="approval.denied",
-                summary=f"{_who(deps, user)} may not approve '{action.label}': {decided.message}",
-                details=details,
-                **base,
-            )
-            s.commit()
-            return (
-                Outcome(False, f"You cannot approve '{action.label}': it {decided.message}.", incident_id),
-                [ev],
-                incident,
-            )
-        assert decided.role is not None
-        slot = sum(1 for a in existing if a.role == decided.role)
-        s.add(
-            Approval(
-                incident_id=incident_id,
-                action_id=action_id,
-                user_id=user,
-                role=decided.role,
-                slot=slot,
-                at=now,
-                evidence=values,
-            )
-        )
-        rest = f"; still needs {', '.join(decided.missing)}" if decided.missing else "; approvals complete"
-        ev = audit.record(
-            s,
-            kind="approval",
-            role=decided.role,
-            summary=f"{_who(deps, user)} approved '{action.label}' as {decided.role}{rest}",
-            details=details,
-            **base,
-        )
+            rest = f"; still needs {', '.join(decided.missing)}" if decided.missing else "; approvals complete"
+            kind, role = "approval", decided.role
+            summary = f"{_who(deps, user)} approved '{action.label}' as {decided.role}{rest}"
+            reply = f"Approved '{action.label}' as {decided.role}{rest}."
+        elif decided.result == "duplicate":
+            kind, role = "approval.duplicate", decided.role
+            summary = f"{_who(deps, user)} clicked approve on '{action.label}' again"
+            reply = f"You {decided.message.removeprefix('you ')}."
+        else:
+            kind, role = "approval.denied", None
+            summary = f"{_who(deps, user)} may not approve '{action.label}': {decided.message}"
+            reply = f"You cannot approve '{action.label}': it {decided.message}."
+        ev = audit.record(s, kind=kind, role=role, summary=summary, details=details, **base)
         s.commit()
-        return (
-            Outcome(True, f"Approved '{action.label}' as {decided.role}{rest}.", incident_id),
-            [ev],
-            incident,
-        )
+        return Outcome(decided.result == "accepted", reply, incident_id), [ev], incident
 
 
 def add_note(deps: Deps, incident_id: int, user: str, text: str) -> Outcome:
