@@ -153,6 +153,7 @@ def _approve_once(
             by = _who(deps, last.user_id)
             msg = f"'{action.label}' was already fully approved (last by {by} at {last.at:%H:%M:%S} UTC)"
             return Outcome(False, msg, incident_id), [], incident
+        role: str | None = decided.role
         if decided.result == "accepted":
             assert decided.role is not None
             slot = sum(1 for a in existing if a.role == decided.role)
@@ -168,11 +169,11 @@ def _approve_once(
                 )
             )
             rest = f"; still needs {', '.join(decided.missing)}" if decided.missing else "; approvals complete"
-            kind, role = "approval", decided.role
+            kind = "approval"
             summary = f"{_who(deps, user)} approved '{action.label}' as {decided.role}{rest}"
             reply = f"Approved '{action.label}' as {decided.role}{rest}."
         elif decided.result == "duplicate":
-            kind, role = "approval.duplicate", decided.role
+            kind = "approval.duplicate"
             summary = f"{_who(deps, user)} clicked approve on '{action.label}' again"
             reply = f"You {decided.message.removeprefix('you ')}."
         else:
