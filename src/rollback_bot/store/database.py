@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, create_engine
 
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
 
@@ -20,13 +23,32 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration. On PostgreSQL an advisory lock keeps two replicas
+    starting together from migrating at the same time."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7215539)"))
+        command.upgrade(alembic_config(conn), "head")
+
+
 class Store:
-    """Owns the engine; hands out sessions. Schema is created on open (idempotent)."""
+    """Owns the engine; hands out sessions. The schema is migrated to the newest version on open."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
         self.engine = make_engine(self.url)
-        SQLModel.metadata.create_all(self.engine)
+        migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
