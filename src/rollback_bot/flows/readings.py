@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource
@@ -48,18 +49,22 @@ def to_reading(row: ReadingRow) -> Reading:
     return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]
 
 
+# built once: constructing a statement costs more than running it on the (playbook, signal, at) index
+_NEWEST = (
+    select(ReadingRow)
+    .where(col(ReadingRow.playbook) == bindparam("playbook"), col(ReadingRow.signal) == bindparam("signal"))
+    .order_by(col(ReadingRow.at).desc(), col(ReadingRow.id).desc())
+    .limit(1)
+)
+
+
 def latest(session: Session, pb: Playbook, now: datetime, poll_floor: timedelta = timedelta(0)) -> dict[str, Reading]:
     """The newest reading of each signal; one older than two poll intervals counts as no data.
 
     `poll_floor` is the shortest interval the scheduler really polls at (a compressed clock has one)."""
     out = {}
     for name, spec in pb.signals.items():
-        row = session.exec(
-            select(ReadingRow)
-            .where(ReadingRow.playbook == pb.name, ReadingRow.signal == name)
-            .order_by(col(ReadingRow.at).desc(), col(ReadingRow.id).desc())
-            .limit(1)
-        ).first()
+        row = session.exec(_NEWEST, params={"playbook": pb.name, "signal": name}).first()
         if row is None:
             continue
         reading = to_reading(row)
