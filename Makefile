@@ -19,8 +19,8 @@ demo: $(VENV)/.installed
 	$(BIN)/rollback-bot drill playbooks/genai-release.yaml --speed $(SPEED)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

@@ -23,7 +23,6 @@ from pathlib import Path
 import requests
 import sqlalchemy
 
-
 from rollback_bot import flows
 from rollback_bot.clock import FakeClock
 from rollback_bot.directory import StaticDirectory
