@@ -38,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from rollback_bot.drill.run import run_drill
+    from rollback_bot.drill.run import DrillRefused, run_drill
     from rollback_bot.playbook.durations import parse_duration
 
     try:
@@ -55,6 +55,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
         for err in exc.errors:
             print(err, file=sys.stderr)
         return 1
+    except DrillRefused as exc:
+        print(f"drill: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,40 @@ def test_a_missed_target_makes_the_drill_fail(tmp_path: Path) -> None:
     assert re.search(r"fault -> detection\s+<= 1s\s+\S+\s+MISSED", out.stdout), out.stdout
     assert re.search(r"detection -> rollback executed\s+<= 1h\s+\S+\s+ok", out.stdout), out.stdout
     assert "1 target(s) missed: fault -> detection" in out.stdout
+
+
+def test_a_kept_database_holds_successive_drills_and_an_open_incident_blocks_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "short.yaml"
+    path.write_text(SHORT.format(templates=Path("templates").resolve()))
+    db = f"sqlite:///{tmp_path}/kept.db"
+    cmd = [sys.executable, "-m", "rollback_bot.cli", "drill", str(path), "--speed", "2880", "--database", db]
+    for n in (1, 2):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert f"OPENED     incident #{n} opened" in out.stdout, out.stdout + out.stderr
+        assert f"incident #{n} resolved" in out.stdout
+    from rollback_bot.store import Incident, Store
+
+    store = Store(db)
+    with store.session() as s:
+        s.add(
+            Incident(
+                playbook="short-drill",
+                playbook_version="v",
+                playbook_path="p",
+                playbook_text="x",
+                service="s",
+                channel="#c",
+                severity="major",
+                trigger="t",
+                summary="left open",
+                opened_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+        s.commit()
+    store.close()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "has an open incident for playbook short-drill; resolve it or give the drill another database" in out.stderr
 
 
 def test_drill_refuses_a_broken_playbook_with_file_line(tmp_path: Path) -> None:

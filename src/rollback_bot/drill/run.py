@@ -37,6 +37,10 @@ from rollback_bot.store.models import Event, Incident, TriggerStateRow
 Out = Callable[[str], None]
 
 
+class DrillRefused(Exception):
+    pass
+
+
 def redirect(loaded: LoadedPlaybook, base: str) -> LoadedPlaybook:
     """The same playbook with every source and webhook host replaced by the sandbox (paths kept)."""
     data, _ = load_with_lines(loaded.text)
@@ -73,6 +77,15 @@ def run_drill(
     sandbox = Sandbox(original.playbook, state).start()
     tmp = tempfile.TemporaryDirectory(prefix="rollback-drill-")
     store = Store(database_url or f"sqlite:///{tmp.name}/drill.db")
+    with store.session() as s:
+        busy = s.exec(select(Incident).where(Incident.playbook == original.playbook.name, Incident.status == "open"))
+        if busy.first() is not None:
+            sandbox.stop()
+            store.close()
+            raise DrillRefused(
+                f"{database_url} has an open incident for playbook {original.playbook.name}; "
+                "resolve it or give the drill another database"
+            )
     loaded = redirect(original, sandbox.url)
     pb = loaded.playbook
     directory, holders = drill_directory(pb)
@@ -127,6 +140,8 @@ def _conduct(
     real_end = time.monotonic() + budget
     next_progress = timedelta(hours=1)
     names = dict(getattr(deps.directory, "names", {}))
+    with deps.store.session() as s:  # a kept database may hold earlier drills; follow only this one's
+        first_id = max([i.id or 0 for i in s.exec(select(Incident).where(Incident.playbook == pb.name))], default=0)
     while time.monotonic() < real_end:
         now = deps.now()
         if t.fault_at is None and now - start >= fault_after:
@@ -136,7 +151,9 @@ def _conduct(
             _record(deps, pb.name, None, "drill.fault", now, "drill: fault injected into the sandboxed model")
         with deps.store.session() as s:
             incident = s.exec(
-                select(Incident).where(Incident.playbook == pb.name).order_by(col(Incident.id).desc())
+                select(Incident)
+                .where(Incident.playbook == pb.name, col(Incident.id) > first_id)
+                .order_by(col(Incident.id).desc())
             ).first()
             if incident is not None and incident.id is not None:
                 t.opened_at, t.acked_at = incident.opened_at, incident.acknowledged_at
@@ -179,7 +196,7 @@ def _conduct(
         out("  drill stopped: the time budget ran out before the incident was resolved")
     if t.opened_at is not None:
         with deps.store.session() as s:
-            inc = s.exec(select(Incident).where(Incident.playbook == pb.name)).first()
+            inc = s.exec(select(Incident).where(Incident.playbook == pb.name, col(Incident.id) > first_id)).first()
             assert inc is not None and inc.id is not None
             for ev in audit.timeline(s, inc.id):
                 if ev.kind == "step.entered":
