@@ -119,10 +119,17 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
     for role, members in pb.roles.items():
         if not members.users and not members.groups:
             yield ("roles", role), f"role '{role}' has no users and no groups; nobody could act in it"
-    for section, roles in (("acknowledge", pb.acknowledge.requires), ("resolve", pb.resolve.requires)):
+    role_lists = (
+        (("acknowledge", "requires"), pb.acknowledge.requires),
+        (("acknowledge", "escalate"), pb.acknowledge.escalate),
+        (("resolve", "requires"), pb.resolve.requires),
+        (("hold", "requires"), pb.hold.requires),
+        (("reminders", "escalate"), pb.reminders.escalate),
+    )
+    for where, roles in role_lists:
         for i, role in enumerate(roles):
             if role not in pb.roles:
-                yield (section, "requires", i), f"role '{role}' is used but not defined under roles"
+                yield (*where, i), f"role '{role}' is used but not defined under roles"
     seen_actions: dict[str, int] = {}
     expected_start = format_duration(pb.ladder[0].start)
     for i, step in enumerate(pb.ladder):

@@ -211,6 +211,16 @@ class StepSpec(Strict):
 class AcknowledgeSpec(Strict):
     requires: list[str] = ["incident_commander", "responder"]
     within: Duration = timedelta(minutes=15)
+    escalate: list[str] = []  # roles added to each further reminder while unacknowledged
+
+
+class HoldSpec(Strict):
+    requires: list[str] = ["incident_commander", "safety_lead"]
+
+
+class RemindersSpec(Strict):
+    before_step_end: Duration = timedelta(minutes=15)  # remind this long before a step ends, actions not done
+    escalate: list[str] = []  # roles also mentioned in step-end reminders
 
 
 class ResolveSpec(Strict):
@@ -235,6 +245,8 @@ class Playbook(Strict):
     sources: SourcesSpec = SourcesSpec()
     acknowledge: AcknowledgeSpec = AcknowledgeSpec()
     resolve: ResolveSpec = ResolveSpec()
+    hold: HoldSpec = HoldSpec()
+    reminders: RemindersSpec = RemindersSpec()
     roles: dict[str, RoleSpec]
     signals: dict[str, SignalSpec]
     triggers: dict[str, TriggerSpec] = Field(min_length=1)

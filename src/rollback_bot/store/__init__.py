@@ -7,7 +7,9 @@ from rollback_bot.store.models import (
     Event,
     Incident,
     ReadingRow,
+    Reminder,
     SignalHealthRow,
+    SlackCursor,
     TriggerStateRow,
 )
 
@@ -17,7 +19,9 @@ __all__ = [
     "Event",
     "Incident",
     "ReadingRow",
+    "Reminder",
     "SignalHealthRow",
+    "SlackCursor",
     "Store",
     "TriggerStateRow",
     "database_url",

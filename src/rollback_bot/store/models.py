@@ -44,8 +44,13 @@ class Incident(SQLModel, table=True):
     step_index: int = -1  # the last ladder step announced (-1: none yet)
     resolved_at: datetime | None = _when(default=None)
     resolved_by: str | None = None
-    slack_channel: str | None = None
-    slack_ts: str | None = None
+    held_by: str | None = None  # while set, no further action stage runs
+    held_at: datetime | None = _when(default=None)
+    slack_channel: str | None = None  # where the parent message lives (channel ID) ...
+    slack_ts: str | None = None  # ... and its ts
+    slack_cursor: int = 0  # the last timeline event posted to the thread
+    slack_rendered: str = ""  # hash of the parent message as last sent, to skip needless chat.update
+    slack_lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
 
 
 class Event(SQLModel, table=True):
@@ -75,6 +80,24 @@ class Approval(SQLModel, table=True):
     slot: int  # 0 for the first approval in a role, 1 for the second, ...
     at: datetime = _when()
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Reminder(SQLModel, table=True):
+    """A reminder sent (or being sent); the unique key is what makes each one go out once."""
+
+    __table_args__ = (UniqueConstraint("incident_id", "key", name="uq_reminder_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    key: str  # ack:1, ack:2, step:3, ...
+    at: datetime = _when()
+
+
+class SlackCursor(SQLModel, table=True):
+    """How far playbook-level events (no incident: signal lost, KPI hold) have been posted."""
+
+    __tablename__ = "slack_cursor"
+    playbook: str = Field(primary_key=True)
+    last_event_id: int = 0
 
 
 class ActionRun(SQLModel, table=True):
