@@ -74,7 +74,11 @@ def parse_playbook(text: str, source: str = "<playbook>") -> LoadedPlaybook:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
         raise PlaybookInvalid(_pydantic_errors(exc, source, lines)) from None
-    errors = [PlaybookError(source, lines.line_of(path), msg) for path, msg in semantic_errors(playbook)]
+    errors = []
+    for path, msg in semantic_errors(playbook):
+        if path[0] in DEFAULTED and path[:2] not in lines.lines:  # the file relies on a default
+            msg += f" (it is the default of {'.'.join(map(str, path[:2]))}; define the role or set that list)"
+        errors.append(PlaybookError(source, lines.line_of(path), msg))
     if errors:
         raise PlaybookInvalid(sorted(errors, key=lambda e: e.line))
     return LoadedPlaybook(playbook, source, text, lines)
@@ -99,6 +103,7 @@ def _pydantic_errors(exc: ValidationError, source: str, lines: LineMap) -> list[
 
 
 Issue = tuple[tuple[str | int, ...], str]
+DEFAULTED = ("acknowledge", "resolve", "hold", "reminders")
 
 
 def semantic_errors(pb: Playbook) -> Iterable[Issue]:

@@ -215,7 +215,7 @@ class AcknowledgeSpec(Strict):
 
 
 class HoldSpec(Strict):
-    requires: list[str] = ["incident_commander", "safety_lead"]
+    requires: list[str] = ["incident_commander"]
 
 
 class RemindersSpec(Strict):
