@@ -22,7 +22,8 @@ name: test-release
 service: svc
 channel: "#ops"
 templates: {templates}
-acknowledge: {{requires: [incident_commander, responder], within: 15m}}
+acknowledge: {{requires: [incident_commander, responder], within: 15m, escalate: [approver, safety_lead]}}
+reminders: {{before_step_end: 15m, escalate: [safety_lead]}}
 roles:
   incident_commander: {{users: [UIC]}}
   approver: {{groups: [SAPPROVERS]}}
@@ -86,6 +87,9 @@ class Env:
     def events(self, incident_id: int = 1) -> list[Event]:
         with self.deps.store.session() as s:
             return timeline(s, incident_id)
+
+    def last(self, kind: str, incident_id: int = 1) -> Event:
+        return [e for e in self.events(incident_id) if e.kind == kind][-1]
 
     def kinds(self, incident_id: int = 1) -> list[str]:
         return [e.kind for e in self.events(incident_id)]

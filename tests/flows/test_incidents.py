@@ -94,5 +94,5 @@ def test_garbage_and_nan_are_no_data_not_healthy(env: Env) -> None:
     from rollback_bot import flows
 
     flows.tick(env.deps)
-    step2 = env.events()[-1]
-    assert step2.kind == "step.entered" and step2.details["watch"][0]["status"] == "nodata"
+    step2 = env.last("step.entered")
+    assert step2.details["name"] == "Revert" and step2.details["watch"][0]["status"] == "nodata"

@@ -41,7 +41,7 @@ def test_a_step_missed_while_down_is_entered_late_and_says_what_was_skipped(env:
     iid = open_incident(env)
     env.clock.advance(timedelta(hours=2, minutes=30))
     flows.tick(env.deps)
-    last = env.events(iid)[-1]
+    last = env.last("step.entered", iid)
     assert last.details["name"] == "Watch"
     assert last.details["skipped"] == ["Revert"]
     assert last.details["late_by"] == "30m"
@@ -211,7 +211,7 @@ def test_an_incident_keeps_the_ladder_it_was_opened_under(env: Env) -> None:
     assert after.loaded.version != env.loaded.version
     after.clock.advance(timedelta(hours=1))
     flows.tick(after.deps)
-    assert after.events(iid)[-1].details["name"] == "Revert"
+    assert after.last("step.entered", iid).details["name"] == "Revert"
 
 
 def test_resolve_is_for_the_commander_and_a_persisting_breach_opens_a_new_incident(env: Env) -> None:

@@ -3,7 +3,8 @@
 from rollback_bot.flows.actions import run_due_actions
 from rollback_bot.flows.deps import Deps, Outcome
 from rollback_bot.flows.ladder import advance, next_step_due, open_incidents, tick
-from rollback_bot.flows.people import acknowledge, add_note, approve, resolve
+from rollback_bot.flows.people import acknowledge, add_note, approve, hold, release, resolve
+from rollback_bot.flows.reminders import send_due_reminders
 from rollback_bot.flows.watch import evaluate, poll
 
 __all__ = [
@@ -14,10 +15,13 @@ __all__ = [
     "advance",
     "approve",
     "evaluate",
+    "hold",
     "next_step_due",
     "open_incidents",
     "poll",
+    "release",
     "resolve",
     "run_due_actions",
+    "send_due_reminders",
     "tick",
 ]

@@ -52,7 +52,7 @@ def run_due_actions(deps: Deps, incident_id: int) -> None:
 def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, ActionRun] | None:
     with deps.store.session() as s:
         incident = s.get(Incident, incident_id)
-        if incident is None or incident.status != "open":
+        if incident is None or incident.status != "open" or incident.held_by is not None:
             return None
         pb = deps.snapshot(incident).playbook
         now = deps.now()

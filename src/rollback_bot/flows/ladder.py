@@ -52,6 +52,7 @@ def tick(deps: Deps) -> None:
 
 def advance(deps: Deps, incident_id: int) -> None:
     from rollback_bot.flows.actions import run_due_actions
+    from rollback_bot.flows.reminders import send_due_reminders
 
     events: list[Event] = []
     with deps.store.session() as s:
@@ -79,6 +80,7 @@ def advance(deps: Deps, incident_id: int) -> None:
                         events.append(step_entered(deps, s, incident, loaded, pos.index, previous, now))
                 s.commit()
     publish_all(deps.notifier, incident, events)
+    send_due_reminders(deps, incident_id)
     run_due_actions(deps, incident_id)
 
 

@@ -185,6 +185,68 @@ def _approve_once(
         return Outcome(decided.result == "accepted", reply, incident_id), [ev], incident
 
 
+def hold(deps: Deps, incident_id: int, user: str) -> Outcome:
+    """Pause: no further action stage runs until someone releases the hold."""
+    return _set_hold(deps, incident_id, user, hold=True)
+
+
+def release(deps: Deps, incident_id: int, user: str) -> Outcome:
+    outcome = _set_hold(deps, incident_id, user, hold=False)
+    if outcome.ok:
+        run_due_actions(deps, incident_id)
+    return outcome
+
+
+def _set_hold(deps: Deps, incident_id: int, user: str, *, hold: bool) -> Outcome:
+    verb = "hold" if hold else "release"
+    with deps.store.session() as s:
+        incident = s.get(Incident, incident_id)
+        if incident is None:
+            return Outcome(False, f"no incident #{incident_id}")
+        if incident.status != "open":
+            return Outcome(False, f"incident #{incident_id} is already {incident.status}", incident_id)
+        pb = deps.snapshot(incident).playbook
+        now = deps.now()
+        base: dict[str, Any] = {"playbook": pb.name, "incident_id": incident_id, "at": now, "actor": user}
+        roles = roles_of(pb, user, deps.directory) & set(pb.hold.requires)
+        if not roles:
+            needed = " or ".join(pb.hold.requires)
+            ev = audit.record(
+                s,
+                kind="approval.denied",
+                summary=f"{_who(deps, user)} may not {verb}: needs {needed}",
+                details={"action": verb, "needs": pb.hold.requires},
+                **base,
+            )
+            s.commit()
+            publish_all(deps.notifier, incident, [ev])
+            return Outcome(False, f"Only {needed} may {verb} this incident.", incident_id)
+        if hold == (incident.held_by is not None):
+            if hold:
+                at = f" at {incident.held_at:%H:%M:%S} UTC" if incident.held_at else ""
+                return Outcome(False, f"already on hold by {_who(deps, incident.held_by or '?')}{at}", incident_id)
+            return Outcome(False, f"incident #{incident_id} is not on hold", incident_id)
+        claimed = s.exec(
+            update(Incident)
+            .where(
+                col(Incident.id) == incident_id,
+                col(Incident.held_by).is_(None) if hold else col(Incident.held_by).is_not(None),
+            )
+            .values(held_by=user if hold else None, held_at=now if hold else None)
+        )
+        if claimed.rowcount != 1:
+            return Outcome(
+                False, "someone changed the hold at the same moment; look at the incident again", incident_id
+            )
+        kind = "incident.held" if hold else "incident.released"
+        text = "put on hold: no further action stage runs until released" if hold else "hold released"
+        ev = audit.record(s, kind=kind, role=sorted(roles)[0], summary=f"{text} by {_who(deps, user)}", **base)
+        s.commit()
+        s.refresh(incident)
+    publish_all(deps.notifier, incident, [ev])
+    return Outcome(True, f"incident #{incident_id} {'on hold' if hold else 'released'}", incident_id)
+
+
 def add_note(deps: Deps, incident_id: int, user: str, text: str) -> Outcome:
     text = text.strip()
     if not text:
