@@ -60,6 +60,29 @@ def cmd_drill(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rollback_bot.bootstrap import serve
+    from rollback_bot.config import ConfigError, load_settings
+
+    if args.scheduler_only and args.no_scheduler:
+        print("--scheduler-only and --no-scheduler exclude each other", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        serve(settings, scheduler=not args.no_scheduler, web=not args.scheduler_only)
+    except PlaybookInvalid as exc:
+        for err in exc.errors:
+            print(err, file=sys.stderr)
+        if not exc.errors:
+            print(f"no playbooks found in {settings.rollback_playbooks}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -75,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--fault-after", default="20m", help="drill time before the fault is injected")
     drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
     drill.set_defaults(func=cmd_drill)
+
+    serve = sub.add_parser("serve", help="run the Slack app and the scheduler (settings from the environment)")
+    serve.add_argument("--no-scheduler", action="store_true", help="web only (e.g. under gunicorn)")
+    serve.add_argument("--scheduler-only", action="store_true", help="polling, ladder and Slack sync, no web")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

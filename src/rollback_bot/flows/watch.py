@@ -20,6 +20,7 @@ from rollback_bot.rules.health import SignalHealth, track
 from rollback_bot.rules.readings import Reading
 from rollback_bot.store import audit
 from rollback_bot.store.models import Event, Incident, ReadingRow, SignalHealthRow, TriggerStateRow
+from rollback_bot.telemetry import EVALUATIONS, INCIDENTS, POLLS
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
@@ -52,6 +53,8 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str]) -> list[Readi
             )
             events += _track_health(s, pb.name, r, pb.signals[r.signal].lost_after, incident)
         s.commit()
+    for r in readings:
+        POLLS.labels(playbook=pb.name, status=r.status).inc()
     publish_all(deps.notifier, incident, events)
     evaluate(deps, loaded)
     return readings
@@ -92,6 +95,9 @@ def evaluate(deps: Deps, loaded: LoadedPlaybook) -> list[Decision]:
             if attempt:
                 raise
             log.info("incident for %s was opened concurrently; re-evaluating", pb.name)
+    EVALUATIONS.labels(playbook=pb.name).inc()
+    if any(e.kind == "incident.opened" for e in events) and incident is not None:
+        INCIDENTS.labels(playbook=pb.name, severity=incident.severity).inc()
     publish_all(deps.notifier, incident, events)
     return decisions
 

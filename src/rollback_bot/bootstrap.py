@@ -1,0 +1,139 @@
+"""The composition root: settings -> store, engine dependencies, Slack client, sync, Bolt app, scheduler."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import requests
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from rollback_bot.checking import load_checked, playbook_files
+from rollback_bot.clock import Clock, SystemClock
+from rollback_bot.config import Settings
+from rollback_bot.flows.deps import Deps
+from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
+from rollback_bot.scheduler import build_scheduler
+from rollback_bot.slack.app import build_app
+from rollback_bot.slack.client import make_client
+from rollback_bot.slack.directory import SlackDirectory
+from rollback_bot.slack.http import make_http_server, wsgi_app
+from rollback_bot.slack.runtime import SlackRuntime
+from rollback_bot.slack.sync import SlackSync
+from rollback_bot.store.database import Store
+
+log = logging.getLogger(__name__)
+SYNC_EVERY = 60  # seconds: the catch-up that makes a Slack outage lose nothing
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    deps: Deps
+    playbooks: dict[str, LoadedPlaybook]
+    client: WebClient
+    sync: SlackSync
+    app: App
+
+    def close(self) -> None:
+        self.sync.close()
+        self.store.close()
+
+
+def load_playbooks(paths: list[str]) -> dict[str, LoadedPlaybook]:
+    files = playbook_files(paths)
+    if not files:
+        raise PlaybookInvalid([])
+    out: dict[str, LoadedPlaybook] = {}
+    errors = []
+    for path in files:
+        try:
+            loaded = load_checked(path)
+        except PlaybookInvalid as exc:
+            errors += exc.errors
+            continue
+        out[loaded.playbook.name] = loaded
+    if errors:
+        raise PlaybookInvalid(errors)
+    return out
+
+
+def build_service(
+    settings: Settings, *, clock: Clock | None = None, http: requests.Session | None = None, background: bool = True
+) -> Service:
+    playbooks = load_playbooks(settings.playbook_paths)
+    store = Store(settings.database_url)
+    client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    clock = clock or SystemClock()
+    deps = Deps(store, clock, http or requests.Session(), SlackDirectory(client, clock))
+    sync = SlackSync(deps, client, playbooks, background=background)
+    deps.notifier = sync
+    app = build_app(SlackRuntime(deps, playbooks, client, sync), settings.slack_signing_secret)
+    return Service(settings, store, deps, playbooks, client, sync, app)
+
+
+def start_scheduler(service: Service) -> BackgroundScheduler:
+    """Polling, the ladder, and the Slack catch-up. Run it in exactly one process."""
+    sched = build_scheduler(service.deps, list(service.playbooks.values()))
+    sched.add_job(
+        service.sync.sync_all,
+        IntervalTrigger(seconds=SYNC_EVERY, timezone=UTC),
+        id="slack-sync",
+        name="post what Slack is missing",
+        next_run_time=datetime.now(UTC),
+    )
+    sched.start()
+    return sched
+
+
+def check_slack(client: WebClient) -> None:
+    """Say at start-up whether the token works; never fatal (Slack may be down, the engine must run)."""
+    try:
+        who = client.auth_test()
+        log.warning("connected to Slack as %s in %s", who.get("user"), who.get("team"))
+    except Exception as exc:
+        log.warning("Slack is not reachable or the token is refused (%s); will keep retrying", exc)
+
+
+def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> None:
+    service = build_service(settings)
+    check_slack(service.client)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sched = start_scheduler(service) if scheduler else None
+    server = None
+    socket_handler = None
+    try:
+        if web and settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            socket_handler = SocketModeHandler(service.app, settings.slack_app_token)
+            socket_handler.connect()
+            log.warning("Socket Mode connected")
+        elif web:
+            server = make_http_server(
+                wsgi_app(service.app, service.store), settings.rollback_host, settings.rollback_port
+            )
+            threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            log.warning(
+                "listening on http://%s:%s (POST /slack/events, GET /healthz, GET /metrics)",
+                settings.rollback_host,
+                settings.rollback_port,
+            )
+        stop.wait()
+    finally:
+        if server is not None:
+            server.shutdown()
+        if socket_handler is not None:
+            socket_handler.close()
+        if sched is not None:
+            sched.shutdown(wait=True)
+        service.close()

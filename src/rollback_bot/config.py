@@ -1,0 +1,89 @@
+"""Settings from the environment. The bot refuses to start, saying which and why, when a required setting
+is missing or still a placeholder."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rollback_bot.slack.client import DEFAULT_API_URL
+
+_PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
+
+
+class ConfigError(Exception):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: str
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_API_URL
+    database_url: str = "sqlite:///rollback-bot.db"
+    rollback_playbooks: str = "playbooks"  # files or folders, separated by commas
+    rollback_host: str = "127.0.0.1"
+    rollback_port: int = 3000
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, v: str) -> str:
+        if _PLACEHOLDER.search(v.removeprefix("xoxb-")) or not v.startswith("xoxb-"):
+            raise ValueError("must be the bot token (xoxb-...) from your Slack app's 'OAuth & Permissions' page")
+        return v
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("xapp-") or _PLACEHOLDER.search(v.removeprefix("xapp-"))):
+            raise ValueError("must be an app-level token (xapp-...) with connections:write, or unset for HTTP mode")
+        return v
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v is not None and (_PLACEHOLDER.search(v) or len(v) < 16):
+            raise ValueError("must be the signing secret from your Slack app's 'Basic Information' page")
+        return v
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/]+", v):
+            raise ValueError("must be an http(s) URL, e.g. https://slack.com/api/")
+        return v
+
+    @model_validator(mode="after")
+    def _mode(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "set SLACK_SIGNING_SECRET for HTTP mode (Slack calls POST /slack/events), "
+                "or SLACK_APP_TOKEN for Socket Mode"
+            )
+        return self
+
+    @property
+    def playbook_paths(self) -> list[str]:
+        return [p.strip() for p in self.rollback_playbooks.split(",") if p.strip()]
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper() or "configuration"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "missing":
+                msg = "is not set"
+            problems.append(f"{name} {msg}" if name != "configuration" else msg)
+        raise ConfigError("cannot start: " + "; ".join(problems) + " (see bot/env.example)") from None

@@ -1,0 +1,343 @@
+"""Block Kit messages built with slack_sdk's models: the incident alert, thread updates, command replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from rollback_bot.flows.views import ActionView, IncidentView
+from rollback_bot.playbook.durations import format_duration
+from rollback_bot.playbook.models import Playbook
+from rollback_bot.rules.watch import WatchRow
+from rollback_bot.slack.limits import MAX_BUTTON, MAX_HEADER, MAX_SECTION, Message, clip, esc
+from rollback_bot.store.models import Event
+
+SEVERITY = {"critical": ":rotating_light:", "major": ":warning:", "minor": ":large_yellow_circle:"}
+MARK = {"ok": ":white_check_mark:", "breached": ":x:", "nodata": ":grey_question:"}
+STAGE = {
+    "succeeded": ":white_check_mark:",
+    "running": ":hourglass_flowing_sand:",
+    "failed": ":x:",
+    "pending": ":white_circle:",
+}
+
+
+def section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION)))
+
+
+def context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, MAX_SECTION))])
+
+
+def hhmm(at: datetime | None) -> str:
+    return f"{at:%H:%M} UTC" if at else "-"
+
+
+def who(user: str | None, names: dict[str, str]) -> str:
+    """A mention (Slack shows the person's current name); the name as we knew it is in the timeline."""
+    return f"<@{user}>" if user else "?"
+
+
+def value(v: float | None) -> str:
+    return "no data" if v is None else f"{v:.4g}"
+
+
+def watch_lines(rows: Sequence[WatchRow]) -> str:
+    if not rows:
+        return "_no metrics to watch in this step_"
+    return "\n".join(f"{MARK[r.status]} `{esc(r.rule)}`: now *{value(r.value)}*" for r in rows)
+
+
+def action_line(a: ActionView, names: dict[str, str]) -> str:
+    got = [f":white_check_mark: {ap.role}: {who(ap.user, names)} {hhmm(ap.at)}" for ap in a.approvals]
+    got += [f":hourglass: {role}" for role in a.missing]
+    line = f"*{esc(a.spec.label)}* (needs {' + '.join(a.spec.requires)}): " + " \u00b7 ".join(got)
+    if not a.missing:
+        if a.spec.stages:
+            line += "\n      stages: " + "  ".join(f"{STAGE[st]} {stage:g}%" for stage, st in a.stages)
+        else:
+            line += f"  {STAGE[a.stages[0][1]]} {a.stages[0][1]}"
+    return line
+
+
+def button(
+    text: str,
+    action_id: str,
+    incident_id: int,
+    version: int,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
+    action: str | None = None,
+) -> ButtonElement:
+    payload = {"i": incident_id, "v": version} | ({"a": action} if action else {})
+    return ButtonElement(
+        text=PlainTextObject(text=clip(text, MAX_BUTTON)),
+        action_id=action_id,
+        value=json.dumps(payload, separators=(",", ":")),
+        style=style,
+        confirm=confirm,
+    )
+
+
+def buttons(view: IncidentView) -> list[Block]:
+    """Only the buttons valid now."""
+    inc = view.incident
+    if not view.is_open:
+        return []
+    assert inc.id is not None
+    i, v = inc.id, view.version
+    first: list[ButtonElement] = []
+    if inc.acknowledged_by is None:
+        first.append(button("Acknowledge", "ack", i, v, style="primary"))
+    for a in view.actions:
+        if a.approvable:
+            text = (
+                f"{a.spec.label} needs {' + '.join(a.spec.requires)} (two different people)"
+                if len(a.spec.requires) > 1
+                else f"{a.spec.label} needs {a.spec.requires[0]}"
+            )
+            confirm = ConfirmObject(
+                title="Approve this action?", text=clip(text, 300), confirm="Approve", deny="Cancel"
+            )
+            first.append(
+                button(f"Approve: {a.spec.label}", f"approve:{a.spec.id}", i, v, confirm=confirm, action=a.spec.id)
+            )
+    if inc.held_by is None:
+        first.append(button("Hold", "hold", i, v))
+    else:
+        first.append(button("Release hold", "release", i, v))
+    resolve_confirm = ConfirmObject(
+        title="Resolve the incident?", text="Closes it and resets the triggers.", confirm="Resolve", deny="Cancel"
+    )
+    first.append(button("Resolve", "resolve", i, v, style="danger", confirm=resolve_confirm))
+    return [ActionsBlock(block_id=f"incident-{i}-{k}", elements=first[k : k + 5]) for k in range(0, len(first), 5)]
+
+
+def alert(view: IncidentView) -> Message:
+    """The one parent message per incident, kept current with chat.update."""
+    inc, pb, pos = view.incident, view.playbook, view.position
+    names = view.names
+    assert inc.id is not None
+    title = f"{inc.severity.upper()} \u00b7 {pb.service} \u00b7 incident #{inc.id}"
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, MAX_HEADER), emoji=True))]
+    if inc.status == "resolved":
+        state = f":white_check_mark: *Resolved* by {who(inc.resolved_by, names)} at {hhmm(inc.resolved_at)}"
+    elif inc.acknowledged_by:
+        state = f":eyes: *Open*, acknowledged by {who(inc.acknowledged_by, names)} at {hhmm(inc.acknowledged_at)}"
+    else:
+        waited = format_duration(view.now - inc.opened_at)
+        state = f":bell: *Open, not acknowledged* for {waited} (target {format_duration(pb.acknowledge.within)})"
+    if inc.held_by:
+        state += f"\n:double_vertical_bar: *On hold* by {who(inc.held_by, names)} since {hhmm(inc.held_at)}"
+    blocks.append(section(f"{SEVERITY.get(inc.severity, '')} {state}"))
+    fired = ", ".join(
+        f"`{esc(str(e['signal']))}` = *{e['value'] if e['value'] is not None else 'no data'}*"
+        + (f" ({esc(str(e['note']))})" if e.get("note") else "")
+        for e in view.evidence
+    )
+    since = inc.evidence.get("since")
+    what = f"*What fired:* `{esc(inc.trigger)}` {esc(inc.summary.split(': ', 1)[-1])}\n{fired}"
+    if since:
+        what += f" \u00b7 since {since[11:16]} UTC"
+    if view.attached:
+        what += "\n*Also fired:* " + ", ".join(f"`{esc(t)}`" for t in dict.fromkeys(view.attached))
+    blocks.append(section(what))
+    if pos.step is not None and pos.index is not None:
+        step = f"*Step {pos.index + 1}/{len(pb.ladder)}: {esc(pos.step.name)}* ({pos.step.window_text()})"
+        step += f" \u00b7 {format_duration(pos.time_left or pos.elapsed)} left"
+        if pos.next_step is not None and pos.next_in is not None:
+            step += f"\nNext: *{esc(pos.next_step.name)}* in {format_duration(pos.next_in)}"
+    else:
+        step = f"*Ladder complete* ({format_duration(pb.duration)}): resolve when satisfied"
+    blocks.append(section(step))
+    blocks.append(section("*Watch*\n" + watch_lines(view.watch)))
+    if view.actions:
+        blocks.append(section("*Actions*\n" + "\n".join(action_line(a, names) for a in view.actions)))
+    blocks += buttons(view)
+    blocks.append(
+        context(
+            f"playbook `{pb.name}` v{inc.playbook_version} \u00b7 opened {hhmm(inc.opened_at)} \u00b7 "
+            f"updated {hhmm(view.now)} \u00b7 details in the thread"
+        )
+    )
+    step_text = (
+        f"step {pos.index + 1}/{len(pb.ladder)} {pos.step.name}"
+        if pos.step and pos.index is not None
+        else ("ladder complete")
+    )
+    text = f"[{inc.severity.upper()}] {pb.service} incident #{inc.id} ({inc.status}): {inc.trigger}, {step_text}"
+    return Message(text, blocks)
+
+
+EVENT_ICON = {
+    "signal.fired": ":chart_with_upwards_trend:",
+    "trigger.attached": ":heavy_plus_sign:",
+    "signal.cleared": ":chart_with_downwards_trend:",
+    "signal.lost": ":satellite_antenna:",
+    "signal.restored": ":satellite_antenna:",
+    "kpi.hold": ":double_vertical_bar:",
+    "ack": ":eyes:",
+    "ack.denied": ":no_entry:",
+    "approval": ":ballot_box_with_check:",
+    "approval.denied": ":no_entry:",
+    "approval.duplicate": ":repeat:",
+    "action.started": ":gear:",
+    "action.succeeded": ":white_check_mark:",
+    "action.failed": ":x:",
+    "note": ":memo:",
+    "reminder": ":alarm_clock:",
+    "incident.held": ":double_vertical_bar:",
+    "incident.released": ":arrow_forward:",
+    "incident.resolved": ":white_check_mark:",
+    "ladder.completed": ":checkered_flag:",
+    "incident.opened": ":rotating_light:",
+}
+
+
+def thread_event(ev: Event) -> Message:
+    """One timeline event as a thread reply."""
+    icon = EVENT_ICON.get(ev.kind, ":information_source:")
+    if ev.kind == "step.entered":
+        return step_entered(ev)
+    text = f"{icon} {esc(ev.summary)}"
+    if ev.kind == "reminder":
+        mentions = " ".join(f"<@{u}>" for u in ev.details.get("mentions", []))
+        text = f"{icon} *Reminder:* {esc(ev.details.get('text', ev.summary))}\n{mentions}".rstrip()
+    blocks: list[Block] = [section(text), context(f"{ev.kind} \u00b7 {hhmm(ev.at)}")]
+    return Message(f"{ev.summary}", blocks)
+
+
+def step_entered(ev: Event) -> Message:
+    d = ev.details
+    title = f":footprints: *Entered {esc(ev.summary.split(' entered: ')[-1])}*"
+    if d.get("late_by_seconds", 0) >= 60:
+        title += f" \u00b7 {d['late_by']} after its start"
+    rows = [WatchRow(w["signal"], w["rule"], w["value"], w["status"]) for w in d.get("watch", [])]
+    blocks: list[Block] = [section(title), section("*Watch*\n" + watch_lines(rows))]
+    if d.get("actions"):
+        blocks.append(
+            section(
+                "*Actions in this step*\n"
+                + "\n".join(f"\u2022 {esc(a['label'])}: needs {' + '.join(a['requires'])}" for a in d["actions"])
+            )
+        )
+    for name, draft in d.get("comms", {}).items():
+        blocks.append(DividerBlock())
+        blocks.append(section(f"*Draft: {esc(name)}* (ready to send)\n{draft}"))
+    return Message(ev.summary, blocks)
+
+
+def reply(text: str) -> Message:
+    return Message(text, [section(text)])
+
+
+HELD = " \u00b7 *on hold*"
+
+
+def status(views: Sequence[IncidentView]) -> Message:
+    if not views:
+        return reply(":white_check_mark: No open incidents.")
+    blocks: list[Block] = [section(f"*{len(views)} open incident(s)*")]
+    for view in views:
+        inc, pos = view.incident, view.position
+        step = (
+            f"step {pos.index + 1}/{len(view.playbook.ladder)} *{esc(pos.step.name)}*, "
+            f"{format_duration(pos.time_left or pos.elapsed)} left"
+            if pos.step and pos.index is not None
+            else "ladder complete"
+        )
+        pending = [f"{esc(a.spec.label)} (needs {', '.join(a.missing)})" for a in view.actions if a.missing]
+        acked = (
+            f"acknowledged by {who(inc.acknowledged_by, view.names)}" if inc.acknowledged_by else ("*not acknowledged*")
+        )
+        metrics = ", ".join(f"{MARK[r.status]} {esc(r.signal)}={value(r.value)}" for r in view.watch)
+        blocks.append(DividerBlock())
+        blocks.append(
+            section(
+                f"{SEVERITY.get(inc.severity, '')} *#{inc.id}* `{esc(inc.playbook)}` {inc.severity}: {step}\n"
+                f"{acked}{HELD if inc.held_by else ''}\n"
+                f"Pending approvals: {'; '.join(pending) if pending else 'none'}\n"
+                f"Key metrics: {metrics or 'none in this step'}"
+            )
+        )
+    return Message(f"{len(views)} open incident(s)", blocks)
+
+
+def timeline(inc_id: int, events: Sequence[Event], is_open: bool) -> Message:
+    lines = [f"`{ev.at:%m-%d %H:%M:%S}` {EVENT_ICON.get(ev.kind, '')} {esc(ev.summary)}" for ev in events]
+    header = f"*Timeline of incident #{inc_id}* ({len(events)} events{', still open' if is_open else ''}, UTC)"
+    blocks: list[Block] = [section(header)]
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        line = clip(line, 600)
+        if size + len(line) + 1 > MAX_SECTION - 10:
+            blocks.append(section("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    if len(blocks) > 49:  # keep the start and the most recent events
+        omitted = sum(len(b.text.text.splitlines()) for b in blocks[10:-38] if isinstance(b, SectionBlock) and b.text)
+        blocks = [
+            *blocks[:10],
+            context(f"_{omitted} events in between not shown; export the timeline for all_"),
+            *blocks[-38:],
+        ]
+    return Message(f"Timeline of incident #{inc_id}", blocks)
+
+
+def playbook_table(pb: Playbook) -> Message:
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(f"Playbook {pb.name} ({pb.service})", MAX_HEADER)))
+    ]
+    for i, step in enumerate(pb.ladder, 1):
+        watch = "\n".join(f"\u2022 `{esc(str(c))}`" for c in step.watch) or "\u2022 (nothing)"
+        actions = (
+            "\n".join(
+                f"\u2022 {esc(a.label)} [{a.id}]: {' + '.join(a.requires)}"
+                + (f", stages {', '.join(f'{s:g}%' for s in a.stages)}" if a.stages else "")
+                for a in step.actions
+            )
+            or "\u2022 (none)"
+        )
+        blocks.append(
+            section(
+                f"*{i}. {esc(step.name)}* ({step.window_text()})\n*Watch:*\n{watch}\n"
+                f"*Actions (who may approve):*\n{actions}"
+            )
+        )
+    triggers = "\n".join(f"\u2022 `{esc(n)}` ({t.severity}): {esc(t.describe())}" for n, t in pb.triggers.items())
+    blocks.append(section(f"*Triggers*\n{triggers}"))
+    return Message(f"Playbook {pb.name}: {len(pb.ladder)} steps", blocks)
+
+
+HELP = """*/rollback* commands:
+\u2022 `/rollback status`: every open incident: step and time left, pending approvals, key metrics
+\u2022 `/rollback ack [INCIDENT]`: acknowledge
+\u2022 `/rollback timeline [INCIDENT]`: the event log
+\u2022 `/rollback playbook NAME`: steps, windows, metrics to watch, actions and who may approve
+\u2022 `/rollback note [INCIDENT] TEXT`: add a note to the timeline
+\u2022 `/rollback resolve [INCIDENT]`: resolve
+\u2022 `/rollback help`: this list
+INCIDENT is the incident number (`12` or `#12`); with one open incident you may leave it out."""
+
+
+def help_message(prefix: str = "") -> Message:
+    return reply((prefix + "\n\n" if prefix else "") + HELP)

@@ -1,0 +1,111 @@
+"""`/rollback` text -> what to do, and the reply. Any input gets a helpful answer, never an error."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from rollback_bot import flows
+from rollback_bot.flows.deps import Deps
+from rollback_bot.flows.views import incident_view
+from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.slack import blocks
+from rollback_bot.slack.limits import Message, esc
+from rollback_bot.store.audit import timeline
+from rollback_bot.store.models import Incident
+
+VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
+_REF = re.compile(r"^#?(\d+)$")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    verb: str  # one of VERBS, or "unknown"
+    incident: int | None = None
+    rest: str = ""
+
+
+def parse(text: str) -> Parsed:
+    words = text.strip().split(maxsplit=1)
+    if not words:
+        return Parsed("help")
+    verb = words[0].lower().lstrip("/")
+    rest = words[1].strip() if len(words) > 1 else ""
+    if verb not in VERBS:
+        return Parsed("unknown", rest=text.strip())
+    if verb in ("status", "help", "playbook"):
+        return Parsed(verb, rest=rest)
+    first, _, after = rest.partition(" ")
+    m = _REF.match(first)
+    if m:
+        return Parsed(verb, int(m.group(1)), after.strip())
+    return Parsed(verb, None, rest)
+
+
+def _open_ids(deps: Deps) -> list[tuple[int, str]]:
+    with deps.store.session() as s:
+        rows = s.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id)))
+        return [(i.id, i.playbook) for i in rows if i.id is not None]
+
+
+def _pick(deps: Deps, parsed: Parsed, verb_hint: str) -> int | Message:
+    if parsed.incident is not None:
+        return parsed.incident
+    open_ids = _open_ids(deps)
+    if len(open_ids) == 1:
+        return open_ids[0][0]
+    if not open_ids:
+        return blocks.reply(f"There is no open incident. Name one by its number, e.g. `/rollback {verb_hint} 12`.")
+    names = ", ".join(f"#{i} ({esc(p)})" for i, p in open_ids)
+    return blocks.reply(
+        f"Several incidents are open: {names}. Say which, e.g. `/rollback {verb_hint} {open_ids[0][0]}`."
+    )
+
+
+def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str) -> Message:
+    parsed = parse(text)
+    if parsed.verb == "help":
+        return blocks.help_message()
+    if parsed.verb == "unknown":
+        shown = esc(parsed.rest[:80])
+        return blocks.help_message(f"I don't know `{shown}`.")
+    if parsed.verb == "status":
+        views = [v for i, _ in _open_ids(deps) if (v := incident_view(deps, i)) is not None]
+        return blocks.status(views)
+    if parsed.verb == "playbook":
+        name = parsed.rest.strip()
+        if name in playbooks:
+            return blocks.playbook_table(playbooks[name].playbook)
+        known = ", ".join(f"`{n}`" for n in sorted(playbooks)) or "none loaded"
+        asked = f"No playbook named `{esc(name)}`." if name else "Which playbook?"
+        return blocks.reply(f"{asked} Known: {known}.")
+    if parsed.verb == "note" and parsed.incident is None and not parsed.rest:
+        return blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`.")
+    picked = _pick(deps, parsed, parsed.verb)
+    if isinstance(picked, Message):
+        return picked
+    if not _exists(deps, picked):
+        return blocks.reply(f"There is no incident #{picked}. `/rollback status` lists the open ones.")
+    if parsed.verb == "timeline":
+        with deps.store.session() as s:
+            events = timeline(s, picked)
+            incident = s.get(Incident, picked)
+        return blocks.timeline(picked, events, incident is not None and incident.status == "open")
+    if parsed.verb == "note" and not parsed.rest:
+        return blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`.")
+    actions = {
+        "ack": lambda: flows.acknowledge(deps, picked, user),
+        "resolve": lambda: flows.resolve(deps, picked, user),
+        "hold": lambda: flows.hold(deps, picked, user),
+        "release": lambda: flows.release(deps, picked, user),
+        "note": lambda: flows.add_note(deps, picked, user, parsed.rest),
+    }
+    outcome = actions[parsed.verb]()
+    return blocks.reply(("" if outcome.ok else ":no_entry: ") + esc(outcome.message[:1].upper() + outcome.message[1:]))
+
+
+def _exists(deps: Deps, incident_id: int) -> bool:
+    with deps.store.session() as s:
+        return s.get(Incident, incident_id) is not None
