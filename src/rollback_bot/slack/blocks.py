@@ -79,12 +79,13 @@ def button(
     text: str,
     action_id: str,
     incident_id: int,
-    version: int,
     style: str | None = None,
     confirm: ConfirmObject | None = None,
     action: str | None = None,
 ) -> ButtonElement:
-    payload = {"i": incident_id, "v": version} | ({"a": action} if action else {})
+    """A button carries only what it acts on; whether the click is still valid is decided on arrival,
+    so an event that changes nothing visible (a denial) leaves the message as it is."""
+    payload = {"i": incident_id} | ({"a": action} if action else {})
     return ButtonElement(
         text=PlainTextObject(text=clip(text, MAX_BUTTON)),
         action_id=action_id,
@@ -100,10 +101,10 @@ def buttons(view: IncidentView) -> list[Block]:
     if not view.is_open:
         return []
     assert inc.id is not None
-    i, v = inc.id, view.version
+    i = inc.id
     first: list[ButtonElement] = []
     if inc.acknowledged_by is None:
-        first.append(button("Acknowledge", "ack", i, v, style="primary"))
+        first.append(button("Acknowledge", "ack", i, style="primary"))
     for a in view.actions:
         if a.approvable:
             text = (
@@ -115,16 +116,16 @@ def buttons(view: IncidentView) -> list[Block]:
                 title="Approve this action?", text=clip(text, 300), confirm="Approve", deny="Cancel"
             )
             first.append(
-                button(f"Approve: {a.spec.label}", f"approve:{a.spec.id}", i, v, confirm=confirm, action=a.spec.id)
+                button(f"Approve: {a.spec.label}", f"approve:{a.spec.id}", i, confirm=confirm, action=a.spec.id)
             )
     if inc.held_by is None:
-        first.append(button("Hold", "hold", i, v))
+        first.append(button("Hold", "hold", i))
     else:
-        first.append(button("Release hold", "release", i, v))
+        first.append(button("Release hold", "release", i))
     resolve_confirm = ConfirmObject(
         title="Resolve the incident?", text="Closes it and resets the triggers.", confirm="Resolve", deny="Cancel"
     )
-    first.append(button("Resolve", "resolve", i, v, style="danger", confirm=resolve_confirm))
+    first.append(button("Resolve", "resolve", i, style="danger", confirm=resolve_confirm))
     return [ActionsBlock(block_id=f"incident-{i}-{k}", elements=first[k : k + 5]) for k in range(0, len(first), 5)]
 
 
@@ -140,8 +141,8 @@ def alert(view: IncidentView) -> Message:
     elif inc.acknowledged_by:
         state = f":eyes: *Open*, acknowledged by {who(inc.acknowledged_by, names)} at {hhmm(inc.acknowledged_at)}"
     else:
-        waited = format_duration(view.now - inc.opened_at)
-        state = f":bell: *Open, not acknowledged* for {waited} (target {format_duration(pb.acknowledge.within)})"
+        due = inc.opened_at + pb.acknowledge.within
+        state = f":bell: *Open, not acknowledged* (acknowledge by {hhmm(due)})"
     if inc.held_by:
         state += f"\n:double_vertical_bar: *On hold* by {who(inc.held_by, names)} since {hhmm(inc.held_at)}"
     blocks.append(section(f"{SEVERITY.get(inc.severity, '')} {state}"))
@@ -158,10 +159,11 @@ def alert(view: IncidentView) -> Message:
         what += "\n*Also fired:* " + ", ".join(f"`{esc(t)}`" for t in dict.fromkeys(view.attached))
     blocks.append(section(what))
     if pos.step is not None and pos.index is not None:
-        step = f"*Step {pos.index + 1}/{len(pb.ladder)}: {esc(pos.step.name)}* ({pos.step.window_text()})"
-        step += f" \u00b7 {format_duration(pos.time_left or pos.elapsed)} left"
-        if pos.next_step is not None and pos.next_in is not None:
-            step += f"\nNext: *{esc(pos.next_step.name)}* in {format_duration(pos.next_in)}"
+        # absolute times: the message stays true without being re-sent every minute
+        ends = inc.opened_at + pos.step.end
+        step = f"*Step {pos.index + 1}/{len(pb.ladder)}: {esc(pos.step.name)}* ({pos.step.window_text()}, until {hhmm(ends)})"
+        if pos.next_step is not None:
+            step += f"\nNext: *{esc(pos.next_step.name)}* at {hhmm(ends)}"
     else:
         step = f"*Ladder complete* ({format_duration(pb.duration)}): resolve when satisfied"
     blocks.append(section(step))

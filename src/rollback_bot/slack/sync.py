@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select, update
 
 from rollback_bot.flows.deps import Deps
@@ -75,7 +76,11 @@ class SlackSync:
                 self.sync_incident(key)
             else:
                 self.sync_playbook(key)
-        except Exception:  # never let Slack trouble escape into the engine; the next sync retries
+        except SlackApiError as exc:  # Slack said no (down, rate limited, ...): the next sync retries
+            log.warning("slack sync of %s failed: %s; will retry", key, exc.response.get("error"))
+        except OSError as exc:  # unreachable
+            log.warning("slack sync of %s failed: %s; will retry", key, exc)
+        except Exception:  # a bug: say where, but never let it escape into the engine
             log.exception("slack sync of %s failed; will retry", key)
 
     def flush(self, timeout: float = 10.0) -> None:
