@@ -1,0 +1,96 @@
+"""/rollback over real HTTP: every subcommand, free text (the word 'payload' included), bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from rollback_bot import flows
+from rollback_bot.slack.commands import Parsed, parse
+from tests.slack.conftest import SlackEnv
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("", Parsed("help")),
+        ("  STATUS ", Parsed("status")),
+        ("ack", Parsed("ack")),
+        ("ack #12", Parsed("ack", 12)),
+        ("timeline 3", Parsed("timeline", 3)),
+        ("note 4 rolled back by hand", Parsed("note", 4, "rolled back by hand")),
+        ("note the payload service is down", Parsed("note", None, "the payload service is down")),
+        ("playbook genai-release", Parsed("playbook", None, "genai-release")),
+        ("please roll back!", Parsed("unknown", None, "please roll back!")),
+    ],
+)
+def test_parse(text: str, parsed: Parsed) -> None:
+    assert parse(text) == parsed
+
+
+def reply(env: SlackEnv, text: str, user: str = "URESP") -> str:
+    n = len(env.slack.responses())
+    response = env.slash(text, user=user)
+    assert response.status_code == 200, (text, response.status_code, response.text)
+    calls = env.wait_for(lambda: len(env.slack.responses()) > n and env.slack.responses())
+    call = calls[n]
+    assert call.params["response_type"] == "ephemeral"
+    return call.text_of_blocks()
+
+
+def test_help_unknown_and_empty_get_a_helpful_reply(slack_env: SlackEnv) -> None:
+    assert "`/rollback status`" in reply(slack_env, "help")
+    assert "`/rollback status`" in reply(slack_env, "")
+    weird = reply(slack_env, 'roll it back "now" :fire: & <@U1> payload=1')
+    assert weird.startswith('I don\'t know `roll it back "now" :fire: &amp; &lt;@U1&gt; payload=1`.')
+    assert "`/rollback status`" in weird
+
+
+def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack_env: SlackEnv) -> None:
+    env = slack_env
+    assert reply(env, "status") == ":white_check_mark: No open incidents."
+    assert reply(env, "ack").startswith("There is no open incident.")
+    env.open_incident()
+    env.clock.advance(timedelta(minutes=5))
+    env.poll()
+    status = reply(env, "status")
+    assert "*1 open incident(s)*" in status
+    assert "*#1* `test-release` critical: step 1/3 *Flag*" in status
+    assert "*not acknowledged*" in status and "Pending approvals: Lock (needs incident_commander)" in status
+    assert "Key metrics: :x: errors=0.05, :white_check_mark: ack_time=5" in status
+    assert reply(env, "ack") == "Acknowledged incident #1"
+    assert reply(env, "ack 1", user="UIC").startswith(":no_entry: Already acknowledged by Rui (URESP) at 09:05:00")
+    note = 'the payload service is down "again" :fire: <b>'
+    assert reply(env, f"note {note}") == "Note added"
+    [incident] = flows.open_incidents(env.deps)
+    with env.deps.store.session() as s:
+        from rollback_bot.store.audit import timeline
+
+        assert timeline(s, 1)[-1].details["text"] == note
+    shown = reply(env, "timeline")
+    assert "*Timeline of incident #1* (" in shown and "still open" in shown
+    assert 'note by Rui (URESP): the payload service is down "again" :fire: &lt;b&gt;' in shown
+    assert "acknowledged by Rui (URESP) as responder after 5.0 min" in shown
+    assert reply(env, "resolve").startswith(":no_entry: Only incident_commander may resolve")
+    assert reply(env, "resolve #1", user="UIC") == "Incident #1 resolved"
+    assert reply(env, "status") == ":white_check_mark: No open incidents."
+    assert reply(env, "timeline 1").count("still open") == 0
+    assert reply(env, "timeline 99") == "There is no incident #99. `/rollback status` lists the open ones."
+
+
+def test_playbook_quick_lookup_table(slack_env: SlackEnv) -> None:
+    table = reply(slack_env, "playbook test-release")
+    assert "Playbook test-release (svc)" in table
+    assert "*2. Revert* (1h-2h)" in table and "\u2022 `errors == 0`" in table
+    assert "\u2022 Roll back [rollback]: approver + safety_lead, stages 10%, 100%" in table
+    assert "\u2022 `fatal` (critical): errors &gt; 0" in table
+    assert reply(slack_env, "playbook nope") == "No playbook named `nope`. Known: `test-release`."
+
+
+def test_a_failed_response_url_falls_back_to_an_ephemeral_message(slack_env: SlackEnv) -> None:
+    env = slack_env
+    env.slack.fail["/response/0"] = [(404, {"ok": False, "error": "expired_url"}, {})]
+    env.slash("help", user="UX")
+    call = env.wait_for(lambda: env.slack.ephemerals("UX"))[0]
+    assert call.params["channel"] == "COPS" and "`/rollback status`" in call.text_of_blocks()
