@@ -3,6 +3,7 @@ is missing or still a placeholder."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from pydantic import ValidationError, field_validator, model_validator
@@ -11,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rollback_bot.slack.client import DEFAULT_API_URL
 
 _PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
+
+
+MODE_PROBLEM = (
+    "set SLACK_SIGNING_SECRET for HTTP mode (Slack calls POST /slack/events), or SLACK_APP_TOKEN for Socket Mode"
+)
 
 
 class ConfigError(Exception):
@@ -60,10 +66,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _mode(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:
-            raise ValueError(
-                "set SLACK_SIGNING_SECRET for HTTP mode (Slack calls POST /slack/events), "
-                "or SLACK_APP_TOKEN for Socket Mode"
-            )
+            raise ValueError(MODE_PROBLEM)
         return self
 
     @property
@@ -86,4 +89,10 @@ def load_settings() -> Settings:
             if err["type"] == "missing":
                 msg = "is not set"
             problems.append(f"{name} {msg}" if name != "configuration" else msg)
+        # the model-wide check does not run when a field failed; say it anyway, so one pass fixes all
+        if (
+            not any(os.environ.get(v) for v in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"))
+            and MODE_PROBLEM not in problems
+        ):
+            problems.append(MODE_PROBLEM)
         raise ConfigError("cannot start: " + "; ".join(problems) + " (see bot/env.example)") from None

@@ -161,7 +161,8 @@ def alert(view: IncidentView) -> Message:
     if pos.step is not None and pos.index is not None:
         # absolute times: the message stays true without being re-sent every minute
         ends = inc.opened_at + pos.step.end
-        step = f"*Step {pos.index + 1}/{len(pb.ladder)}: {esc(pos.step.name)}* ({pos.step.window_text()}, until {hhmm(ends)})"
+        number = f"{pos.index + 1}/{len(pb.ladder)}"
+        step = f"*Step {number}: {esc(pos.step.name)}* ({pos.step.window_text()}, until {hhmm(ends)})"
         if pos.next_step is not None:
             step += f"\nNext: *{esc(pos.next_step.name)}* at {hhmm(ends)}"
     else:
