@@ -104,6 +104,12 @@ def test_two_person_rollback_with_denials_and_staged_idempotent_webhooks(env: En
     assert all(a.evidence["errors"]["value"] == 0.05 for a in approvals)  # the values each approver saw
     denial = next(e for e in env.events(iid) if e.kind == "approval.denied")
     assert denial.actor == "UX" and "errors" in denial.details["values"]
+    approval = next(e for e in env.events(iid) if e.kind == "approval" and e.actor == "USAFE")
+    assert (approval.role, approval.details["name"], approval.details["values"]["errors"]["value"]) == (
+        "safety_lead",
+        "Sam",
+        0.05,
+    )
 
 
 def test_webhook_retries_transient_failures_with_the_same_key_and_stops_on_4xx(env: Env) -> None:

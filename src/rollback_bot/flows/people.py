@@ -29,6 +29,11 @@ def _snapshot_values(deps: Deps, s: Session, incident: Incident, pb: Playbook, n
     return out
 
 
+def _name(deps: Deps, user: str) -> str:
+    """The person's name as it was at the time (names change; the timeline keeps what it was)."""
+    return deps.directory.display_name(user)
+
+
 def _who(deps: Deps, user: str) -> str:
     name = deps.directory.display_name(user)
     return f"{name} ({user})" if name != user else user
@@ -51,7 +56,7 @@ def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
                 s,
                 kind="ack.denied",
                 summary=f"{_who(deps, user)} may not acknowledge: needs {needed}",
-                details={"needs": pb.acknowledge.requires},
+                details={"needs": pb.acknowledge.requires, "name": _name(deps, user)},
                 **base,
             )
             s.commit()
@@ -79,7 +84,11 @@ def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="ack",
             role=role,
             summary=f"acknowledged by {_who(deps, user)} as {role} after {minutes:.1f} min",
-            details={"minutes_to_ack": minutes, "values": _snapshot_values(deps, s, incident, pb, now)},
+            details={
+                "minutes_to_ack": minutes,
+                "name": _name(deps, user),
+                "values": _snapshot_values(deps, s, incident, pb, now),
+            },
             **base,
         )
         s.commit()
@@ -145,6 +154,7 @@ def _approve_once(
         details: dict[str, Any] = {
             "action": action_id,
             "label": action.label,
+            "name": _name(deps, user),
             "values": values,
             "missing": list(decided.missing),
         }
@@ -215,7 +225,7 @@ def _set_hold(deps: Deps, incident_id: int, user: str, *, hold: bool) -> Outcome
                 s,
                 kind="approval.denied",
                 summary=f"{_who(deps, user)} may not {verb}: needs {needed}",
-                details={"action": verb, "needs": pb.hold.requires},
+                details={"action": verb, "needs": pb.hold.requires, "name": _name(deps, user)},
                 **base,
             )
             s.commit()
@@ -263,7 +273,7 @@ def add_note(deps: Deps, incident_id: int, user: str, text: str) -> Outcome:
             at=deps.now(),
             actor=user,
             summary=f"note by {_who(deps, user)}: {text}",
-            details={"text": text},
+            details={"text": text, "name": _name(deps, user)},
         )
         s.commit()
     publish_all(deps.notifier, incident, [ev])
@@ -289,7 +299,7 @@ def resolve(deps: Deps, incident_id: int, user: str) -> Outcome:
                 s,
                 kind="approval.denied",
                 summary=f"{_who(deps, user)} may not resolve: needs {needed}",
-                details={"action": "resolve", "needs": pb.resolve.requires},
+                details={"action": "resolve", "needs": pb.resolve.requires, "name": _name(deps, user)},
                 **base,
             )
             s.commit()
@@ -304,7 +314,7 @@ def resolve(deps: Deps, incident_id: int, user: str) -> Outcome:
             kind="incident.resolved",
             role=sorted(roles)[0],
             summary=f"resolved by {_who(deps, user)} after {duration.total_seconds() / 3600:.1f} h",
-            details={"values": _snapshot_values(deps, s, incident, pb, now)},
+            details={"name": _name(deps, user), "values": _snapshot_values(deps, s, incident, pb, now)},
             **base,
         )
         s.commit()

@@ -1,0 +1,174 @@
+"""The deployed shape as real processes: gunicorn with Bolt's WSGI adapter for Slack's requests, and
+`rollback-bot serve --scheduler-only` as the one scheduler; and `rollback-bot serve` alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rollback_bot.store import Store
+from tests.flows.conftest import PLAYBOOK, TEMPLATES, answer_ok
+from tests.helpers import FakeHTTP, loopback_session
+from tests.slack.conftest import SECRET, TOKEN, SlackEnv
+from tests.slack.fake_slack import FakeSlack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Popen[str]]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        for p in procs:
+            if p.poll() is not None:
+                out = p.stdout.read() if p.stdout else ""
+                raise AssertionError(f"{p.args} exited with {p.returncode} while waiting for {what}:\n{out}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def deployment(store: Store, tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP) -> Iterator[dict[str, Any]]:
+    metrics = {"errors": 0.07, "latency": 300.0}
+    fake_http.routes["/kpi"] = lambda rec: (200, metrics)
+    fake_http.routes["/lock"] = answer_ok
+    playbook = tmp_path / "test-release.yaml"
+    playbook.write_text(PLAYBOOK.format(url=fake_http.url, templates=TEMPLATES))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ROLLBACK_", "HTTP", "http"))}
+    env.update(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        DATABASE_URL=store.url,
+        ROLLBACK_PLAYBOOKS=str(playbook),
+        PYTHONUNBUFFERED="1",
+    )
+    store.close()
+    procs: list[subprocess.Popen[str]] = []
+    yield {"env": env, "procs": procs, "slack": fake_slack, "http": fake_http}
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def start(cmd: list[str], env: dict[str, str], procs: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    procs.append(p)
+    return p
+
+
+def client(url: str, slack: FakeSlack) -> SlackEnv:
+    """Just enough of SlackEnv to sign requests to a server in another process."""
+    env = SlackEnv.__new__(SlackEnv)
+    env.url, env.slack = url, slack
+    return env
+
+
+def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) -> None:
+    env, procs, slack = deployment["env"], deployment["procs"], deployment["slack"]
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    assert gunicorn, "gunicorn is a dev dependency"
+    port = free_port()
+    scheduler = start([sys.executable, "-m", "rollback_bot.cli", "serve", "--scheduler-only"], env, procs)
+    web = start(
+        [gunicorn, "-c", str(ROOT / "bot" / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        env,
+        procs,
+    )
+    url = f"http://127.0.0.1:{port}"
+    # the scheduler process polls, opens the incident, and posts the alert
+    wait_until(lambda: slack.parents(), 30, "the alert", procs)
+    parent = slack.parents()[0]
+    assert "CRITICAL \u00b7 svc \u00b7 incident #1" in parent.text_of_blocks()
+    session = loopback_session()
+    wait_until(lambda: _ok(session, f"{url}/healthz"), 30, "gunicorn", procs)
+    # Slack's requests go to gunicorn's workers
+    c = client(url, slack)
+    assert c.slash("status", user="URESP").status_code == 200
+    reply = wait_until(lambda: slack.responses(), 15, "the /rollback reply", procs)[0]
+    assert "*#1* `test-release` critical: step 1/3 *Flag*" in reply.text_of_blocks()
+    assert c.click("ack", "URESP").status_code == 200
+    wait_until(lambda: slack.ephemerals("URESP"), 15, "the ephemeral reply", procs)
+    update = wait_until(lambda: slack.of("chat.update"), 15, "the alert update", procs)[-1]
+    assert "acknowledged by <@URESP>" in update.text_of_blocks()
+    assert len(slack.parents()) == 1
+    for p in (web, scheduler):
+        p.send_signal(signal.SIGTERM)
+    assert scheduler.wait(timeout=30) == 0
+    assert web.wait(timeout=30) == 0
+    assert slack.problems == []
+
+
+def test_serve_alone_runs_the_app_and_the_scheduler(deployment: dict[str, Any]) -> None:
+    env, procs, slack = deployment["env"], deployment["procs"], deployment["slack"]
+    port = free_port()
+    env = {**env, "ROLLBACK_PORT": str(port)}
+    serve = start([sys.executable, "-m", "rollback_bot.cli", "serve"], env, procs)
+    url = f"http://127.0.0.1:{port}"
+    session = loopback_session()
+    wait_until(lambda: _ok(session, f"{url}/healthz"), 30, "serve", procs)
+    wait_until(lambda: slack.parents(), 30, "the alert", procs)
+    c = client(url, slack)
+    assert c.slash("note the payload service is down", user="URESP").status_code == 200
+    reply = wait_until(lambda: slack.responses(), 15, "the reply", procs)[0]
+    assert reply.text_of_blocks() == "Note added"
+    metrics = session.get(f"{url}/metrics", timeout=5).text
+    assert re.search(r'rollback_bot_polls_total\{playbook="test-release",status="ok"\} [1-9]', metrics)
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(timeout=30) == 0
+    out = serve.stdout.read() if serve.stdout else ""
+    assert "connected to Slack as rollback-bot" in out
+
+
+def _ok(session: Any, url: str) -> bool:
+    try:
+        return bool(session.get(url, timeout=1).status_code == 200)
+    except Exception:
+        return False
+
+
+def test_manifest_asks_for_exactly_the_scopes_the_code_uses() -> None:
+    manifest = yaml.safe_load((ROOT / "bot" / "manifest.yaml").read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    needs = {
+        "chat_postMessage": "chat:write",
+        "chat.postMessage": "chat:write",
+        "chat_update": "chat:write",
+        "chat.update": "chat:write",
+        "chat_postEphemeral": "chat:write",
+        "usergroups_users_list": "usergroups:read",
+        "users_info": "users:read",
+        "auth_test": None,
+    }
+    source = "\n".join(p.read_text() for p in (ROOT / "src").rglob("*.py"))
+    called = set(re.findall(r"client\.([a-z_]+)\(", source)) | set(re.findall(r'_call\(\s*"([a-z.]+)"', source))
+    assert called <= set(needs), f"unknown Slack methods in the code: {called - set(needs)}"
+    assert scopes == {"commands"} | {needs[m] for m in called if needs[m]}
+    assert manifest["features"]["slash_commands"][0]["command"] == "/rollback"
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["slash_commands"][0]["url"].endswith("/slack/events")
