@@ -42,7 +42,7 @@ def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Pop
         for p in procs:
             if p.poll() is not None:
                 out = p.stdout.read() if p.stdout else ""
-                raise AssertionError(f"{p.args} exited with {p.returncode} while waiting for {what}:\n{out}")
+                raise AssertionError(f"{p.args!r} exited with {p.returncode} while waiting for {what}:\n{out}")
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
