@@ -56,7 +56,7 @@ def script(pb: Playbook, holders: dict[str, list[str]]) -> list[Cue]:
     """The commander acknowledges; each action is approved by distinct people holding its roles; an
     unauthorized user tries the first staged action and is refused; one approver clicks twice."""
     ack_role = next(r for r in pb.acknowledge.requires if holders.get(r))
-    cues = [Cue(-1, timedelta(minutes=6), holders[ack_role][0], "ack")]
+    cues = [Cue(-1, timedelta(minutes=5), holders[ack_role][0], "ack")]
     first_staged = next((a.id for s in pb.ladder for a in s.actions if a.stages), None)
     for index, step in enumerate(pb.ladder):
         delay = timedelta(minutes=10 if index == 0 else 3)  # step 1 starts with the acknowledgement
