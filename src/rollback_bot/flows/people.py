@@ -39,6 +39,34 @@ def _who(deps: Deps, user: str) -> str:
     return f"{name} ({user})" if name != user else user
 
 
+def _gate(
+    deps: Deps,
+    s: Session,
+    incident: Incident,
+    pb: Playbook,
+    user: str,
+    required: list[str],
+    verb: str,
+    kind: str,
+    base: dict[str, Any],
+) -> tuple[set[str], Outcome | None]:
+    """The roles `user` may act in here; without one, the refusal is recorded and the reply says who may."""
+    roles = roles_of(pb, user, deps.directory) & set(required)
+    if roles:
+        return roles, None
+    needed = " or ".join(required)
+    ev = audit.record(
+        s,
+        kind=kind,
+        summary=f"{_who(deps, user)} may not {verb}: needs {needed}",
+        details={"action": verb, "needs": required, "name": _name(deps, user)},
+        **base,
+    )
+    s.commit()
+    publish_all(deps.notifier, incident, [ev])
+    return roles, Outcome(False, f"Only {needed} may {verb} this incident.", incident.id)
+
+
 def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
     with deps.store.session() as s:
         incident = s.get(Incident, incident_id)
@@ -46,22 +74,12 @@ def acknowledge(deps: Deps, incident_id: int, user: str) -> Outcome:
             return Outcome(False, f"no incident #{incident_id}")
         pb = deps.snapshot(incident).playbook
         now = deps.now()
-        roles = roles_of(pb, user, deps.directory) & set(pb.acknowledge.requires)
         base: dict[str, Any] = {"playbook": pb.name, "incident_id": incident_id, "at": now, "actor": user}
         if incident.status != "open":
             return Outcome(False, f"incident #{incident_id} is already {incident.status}", incident_id)
-        if not roles:
-            needed = " or ".join(pb.acknowledge.requires)
-            ev = audit.record(
-                s,
-                kind="ack.denied",
-                summary=f"{_who(deps, user)} may not acknowledge: needs {needed}",
-                details={"needs": pb.acknowledge.requires, "name": _name(deps, user)},
-                **base,
-            )
-            s.commit()
-            publish_all(deps.notifier, incident, [ev])
-            return Outcome(False, f"Only {needed} may acknowledge this incident.", incident_id)
+        roles, refused = _gate(deps, s, incident, pb, user, pb.acknowledge.requires, "acknowledge", "ack.denied", base)
+        if refused:
+            return refused
         role = sorted(roles)[0]
         claimed = s.exec(
             update(Incident)
@@ -218,19 +236,9 @@ def _set_hold(deps: Deps, incident_id: int, user: str, *, hold: bool) -> Outcome
         pb = deps.snapshot(incident).playbook
         now = deps.now()
         base: dict[str, Any] = {"playbook": pb.name, "incident_id": incident_id, "at": now, "actor": user}
-        roles = roles_of(pb, user, deps.directory) & set(pb.hold.requires)
-        if not roles:
-            needed = " or ".join(pb.hold.requires)
-            ev = audit.record(
-                s,
-                kind="approval.denied",
-                summary=f"{_who(deps, user)} may not {verb}: needs {needed}",
-                details={"action": verb, "needs": pb.hold.requires, "name": _name(deps, user)},
-                **base,
-            )
-            s.commit()
-            publish_all(deps.notifier, incident, [ev])
-            return Outcome(False, f"Only {needed} may {verb} this incident.", incident_id)
+        roles, refused = _gate(deps, s, incident, pb, user, pb.hold.requires, verb, "approval.denied", base)
+        if refused:
+            return refused
         if hold == (incident.held_by is not None):
             if hold:
                 at = f" at {incident.held_at:%H:%M:%S} UTC" if incident.held_at else ""
@@ -291,20 +299,10 @@ def resolve(deps: Deps, incident_id: int, user: str) -> Outcome:
         if incident.status != "open":
             when = f" at {incident.resolved_at:%H:%M:%S} UTC" if incident.resolved_at else ""
             return Outcome(False, f"already resolved by {_who(deps, incident.resolved_by or '?')}{when}", incident_id)
-        roles = roles_of(pb, user, deps.directory) & set(pb.resolve.requires)
         base: dict[str, Any] = {"playbook": pb.name, "incident_id": incident_id, "at": now, "actor": user}
-        if not roles:
-            needed = " or ".join(pb.resolve.requires)
-            ev = audit.record(
-                s,
-                kind="approval.denied",
-                summary=f"{_who(deps, user)} may not resolve: needs {needed}",
-                details={"action": "resolve", "needs": pb.resolve.requires, "name": _name(deps, user)},
-                **base,
-            )
-            s.commit()
-            publish_all(deps.notifier, incident, [ev])
-            return Outcome(False, f"Only {needed} may resolve this incident.", incident_id)
+        roles, refused = _gate(deps, s, incident, pb, user, pb.resolve.requires, "resolve", "approval.denied", base)
+        if refused:
+            return refused
         incident.status, incident.resolved_at, incident.resolved_by = "resolved", now, user
         s.add(incident)
         s.exec(delete(TriggerStateRow).where(col(TriggerStateRow.playbook) == pb.name))
