@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -164,6 +168,64 @@ def slack_env(tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock:
     env.server.shutdown()
     env.service.close()
     assert fake_slack.problems == [], "every Block Kit payload must be valid"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str, procs: list[subprocess.Popen[str]]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        for p in procs:
+            if p.poll() is not None:
+                out = p.stdout.read() if p.stdout else ""
+                raise AssertionError(f"{p.args!r} exited with {p.returncode} while waiting for {what}:\n{out}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def deployment(store: Store, tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP) -> Iterator[dict[str, Any]]:
+    metrics = {"errors": 0.07, "latency": 300.0}
+    fake_http.routes["/kpi"] = lambda rec: (200, metrics)
+    fake_http.routes["/lock"] = answer_ok
+    playbook = tmp_path / "test-release.yaml"
+    playbook.write_text(PLAYBOOK.format(url=fake_http.url, templates=TEMPLATES))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ROLLBACK_", "HTTP", "http"))}
+    env.update(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        DATABASE_URL=store.url,
+        ROLLBACK_PLAYBOOKS=str(playbook),
+        PYTHONUNBUFFERED="1",
+    )
+    store.close()
+    procs: list[subprocess.Popen[str]] = []
+    yield {"env": env, "procs": procs, "slack": fake_slack, "http": fake_http}
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def start(cmd: list[str], env: dict[str, str], procs: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    procs.append(p)
+    return p
 
 
 __all__ = ["SlackEnv", "Store", "make_env"]

@@ -85,6 +85,7 @@ class FakeSlack:
     problems: list[str] = field(default_factory=list)
     fail: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=dict)
     down: bool = False  # every method answers 503
+    socket_url: str = ""  # what apps.connections.open hands out (Socket Mode)
 
     def __post_init__(self) -> None:
         self._ts = 1000
@@ -156,6 +157,8 @@ class FakeSlack:
                     return 200, {"ok": False, "error": "invalid_blocks", "errors": problems}, {}
             if method.startswith("/response/"):
                 return 200, {"ok": True}, {}
+            if method == "apps.connections.open":
+                return 200, {"ok": True, "url": self.socket_url}, {}
             if method == "auth.test":
                 return 200, {"ok": True, "user": "rollback-bot", "team": "Test", "user_id": "UBOT"}, {}
             if method == "chat.postMessage":
