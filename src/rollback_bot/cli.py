@@ -83,6 +83,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from rollback_bot.store.database import Store
+    from rollback_bot.store.verify import chains, verify_chain
+
+    store = Store(args.database)
+    try:
+        with store.session() as s:
+            reports = [verify_chain(s, chain) for chain in chains(s, args.incident)]
+    finally:
+        store.close()
+    if args.incident is not None and reports and reports[0].events == 0:
+        print(f"no incident #{args.incident} in the database", file=sys.stderr)
+        return 2
+    for report in reports:
+        print(report, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -98,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--fault-after", default="20m", help="drill time before the fault is injected")
     drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
     drill.set_defaults(func=cmd_drill)
+
+    audit = sub.add_parser("audit", help="check the tamper-evident timeline")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="recompute every hash; name the first event that does not match")
+    verify.add_argument("incident", nargs="?", type=lambda v: int(v.lstrip("#")), help="one incident (default: all)")
+    verify.add_argument("--database", help="database URL (default: DATABASE_URL)")
+    verify.set_defaults(func=cmd_audit_verify)
 
     serve = sub.add_parser("serve", help="run the Slack app and the scheduler (settings from the environment)")
     serve.add_argument("--no-scheduler", action="store_true", help="web only (e.g. under gunicorn)")

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select, update
 
-from rollback_bot.store.models import Event
+from rollback_bot.store.chain import GENESIS, chain_of, event_hash, json_safe
+from rollback_bot.store.models import ChainHead, Event
 
 KINDS = frozenset(
     {
@@ -52,8 +55,12 @@ def record(
     role: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> Event:
+    """Append one event to its chain, inside the caller's transaction."""
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
+    chain = chain_of(incident_id, playbook)
+    seq, prev = _advance_head(session, chain)
+    clean = json_safe(details or {})
     ev = Event(
         incident_id=incident_id,
         playbook=playbook,
@@ -62,13 +69,47 @@ def record(
         actor=actor,
         role=role,
         summary=summary,
-        details=details or {},
+        details=clean,
+        chain=chain,
+        seq=seq,
+        prev_hash=prev,
+    )
+    ev.hash = event_hash(
+        chain=chain,
+        seq=seq,
+        prev_hash=prev,
+        incident_id=incident_id,
+        playbook=playbook,
+        at=at,
+        kind=kind,
+        actor=actor,
+        role=role,
+        summary=summary,
+        details=clean,
     )
     session.add(ev)
     session.flush()
+    session.exec(update(ChainHead).where(col(ChainHead.chain) == chain).values(hash=ev.hash))
     return ev
 
 
+def _advance_head(session: Session, chain: str) -> tuple[int, str]:
+    """Take the chain's next seq and the hash to follow. The UPDATE locks the head row (PostgreSQL) or the
+    database (SQLite) until commit, so concurrent appends to one chain queue up instead of forking it."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.exec(
+        insert(ChainHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
+    )
+    row = session.exec(
+        update(ChainHead)
+        .where(col(ChainHead.chain) == chain)
+        .values(seq=ChainHead.seq + 1)
+        .returning(col(ChainHead.seq), col(ChainHead.hash))
+    ).one()
+    return int(row[0]), str(row[1])
+
+
 def timeline(session: Session, incident_id: int) -> list[Event]:
-    stmt = select(Event).where(Event.incident_id == incident_id).order_by(col(Event.at), col(Event.id))
+    stmt = select(Event).where(Event.incident_id == incident_id).order_by(col(Event.seq), col(Event.id))
     return list(session.exec(stmt))

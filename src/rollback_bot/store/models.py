@@ -54,8 +54,9 @@ class Incident(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """The append-only timeline. Written only by `store.audit.record`."""
+    """The append-only timeline. Written only by `store.audit.record`; chained by hash (store/chain.py)."""
 
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_event_chain_seq"),)
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     playbook: str = Field(index=True)
@@ -65,6 +66,19 @@ class Event(SQLModel, table=True):
     role: str | None = None
     summary: str = Field(sa_column=Column(Text, nullable=False))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    chain: str = Field(default="", index=True)  # incident:<id> or playbook:<name>
+    seq: int = 0  # position in the chain, from 1
+    prev_hash: str = ""
+    hash: str = ""
+
+
+class ChainHead(SQLModel, table=True):
+    """The newest event of each chain: deleting the last events is detectable, and appends serialise here."""
+
+    __tablename__ = "chain_head"
+    chain: str = Field(primary_key=True)
+    seq: int = 0
+    hash: str = ""
 
 
 class Approval(SQLModel, table=True):

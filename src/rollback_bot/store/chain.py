@@ -1,0 +1,65 @@
+"""The hash chain that makes the timeline tamper-evident.
+
+Each event belongs to one chain (its incident's, or its playbook's for events with no incident), has a
+sequence number in it, and carries sha256(its content + the previous event's hash). Editing, deleting or
+reordering events breaks the chain at the first event affected; the chain head (last seq and hash) catches
+deleting the newest events. Exports carry the final hash, so a copy kept elsewhere anchors it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def chain_of(incident_id: int | None, playbook: str) -> str:
+    return f"incident:{incident_id}" if incident_id is not None else f"playbook:{playbook}"
+
+
+def json_safe(value: Any) -> Any:
+    """JSON that every database accepts: non-finite floats become the strings Prometheus uses."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+def event_hash(
+    *,
+    chain: str,
+    seq: int,
+    prev_hash: str,
+    incident_id: int | None,
+    playbook: str,
+    at: datetime,
+    kind: str,
+    actor: str | None,
+    role: str | None,
+    summary: str,
+    details: dict[str, Any],
+) -> str:
+    content = {
+        "chain": chain,
+        "seq": seq,
+        "prev": prev_hash,
+        "incident": incident_id,
+        "playbook": playbook,
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "kind": kind,
+        "actor": actor,
+        "role": role,
+        "summary": summary,
+        "details": details,
+    }
+    data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()

@@ -1,0 +1,151 @@
+"""The timeline is tamper-evident: edits, deletions and reordering are caught and named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy
+from alembic import command
+from sqlmodel import select
+
+from rollback_bot.store import Event, Store
+from rollback_bot.store.audit import record
+from rollback_bot.store.database import alembic_config, make_engine
+from rollback_bot.store.verify import chains, verify_chain
+
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def fill(store: Store, n: int = 6) -> list[int]:
+    ids = []
+    with store.session() as s:
+        for i in range(n):
+            ev = record(
+                s,
+                playbook="p",
+                incident_id=None,
+                kind="note",
+                at=T0 + timedelta(minutes=i),
+                summary=f"note {i}",
+                actor="U1",
+                details={"text": f"t{i}", "value": float("inf")},
+            )
+            ids.append(ev.id or 0)
+        s.commit()
+    return ids
+
+
+def report(store: Store) -> str:
+    with store.session() as s:
+        return str(verify_chain(s, "playbook:p"))
+
+
+def sql(store: Store, statement: str, **params: object) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text(statement), params)
+
+
+def test_an_untouched_chain_verifies(store: Store) -> None:
+    fill(store)
+    with store.session() as s:
+        result = verify_chain(s, "playbook:p")
+        events = s.exec(select(Event).order_by(Event.seq)).all()  # type: ignore[arg-type]
+    assert result.ok and result.events == 6 and result.final_hash == events[-1].hash
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert events[0].details["value"] == "+Inf"  # stored as JSON every database accepts
+
+
+def test_an_edited_event_is_named(store: Store) -> None:
+    ids = fill(store)
+    sql(store, "update event set summary = 'nothing happened' where id = :id", id=ids[3])
+    assert f"event #{ids[3]} (no. 4 of the chain, note at 2026-01-01 09:03:00 UTC) was changed" in report(store)
+
+
+def test_an_edited_detail_or_time_is_named(store: Store) -> None:
+    ids = fill(store)
+    sql(store, "update event set at = :at where id = :id", at=T0 + timedelta(hours=5), id=ids[1])
+    assert f"event #{ids[1]} (no. 2 of the chain" in report(store) and "was changed" in report(store)
+
+
+def test_a_deleted_event_is_named(store: Store) -> None:
+    ids = fill(store)
+    sql(store, "delete from event where id = :id", id=ids[2])
+    assert "event no. 3 of the chain is missing (deleted); next is event" in report(store)
+
+
+def test_deleting_the_newest_events_is_caught_by_the_head(store: Store) -> None:
+    ids = fill(store)
+    sql(store, "delete from event where id >= :id", id=ids[4])
+    assert report(store).endswith("the newest 2 event(s) of the chain are missing (deleted)")
+
+
+def test_reordered_events_are_named(store: Store) -> None:
+    ids = fill(store)
+    sql(store, "update event set seq = 100 where id = :id", id=ids[1])
+    sql(store, "update event set seq = 2 where id = :id", id=ids[2])
+    sql(store, "update event set seq = 3 where id = :id", id=ids[1])
+    assert f"event #{ids[2]} (no. 2 of the chain" in report(store) and "does not follow the event before it" in (
+        report(store)
+    )
+
+
+def test_concurrent_appends_to_one_chain_do_not_fork_it(store: Store) -> None:
+    barrier = threading.Barrier(8)
+
+    def append(i: int) -> None:
+        barrier.wait()
+        with store.session() as s:
+            record(s, playbook="p", kind="note", at=T0, summary=f"n{i}")
+            s.commit()
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.session() as s:
+        result = verify_chain(s, "playbook:p")
+    assert result.ok and result.events == 8
+
+
+def test_events_written_before_the_chain_existed_are_chained_by_the_migration(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0002")
+    with engine.begin() as conn:
+        for i in range(3):
+            conn.execute(
+                sqlalchemy.text(
+                    "insert into event (playbook, at, kind, summary, details) values ('p', :at, 'note', :s, '{}')"
+                ),
+                {"at": (T0 + timedelta(minutes=i)).replace(tzinfo=None), "s": f"old {i}"},
+            )
+    engine.dispose()
+    store = Store(url)  # migrates to head
+    with store.session() as s:
+        assert chains(s) == ["playbook:p"]
+        assert verify_chain(s, "playbook:p").events == 3 and verify_chain(s, "playbook:p").ok
+        record(s, playbook="p", kind="note", at=T0, summary="new")
+        s.commit()
+        assert verify_chain(s, "playbook:p").ok
+    store.close()
+
+
+def test_cli_audit_verify(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    store = Store(url)
+    ids = fill(store)
+    good = subprocess.run(
+        [sys.executable, "-m", "rollback_bot.cli", "audit", "verify", "--database", url], capture_output=True, text=True
+    )
+    assert good.returncode == 0 and "playbook:p: 6 events, chain intact, final hash " in good.stdout
+    sql(store, 'update event set details = \'{"text": "forged"}\' where id = :id', id=ids[0])
+    store.close()
+    bad = subprocess.run(
+        [sys.executable, "-m", "rollback_bot.cli", "audit", "verify", "--database", url], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and f"BROKEN: event #{ids[0]} (no. 1 of the chain" in bad.stderr
