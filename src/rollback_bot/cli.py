@@ -83,6 +83,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rollback_bot.export import ExportError, export_incident
+    from rollback_bot.store.database import Store
+
+    store = Store(args.database)
+    out = Path(args.out) if args.out else None
+    try:
+        result = export_incident(
+            store,
+            args.incident,
+            args.format,
+            tz=args.tz,
+            out=out,
+            templates=Path(args.templates) if args.templates else None,
+        )
+    except ExportError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    if out is None:
+        sys.stdout.write(result.text)
+        return 0
+    out.write_text(result.text, encoding="utf-8", newline="")
+    for name, data in result.files.items():
+        (out.parent / name).write_bytes(data)
+    print(f"wrote {out}" + (f" and {len(result.files)} chart(s)" if result.files else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from rollback_bot.store.database import Store
     from rollback_bot.store.verify import chains, verify_chain
@@ -116,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--fault-after", default="20m", help="drill time before the fault is injected")
     drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
     drill.set_defaults(func=cmd_drill)
+
+    export = sub.add_parser("export", help="an incident's post-mortem record: md, json, csv or html")
+    export.add_argument("incident", type=lambda v: int(v.lstrip("#")))
+    export.add_argument("--format", choices=["md", "json", "csv", "html"], default="md")
+    export.add_argument("--out", help="file to write (Markdown charts are written beside it)")
+    export.add_argument("--tz", default="UTC", help="time zone for times shown (IANA name, default UTC)")
+    export.add_argument("--templates", help="folder with postmortem.md.j2 / .html.j2 (default: the playbook's)")
+    export.add_argument("--database", help="database URL (default: DATABASE_URL)")
+    export.set_defaults(func=cmd_export)
 
     audit = sub.add_parser("audit", help="check the tamper-evident timeline")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

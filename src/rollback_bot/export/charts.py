@@ -1,0 +1,104 @@
+"""A PNG per signal that fired: its readings over the incident, the threshold, and the ladder steps."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files, never a screen
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from sqlmodel import Session, col, select
+
+from rollback_bot.playbook.conditions import Compare, Condition, signals_in
+from rollback_bot.playbook.models import Playbook
+from rollback_bot.store.models import ReadingRow
+
+
+def thresholds(pb: Playbook, signal: str) -> list[tuple[str, float]]:
+    out = []
+    for trigger in pb.triggers.values():
+        cond = trigger.condition
+        if cond is not None:
+            out += [(str(c), c.threshold) for c in _compares(cond) if c.signal == signal]
+    return out
+
+
+def _compares(cond: Condition) -> list[Compare]:
+    if isinstance(cond, Compare):
+        return [cond]
+    if hasattr(cond, "items"):
+        return [c for item in cond.items for c in _compares(item)]
+    return []
+
+
+def fired_signals(pb: Playbook, fired: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for f in fired:
+        trigger = pb.triggers.get(str(f.get("trigger")))
+        if trigger is None:
+            continue
+        used = list(trigger.kpi) if trigger.kpi is not None else list(signals_in(trigger.condition))  # type: ignore[arg-type]
+        names += [n for n in used if n not in names]
+    return names
+
+
+def chart(
+    session: Session, pb: Playbook, signal: str, opened_at: datetime, start: datetime, end: datetime
+) -> bytes | None:
+    rows = session.exec(
+        select(ReadingRow.at, ReadingRow.value)
+        .where(
+            ReadingRow.playbook == pb.name,
+            ReadingRow.signal == signal,
+            col(ReadingRow.at) >= start,
+            col(ReadingRow.at) <= end,
+        )
+        .order_by(col(ReadingRow.at))
+    ).all()
+    points = [(at, v) for at, v in rows if v is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    try:
+        xs = [mdates.date2num(p[0]) for p in points]
+        ax.plot(xs, [p[1] for p in points], color="#1f4e79", linewidth=1.4, label=signal)
+        for text, value in thresholds(pb, signal):
+            ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")
+        for i, step in enumerate(pb.ladder):
+            at = opened_at + step.start
+            if start <= at <= end:
+                x = mdates.date2num(at)
+                ax.axvline(x, color="#7f8c8d", linewidth=0.8, linestyle=":")
+                ax.annotate(
+                    f"{i + 1}",
+                    (x, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=8,
+                    color="#555",
+                    ha="left",
+                    va="top",
+                    xytext=(2, -2),
+                    textcoords="offset points",
+                )
+        ax.set_title(f"{signal} ({pb.signals[signal].unit or 'value'}); dotted lines: ladder steps", fontsize=10)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+        ax.set_xlabel("UTC")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+    start = datetime.fromisoformat(doc["impact_window"]["start"]) - timedelta(minutes=30)
+    end_text = doc["incident"]["resolved_at"]
+    end = datetime.fromisoformat(end_text) if end_text else now
+    return start, end + timedelta(minutes=10)
