@@ -70,12 +70,13 @@ def build_service(
 ) -> Service:
     playbooks = load_playbooks(settings.playbook_paths)
     store = Store(settings.database_url)
-    client = make_client(settings.slack_bot_token, settings.slack_api_url)
+    client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     clock = clock or SystemClock()
     deps = Deps(store, clock, http or requests.Session(), SlackDirectory(client, clock))
     sync = SlackSync(deps, client, playbooks, background=background)
     deps.notifier = sync
-    app = build_app(SlackRuntime(deps, playbooks, client, sync), settings.slack_signing_secret)
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = build_app(SlackRuntime(deps, playbooks, client, sync), secret)
     return Service(settings, store, deps, playbooks, client, sync, app)
 
 
@@ -115,7 +116,8 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
         if web and settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            socket_handler = SocketModeHandler(service.app, settings.slack_app_token)
+            assert settings.slack_app_token is not None
+            socket_handler = SocketModeHandler(service.app, settings.slack_app_token.get_secret_value())
             socket_handler.connect()
             log.warning("Socket Mode connected")
         elif web:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rollback_bot.slack.client import DEFAULT_API_URL
@@ -26,9 +26,9 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    slack_bot_token: str
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
     slack_api_url: str = DEFAULT_API_URL
     database_url: str = "sqlite:///rollback-bot.db"
     rollback_playbooks: str = "playbooks"  # files or folders, separated by commas
@@ -37,22 +37,25 @@ class Settings(BaseSettings):
 
     @field_validator("slack_bot_token")
     @classmethod
-    def _bot_token(cls, v: str) -> str:
-        if _PLACEHOLDER.search(v.removeprefix("xoxb-")) or not v.startswith("xoxb-"):
+    def _bot_token(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if _PLACEHOLDER.search(raw.removeprefix("xoxb-")) or not raw.startswith("xoxb-"):
             raise ValueError("must be the bot token (xoxb-...) from your Slack app's 'OAuth & Permissions' page")
         return v
 
     @field_validator("slack_app_token")
     @classmethod
-    def _app_token(cls, v: str | None) -> str | None:
-        if v is not None and (not v.startswith("xapp-") or _PLACEHOLDER.search(v.removeprefix("xapp-"))):
+    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
+        raw = v.get_secret_value() if v is not None else None
+        if raw is not None and (not raw.startswith("xapp-") or _PLACEHOLDER.search(raw.removeprefix("xapp-"))):
             raise ValueError("must be an app-level token (xapp-...) with connections:write, or unset for HTTP mode")
         return v
 
     @field_validator("slack_signing_secret")
     @classmethod
-    def _secret(cls, v: str | None) -> str | None:
-        if v is not None and (_PLACEHOLDER.search(v) or len(v) < 16):
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        raw = v.get_secret_value() if v is not None else None
+        if raw is not None and (_PLACEHOLDER.search(raw) or len(raw) < 16):
             raise ValueError("must be the signing secret from your Slack app's 'Basic Information' page")
         return v
 

@@ -28,6 +28,17 @@ def _expand(value: str) -> str:
     return _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
 
 
+def _secrets(value: str) -> list[str]:
+    """The values ${VAR} expands to in a header: never to be recorded, even if an endpoint echoes them."""
+    return [v for name in _ENV.findall(value) if len(v := os.environ.get(name, "")) >= 4]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
 def send(
     session: requests.Session,
     spec: WebhookSpec,
@@ -39,6 +50,7 @@ def send(
 ) -> WebhookResult:
     """POST (or PUT/PATCH) the body; retry connection errors, timeouts, 429 and 5xx; never 4xx."""
     headers = {k: _expand(v) for k, v in spec.headers.items()}
+    secrets = [m for v in spec.headers.values() for m in _secrets(v)]
     headers.update({"Idempotency-Key": idempotency_key, "Content-Type": "application/json"})
     data = json.dumps(body)
     attempts = 0
@@ -48,9 +60,9 @@ def send(
         try:
             resp = session.request(spec.method, url, data=data, headers=headers, timeout=spec.timeout.total_seconds())
         except requests.RequestException as exc:
-            last = WebhookResult(False, None, attempts, f"{type(exc).__name__}: {exc}"[:300])
+            last = WebhookResult(False, None, attempts, redact(f"{type(exc).__name__}: {exc}", secrets)[:300])
         else:
-            text = resp.text[:300]
+            text = redact(resp.text, secrets)[:300]
             if 200 <= resp.status_code < 300:
                 return WebhookResult(True, resp.status_code, attempts, text)
             last = WebhookResult(False, resp.status_code, attempts, text)

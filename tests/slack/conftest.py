@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from rollback_bot import flows
@@ -132,8 +133,8 @@ def make_env(
     if not path.exists():
         path.write_text(PLAYBOOK.format(url=http.url, templates=TEMPLATES))
     settings = Settings(
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
+        slack_bot_token=SecretStr(TOKEN),
+        slack_signing_secret=SecretStr(SECRET),
         slack_api_url=slack.api_url,
         database_url=store_url,
         rollback_playbooks=str(path),

@@ -86,6 +86,7 @@ class FakeSlack:
     fail: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=dict)
     down: bool = False  # every method answers 503
     socket_url: str = ""  # what apps.connections.open hands out (Socket Mode)
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes uploaded
 
     def __post_init__(self) -> None:
         self._ts = 1000
@@ -109,7 +110,13 @@ class FakeSlack:
             def _handle(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
+                data = self.rfile.read(length) if length else b""
+                if parts.path.startswith("/upload/"):  # the file bytes of files_upload_v2
+                    fake.uploads[parts.path.rsplit("/", 1)[-1]] = data
+                    fake.calls.append(Call("upload", {"path": parts.path, "bytes": len(data)}))
+                    self._answer(200, {"ok": True})
+                    return
+                raw = data.decode()
                 params: dict[str, Any] = dict(parse_qsl(parts.query))
                 if raw:
                     if "json" in (self.headers.get("Content-Type") or ""):
@@ -157,6 +164,13 @@ class FakeSlack:
                     return 200, {"ok": False, "error": "invalid_blocks", "errors": problems}, {}
             if method.startswith("/response/"):
                 return 200, {"ok": True}, {}
+            if method == "files.getUploadURLExternal":
+                self._ts += 1
+                file_id = f"F{self._ts}"
+                return 200, {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}, {}
+            if method == "files.completeUploadExternal":
+                files = json.loads(params["files"]) if isinstance(params.get("files"), str) else params["files"]
+                return 200, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}, {}
             if method == "apps.connections.open":
                 return 200, {"ok": True, "url": self.socket_url}, {}
             if method == "auth.test":
@@ -206,6 +220,15 @@ class FakeSlack:
 
     def ephemerals(self, user: str | None = None) -> list[Call]:
         return [c for c in self.of("chat.postEphemeral") if user is None or c.params.get("user") == user]
+
+    def uploaded(self) -> dict[str, bytes]:
+        """Files completed into a conversation: title -> bytes (what people see in the thread)."""
+        out = {}
+        for call in self.of("files.completeUploadExternal"):
+            files = call.params["files"]
+            for f in json.loads(files) if isinstance(files, str) else files:
+                out[f.get("title") or f["id"]] = self.uploads.get(f["id"], b"")
+        return out
 
     def responses(self) -> list[Call]:
         return [c for c in self.calls if c.method.startswith("/response/")]

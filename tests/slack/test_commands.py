@@ -69,13 +69,22 @@ def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack
 
         assert timeline(s, 1)[-1].details["text"] == note
     shown = reply(env, "timeline")
-    assert "*Timeline of incident #1* (" in shown and "still open" in shown
-    assert 'note by Rui (URESP): the payload service is down "again" :fire: &lt;b&gt;' in shown
-    assert "acknowledged by Rui (URESP) as responder after 5.0 min" in shown
+    assert shown.startswith("*Incident #1* (test-release, critical, still open): ")
+    assert "The post-mortem draft (incident-1-postmortem.md) is in the incident's thread." in shown
+    complete = env.wait_for(lambda: env.slack.of("files.completeUploadExternal"))[-1]
+    assert complete.params["channel_id"] == "COPS" and complete.params["thread_ts"] == "1001.000100"
+    draft = env.slack.uploaded()["incident-1-postmortem.md"].decode()
+    assert draft.startswith("# Post-mortem: svc incident #1 (critical)")
+    assert "**This incident is still open.**" in draft
+    assert 'note by Rui (URESP): the payload service is down "again" :fire: <b>' in draft
+    assert "acknowledged by Rui (URESP) as responder after 5.0 min" in draft
+    assert any(
+        name.endswith("-errors.png") and data.startswith(b"\x89PNG") for name, data in env.slack.uploaded().items()
+    )
     assert reply(env, "resolve").startswith(":no_entry: Only incident_commander may resolve")
     assert reply(env, "resolve #1", user="UIC") == "Incident #1 resolved"
     assert reply(env, "status") == ":white_check_mark: No open incidents."
-    assert reply(env, "timeline 1").count("still open") == 0
+    assert "resolved" in reply(env, "timeline 1")
     assert reply(env, "timeline 99") == "There is no incident #99. `/rollback status` lists the open ones."
 
 

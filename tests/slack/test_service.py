@@ -138,7 +138,7 @@ def test_messages_stay_within_slack_limits_whatever_the_data(slack_env: SlackEnv
 
     with env.deps.store.session() as s:
         events = timeline(s, 1)
-    for message in (blocks.alert(view), blocks.timeline(1, events, True), blocks.status([view] * 30)):
+    for message in (blocks.alert(view), blocks.status([view] * 30), *(blocks.thread_event(e) for e in events)):
         payload = message.payload()
         assert block_problems(payload["blocks"]) == [], message.text
         assert len(payload["blocks"]) <= 50

@@ -6,11 +6,9 @@ import io
 from datetime import datetime, timedelta
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files, never a screen
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from sqlmodel import Session, col, select
 
 from rollback_bot.playbook.conditions import Compare, Condition, signals_in
@@ -62,39 +60,38 @@ def chart(
     points = [(at, v) for at, v in rows if v is not None]
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
-    try:
-        xs = [mdates.date2num(p[0]) for p in points]
-        ax.plot(xs, [p[1] for p in points], color="#1f4e79", linewidth=1.4, label=signal)
-        for text, value in thresholds(pb, signal):
-            ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")
-        for i, step in enumerate(pb.ladder):
-            at = opened_at + step.start
-            if start <= at <= end:
-                x = mdates.date2num(at)
-                ax.axvline(x, color="#7f8c8d", linewidth=0.8, linestyle=":")
-                ax.annotate(
-                    f"{i + 1}",
-                    (x, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=8,
-                    color="#555",
-                    ha="left",
-                    va="top",
-                    xytext=(2, -2),
-                    textcoords="offset points",
-                )
-        ax.set_title(f"{signal} ({pb.signals[signal].unit or 'value'}); dotted lines: ladder steps", fontsize=10)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
-        ax.set_xlabel("UTC")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(9, 3.2), dpi=100)  # not pyplot: its global state is unsafe across threads
+    FigureCanvasAgg(fig)  # renders to PNG, never to a screen
+    ax = fig.subplots()
+    xs = [mdates.date2num(p[0]) for p in points]
+    ax.plot(xs, [p[1] for p in points], color="#1f4e79", linewidth=1.4, label=signal)
+    for text, value in thresholds(pb, signal):
+        ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")
+    for i, step in enumerate(pb.ladder):
+        at = opened_at + step.start
+        if start <= at <= end:
+            x = mdates.date2num(at)
+            ax.axvline(x, color="#7f8c8d", linewidth=0.8, linestyle=":")
+            ax.annotate(
+                f"{i + 1}",
+                (x, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                color="#555",
+                ha="left",
+                va="top",
+                xytext=(2, -2),
+                textcoords="offset points",
+            )
+    ax.set_title(f"{signal} ({pb.signals[signal].unit or 'value'}); dotted lines: ladder steps", fontsize=10)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+    ax.set_xlabel("UTC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:

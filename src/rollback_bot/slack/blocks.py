@@ -281,31 +281,6 @@ def status(views: Sequence[IncidentView]) -> Message:
     return Message(f"{len(views)} open incident(s)", blocks)
 
 
-def timeline(inc_id: int, events: Sequence[Event], is_open: bool) -> Message:
-    lines = [f"`{ev.at:%m-%d %H:%M:%S}` {EVENT_ICON.get(ev.kind, '')} {esc(ev.summary)}" for ev in events]
-    header = f"*Timeline of incident #{inc_id}* ({len(events)} events{', still open' if is_open else ''}, UTC)"
-    blocks: list[Block] = [section(header)]
-    chunk: list[str] = []
-    size = 0
-    for line in lines:
-        line = clip(line, 600)
-        if size + len(line) + 1 > MAX_SECTION - 10:
-            blocks.append(section("\n".join(chunk)))
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
-    if len(blocks) > 49:  # keep the start and the most recent events
-        omitted = sum(len(b.text.text.splitlines()) for b in blocks[10:-38] if isinstance(b, SectionBlock) and b.text)
-        blocks = [
-            *blocks[:10],
-            context(f"_{omitted} events in between not shown; export the timeline for all_"),
-            *blocks[-38:],
-        ]
-    return Message(f"Timeline of incident #{inc_id}", blocks)
-
-
 def playbook_table(pb: Playbook) -> Message:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(f"Playbook {pb.name} ({pb.service})", MAX_HEADER)))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel import col, select
 
 from rollback_bot import flows
+from rollback_bot.export import export_incident
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
@@ -18,6 +20,23 @@ from rollback_bot.store.models import Incident
 
 VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
 _REF = re.compile(r"^#?(\d+)$")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Files to put in an incident's thread (the timeline's post-mortem draft and its charts)."""
+
+    channel: str
+    thread_ts: str | None
+    files: list[tuple[str, bytes]]  # (filename, content)
+    title: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: Message
+    upload: Upload | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,45 @@ def _pick(deps: Deps, parsed: Parsed, verb_hint: str) -> int | Message:
     )
 
 
-def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str) -> Message:
+def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str, channel: str = "") -> Reply:
+    parsed = parse(text)
+    if parsed.verb == "timeline":
+        picked = _pick(deps, parsed, "timeline")
+        if isinstance(picked, Message):
+            return Reply(picked)
+        return timeline_reply(deps, picked, channel)
+    return Reply(answer(deps, playbooks, text, user))
+
+
+def timeline_reply(deps: Deps, incident_id: int, channel: str) -> Reply:
+    """A short summary here; the Markdown post-mortem draft (and charts) in the incident's thread."""
+    with deps.store.session() as s:
+        incident = s.get(Incident, incident_id)
+        if incident is None:
+            return Reply(blocks.reply(f"There is no incident #{incident_id}. `/rollback status` lists the open ones."))
+        events = timeline(s, incident_id)
+    name = f"incident-{incident_id}-postmortem.md"
+    exported = export_incident(deps.store, incident_id, "md", out=Path(name))
+    files = [(name, exported.text.encode()), *exported.files.items()]
+    state = "still open" if incident.status == "open" else f"resolved {incident.resolved_at:%Y-%m-%d %H:%M} UTC"
+    kinds = [e.kind for e in events]
+    summary = (
+        f"*Incident #{incident_id}* ({esc(incident.playbook)}, {incident.severity}, {state}): {len(events)} events, "
+        f"{kinds.count('approval')} approval(s), {kinds.count('approval.denied') + kinds.count('ack.denied')} "
+        f"refusal(s), {kinds.count('action.succeeded')} action stage(s) done, {kinds.count('action.failed')} failed. "
+        f"The post-mortem draft ({name}) is in the incident's thread."
+    )
+    upload = Upload(
+        channel=incident.slack_channel or channel,
+        thread_ts=incident.slack_ts,
+        files=files,
+        title=f"Timeline of incident #{incident_id}",
+        comment=f"Post-mortem draft for incident #{incident_id} ({len(events)} events; timeline hash in the file).",
+    )
+    return Reply(blocks.reply(summary), upload)
+
+
+def answer(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str) -> Message:
     parsed = parse(text)
     if parsed.verb == "help":
         return blocks.help_message()
@@ -88,11 +145,6 @@ def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: st
         return picked
     if not _exists(deps, picked):
         return blocks.reply(f"There is no incident #{picked}. `/rollback status` lists the open ones.")
-    if parsed.verb == "timeline":
-        with deps.store.session() as s:
-            events = timeline(s, picked)
-            incident = s.get(Incident, picked)
-        return blocks.timeline(picked, events, incident is not None and incident.status == "open")
     if parsed.verb == "note" and not parsed.rest:
         return blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`.")
     actions = {
