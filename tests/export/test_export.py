@@ -1,0 +1,166 @@
+"""Exports of an incident driven through the real flows: every format's content, time zones, open
+incidents, charts, and no secrets anywhere."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from rollback_bot import flows
+from rollback_bot.export import ExportError, export_incident
+from rollback_bot.export.document import SCHEMA, VERSION
+from tests.flows.conftest import Env
+
+
+def drive(env: Env) -> int:
+    """Open, deny, acknowledge, approve in two roles, run both rollback stages, note, resolve."""
+    env.metrics["errors"] = 0.05
+    env.poll()
+    env.clock.advance(timedelta(minutes=3))
+    flows.acknowledge(env.deps, 1, "URESP")
+    env.clock.advance(timedelta(hours=1))
+    flows.tick(env.deps)
+    env.poll()
+    flows.approve(env.deps, 1, "rollback", "UX")  # refused
+    flows.approve(env.deps, 1, "rollback", "UAPP1")
+    flows.approve(env.deps, 1, "rollback", "USAFE")
+    env.clock.advance(timedelta(minutes=10))
+    env.metrics["errors"] = 0.0
+    env.poll()
+    flows.tick(env.deps)
+    flows.add_note(env.deps, 1, "URESP", 'traffic is back on v41 | "all good"')
+    return 1
+
+
+def export(env: Env, fmt: str, **kw: object) -> str:
+    return export_incident(env.deps.store, 1, fmt, **kw).text  # type: ignore[arg-type]
+
+
+def test_json_is_complete_versioned_and_verifiable(env: Env) -> None:
+    drive(env)
+    doc = json.loads(export(env, "json"))
+    assert (doc["schema"], doc["version"]) == (SCHEMA, VERSION) == ("rollback-bot/incident-export", 1)
+    assert doc["incident"]["open"] is True and doc["incident"]["acknowledged_by_name"] == "Rui"
+    kinds = [e["kind"] for e in doc["events"]]
+    assert kinds[:3] == ["signal.fired", "incident.opened", "step.entered"]
+    assert "approval.denied" in kinds and kinds.count("action.succeeded") == 2
+    assert [e["seq"] for e in doc["events"]] == list(range(1, len(kinds) + 1))
+    assert doc["chain"]["intact"] and doc["chain"]["final_hash"] == doc["events"][-1]["hash"]
+    [denied] = [e for e in doc["events"] if e["kind"] == "approval.denied"]
+    assert (denied["actor"], denied["actor_name"], denied["details"]["values"]["errors"]["value"]) == (
+        "UX",
+        "Xavier",
+        0.05,
+    )
+    approvals = [
+        (a["label"], a["user"], a["name"], a["role"], a["evidence"]["errors"]["value"]) for a in doc["approvals"]
+    ]
+    assert approvals == [
+        ("Roll back", "UAPP1", "Ada", "approver", 0.05),
+        ("Roll back", "USAFE", "Sam", "safety_lead", 0.05),
+    ]
+    assert [(r["action"], r["stage"], r["outcome"], r["http_status"]) for r in doc["action_results"]] == [
+        ("rollback", 10.0, "succeeded", 200),
+        ("rollback", 100.0, "succeeded", 200),
+    ]
+    steps = doc["ladder"]
+    assert [s["entered_at"] is not None for s in steps] == [True, True, False]
+    assert steps[1]["actions"][0]["approved_by"] == ["Ada (approver)", "Sam (safety_lead)"]
+    assert doc["communications"][0]["name"] == "internal-alert" and "incident #1" in doc["communications"][0]["text"]
+    assert doc["signals_fired"][0]["trigger"] == "fatal"
+
+
+def test_csv_has_one_row_per_event_and_opens_cleanly(env: Env) -> None:
+    drive(env)
+    text = export(env, "csv", tz="America/New_York")
+    assert text.startswith("\ufeff")  # spreadsheets read it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    doc = json.loads(export(env, "json"))
+    assert len(rows) == len(doc["events"])
+    note = next(r for r in rows if r["kind"] == "note")
+    assert note["summary"] == 'note by Rui (URESP): traffic is back on v41 | "all good"'
+    assert json.loads(note["details"])["text"] == 'traffic is back on v41 | "all good"'
+    assert rows[0]["time_utc"].endswith("+00:00") and rows[0]["time_America/New_York"].endswith("-05:00")
+    assert rows[0]["time_utc"][11:13] == "09" and rows[0]["time_America/New_York"][11:13] == "04"
+
+
+def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    result = export_incident(env.deps.store, 1, "md", tz="Europe/Paris", out=tmp_path / "pm.md")
+    md = result.text
+    assert md.startswith("# Post-mortem: svc incident #1 (critical)")
+    assert "> **This incident is still open.**" in md
+    for heading in (
+        "## Summary",
+        "## Detection",
+        "## The ladder",
+        "## Approvals",
+        "## Signals fired",
+        "## Communications sent",
+        "## Action results",
+        "## Root cause",
+        "## Follow-ups",
+        "## Timeline",
+    ):
+        assert heading in md
+    assert "times in Europe/Paris" in md and "| Incident opened | 2026-03-01 10:00:00 |" in md  # 09:00 UTC
+    assert "| 2 | Revert | 1h-2h | 2026-03-01 11:00:00 | 2026-03-01 11:03:00 | 3m |" in md
+    assert "Roll back: approved by Ada (approver), Sam (safety_lead), 10% succeeded, 100% succeeded" in md
+    assert "| Roll back | Ada (UAPP1) | approver | 2026-03-01 11:03:00 | ack_time=3, errors=0.05, latency=300 |" in md
+    assert 'traffic is back on v41 \\| "all good"' in md  # table cells stay cells
+    assert "![errors](pm-errors.png)" in md
+    assert set(result.files) == {"pm-errors.png"} and result.files["pm-errors.png"].startswith(b"\x89PNG")
+
+
+def test_html_embeds_the_charts_and_escapes_text(env: Env) -> None:
+    drive(env)
+    flows.add_note(env.deps, 1, "URESP", "<script>alert(1)</script>")
+    flows.resolve(env.deps, 1, "UIC")
+    html = export(env, "html")
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "This incident is still open" not in html and "resolved" in html
+
+
+def test_bad_requests_say_what_to_do(env: Env) -> None:
+    drive(env)
+    with pytest.raises(ExportError, match="no incident #9"):
+        export_incident(env.deps.store, 9, "md")
+    with pytest.raises(ExportError, match="unknown time zone 'Mars/Base'"):
+        export_incident(env.deps.store, 1, "md", tz="Mars/Base")
+    with pytest.raises(ExportError, match="unknown format 'pdf'"):
+        export_incident(env.deps.store, 1, "pdf")
+
+
+def test_secrets_never_reach_events_exports_or_logs(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr3t-deploy-token-9f8e"
+    monkeypatch.setenv("DEPLOY_TOKEN", secret)
+    env.path.write_text(
+        env.path.read_text().replace(
+            'webhook: {url: "' + env.http.url + '/lock", body: {svc: "{{ service }}"}}',
+            'webhook: {url: "' + env.http.url + '/lock", body: {svc: "{{ service }}"}, '
+            'headers: {Authorization: "Bearer ${DEPLOY_TOKEN}"}}',
+        )
+    )
+    assert "DEPLOY_TOKEN" in env.path.read_text()
+    env = env.restart()
+    env.http.routes["/lock"] = lambda rec: (500, {"echo": rec.headers.get("Authorization")})  # a leaky endpoint
+    caplog.set_level(logging.DEBUG)
+    env.metrics["errors"] = 0.05
+    env.poll()
+    flows.approve(env.deps, 1, "lock", "UIC")
+    posts = env.http.posts("/lock")
+    assert posts and posts[0].headers["Authorization"] == f"Bearer {secret}"  # it was sent ...
+    result = env.last("action.failed")
+    assert "[redacted]" in result.details["response"]  # ... and never recorded
+    for fmt in ("json", "csv", "md", "html"):
+        assert secret not in export(env, fmt), fmt
+    assert secret not in caplog.text
