@@ -18,6 +18,7 @@ from rollback_bot.checking import load_checked, playbook_files
 from rollback_bot.clock import Clock, SystemClock
 from rollback_bot.config import Settings
 from rollback_bot.flows.deps import Deps
+from rollback_bot.flows.readings import prune
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.slack.app import build_app
@@ -88,6 +89,13 @@ def start_scheduler(service: Service) -> BackgroundScheduler:
         IntervalTrigger(seconds=SYNC_EVERY, timezone=UTC),
         id="slack-sync",
         name="post what Slack is missing",
+        next_run_time=datetime.now(UTC),
+    )
+    sched.add_job(
+        lambda: prune(service.deps, service.settings.readings_retention),
+        IntervalTrigger(hours=1, timezone=UTC),
+        id="readings-retention",
+        name="delete readings past READINGS_RETENTION",
         next_run_time=datetime.now(UTC),
     )
     sched.start()

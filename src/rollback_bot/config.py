@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
+from typing import Annotated
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rollback_bot.playbook.durations import parse_duration
 from rollback_bot.slack.client import DEFAULT_API_URL
 
 _PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
@@ -32,6 +35,7 @@ class Settings(BaseSettings):
     slack_api_url: str = DEFAULT_API_URL
     database_url: str = "sqlite:///rollback-bot.db"
     rollback_playbooks: str = "playbooks"  # files or folders, separated by commas
+    readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000
 

@@ -96,3 +96,17 @@ def test_garbage_and_nan_are_no_data_not_healthy(env: Env) -> None:
     flows.tick(env.deps)
     step2 = env.last("step.entered")
     assert step2.details["name"] == "Revert" and step2.details["watch"][0]["status"] == "nodata"
+
+
+def test_readings_past_retention_are_deleted(env: Env) -> None:
+    from sqlmodel import select
+
+    from rollback_bot.flows.readings import prune
+    from rollback_bot.store import ReadingRow
+
+    env.poll()
+    env.clock.advance(timedelta(days=2))
+    env.poll()
+    assert prune(env.deps, timedelta(days=1)) == 3  # the first poll's three signals
+    with env.deps.store.session() as s:
+        assert {r.at for r in s.exec(select(ReadingRow))} == {env.clock.now()}

@@ -99,12 +99,13 @@ GOOD = {"SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdefghijkl", "SLACK_SIGNING_SECRET"
         ({"SLACK_BOT_TOKEN": GOOD["SLACK_BOT_TOKEN"]}, "set SLACK_SIGNING_SECRET for HTTP mode"),
         ({**GOOD, "SLACK_APP_TOKEN": "xapp-..."}, "SLACK_APP_TOKEN must be an app-level token"),
         ({**GOOD, "SLACK_API_URL": "slack.local"}, "SLACK_API_URL must be an http(s) URL"),
+        ({**GOOD, "READINGS_RETENTION": "30"}, "READINGS_RETENTION bad duration '30'"),
     ],
 )
 def test_settings_refuse_missing_and_placeholder_values(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "READINGS_RETENTION"):
         monkeypatch.delenv(name, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
+from rollback_bot.flows.deps import Deps
 from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource
 from rollback_bot.playbook.conditions import longest_jump_window, signals_in
 from rollback_bot.playbook.models import Playbook, SignalSpec
@@ -31,6 +32,14 @@ def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now:
         end = incident.acknowledged_at or now
         return Reading.of(name, now, (end - incident.opened_at).total_seconds() / 60)
     return Reading.of(name, now, (now - incident.opened_at).total_seconds() / 60)
+
+
+def prune(deps: Deps, keep: timedelta) -> int:
+    """Delete readings older than `keep` (charts of older incidents lose their lines; the timeline stays)."""
+    with deps.store.session() as s:
+        deleted = s.exec(delete(ReadingRow).where(col(ReadingRow.at) < deps.now() - keep))
+        s.commit()
+        return int(deleted.rowcount or 0)
 
 
 def with_builtins(
