@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from rollback_bot.checking import check_file, playbook_files
 from rollback_bot.playbook.loader import PlaybookInvalid
@@ -91,27 +92,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = Store(args.database)
     out = Path(args.out) if args.out else None
+    templates = Path(args.templates) if args.templates else None
+    partial = out.with_name(out.name + ".partial") if out else None
     try:
-        result = export_incident(
-            store,
-            args.incident,
-            args.format,
-            tz=args.tz,
-            out=out,
-            templates=Path(args.templates) if args.templates else None,
-        )
+        with partial.open("w", encoding="utf-8", newline="") if partial else nullcontext(sys.stdout) as fp:
+            files = export_incident(
+                store, args.incident, args.format, fp, tz=args.tz, out=out, templates=templates, verify=args.verify
+            )
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)
+        if partial:
+            partial.unlink(missing_ok=True)
         return 2
     finally:
         store.close()
-    if out is None:
-        sys.stdout.write(result.text)
+    if out is None or partial is None:
         return 0
-    out.write_text(result.text, encoding="utf-8", newline="")
-    for name, data in result.files.items():
+    partial.replace(out)  # a complete file or none
+    for name, data in files.items():
         (out.parent / name).write_bytes(data)
-    print(f"wrote {out}" + (f" and {len(result.files)} chart(s)" if result.files else ""), file=sys.stderr)
+    print(f"wrote {out}" + (f" and {len(files)} chart(s)" if files else ""), file=sys.stderr)
     return 0
 
 
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write (Markdown charts are written beside it)")
     export.add_argument("--tz", default="UTC", help="time zone for times shown (IANA name, default UTC)")
     export.add_argument("--templates", help="folder with postmortem.md.j2 / .html.j2 (default: the playbook's)")
+    export.add_argument("--verify", action="store_true", help="recompute the audit chain (slower on long timelines)")
     export.add_argument("--database", help="database URL (default: DATABASE_URL)")
     export.set_defaults(func=cmd_export)
 

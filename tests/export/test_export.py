@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rollback_bot import flows
-from rollback_bot.export import ExportError, export_incident
+from rollback_bot.export import ExportError, export_text
 from rollback_bot.export.document import SCHEMA, VERSION
 from tests.flows.conftest import Env
 
@@ -39,7 +39,7 @@ def drive(env: Env) -> int:
 
 
 def export(env: Env, fmt: str, **kw: object) -> str:
-    return export_incident(env.deps.store, 1, fmt, **kw).text  # type: ignore[arg-type]
+    return export_text(env.deps.store, 1, fmt, **kw)[0]
 
 
 def test_json_is_complete_versioned_and_verifiable(env: Env) -> None:
@@ -51,7 +51,8 @@ def test_json_is_complete_versioned_and_verifiable(env: Env) -> None:
     assert kinds[:3] == ["signal.fired", "incident.opened", "step.entered"]
     assert "approval.denied" in kinds and kinds.count("action.succeeded") == 2
     assert [e["seq"] for e in doc["events"]] == list(range(1, len(kinds) + 1))
-    assert doc["chain"]["intact"] and doc["chain"]["final_hash"] == doc["events"][-1]["hash"]
+    assert doc["chain"]["final_hash"] == doc["events"][-1]["hash"] and doc["chain"]["intact"] is None
+    assert json.loads(export(env, "json", verify=True))["chain"]["intact"] is True
     [denied] = [e for e in doc["events"] if e["kind"] == "approval.denied"]
     assert (denied["actor"], denied["actor_name"], denied["details"]["values"]["errors"]["value"]) == (
         "UX",
@@ -92,8 +93,7 @@ def test_csv_has_one_row_per_event_and_opens_cleanly(env: Env) -> None:
 
 def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path) -> None:
     drive(env)
-    result = export_incident(env.deps.store, 1, "md", tz="Europe/Paris", out=tmp_path / "pm.md")
-    md = result.text
+    md, files = export_text(env.deps.store, 1, "md", tz="Europe/Paris", out=tmp_path / "pm.md")
     assert md.startswith("# Post-mortem: svc incident #1 (critical)")
     assert "> **This incident is still open.**" in md
     for heading in (
@@ -115,7 +115,7 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
     assert "| Roll back | Ada (UAPP1) | approver | 2026-03-01 11:03:00 | ack_time=3, errors=0.05, latency=300 |" in md
     assert 'traffic is back on v41 \\| "all good"' in md  # table cells stay cells
     assert "![errors](pm-errors.png)" in md
-    assert set(result.files) == {"pm-errors.png"} and result.files["pm-errors.png"].startswith(b"\x89PNG")
+    assert set(files) == {"pm-errors.png"} and files["pm-errors.png"].startswith(b"\x89PNG")
 
 
 def test_html_embeds_the_charts_and_escapes_text(env: Env) -> None:
@@ -131,11 +131,11 @@ def test_html_embeds_the_charts_and_escapes_text(env: Env) -> None:
 def test_bad_requests_say_what_to_do(env: Env) -> None:
     drive(env)
     with pytest.raises(ExportError, match="no incident #9"):
-        export_incident(env.deps.store, 9, "md")
+        export_text(env.deps.store, 9, "md")
     with pytest.raises(ExportError, match="unknown time zone 'Mars/Base'"):
-        export_incident(env.deps.store, 1, "md", tz="Mars/Base")
+        export_text(env.deps.store, 1, "md", tz="Mars/Base")
     with pytest.raises(ExportError, match="unknown format 'pdf'"):
-        export_incident(env.deps.store, 1, "pdf")
+        export_text(env.deps.store, 1, "pdf")
 
 
 def test_secrets_never_reach_events_exports_or_logs(

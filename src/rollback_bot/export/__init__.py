@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from rollback_bot.export import charts, formats
-from rollback_bot.export.document import ExportError, build
+from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
 from rollback_bot.store.models import Incident
 
-__all__ = ["ExportError", "Exported", "export_incident"]
-
-
-@dataclass
-class Exported:
-    text: str
-    files: dict[str, bytes] = field(default_factory=dict)  # chart files to write beside the Markdown
+__all__ = ["ExportError", "export_incident", "export_text"]
 
 
 def export_incident(
     store: Store,
     incident_id: int,
     fmt: str,
+    fp: TextIO,
     *,
     tz: str = "UTC",
     out: Path | None = None,
     templates: Path | None = None,
     with_charts: bool = True,
-) -> Exported:
+    verify: bool = False,
+) -> dict[str, bytes]:
+    """Write the export to `fp`; return the chart files the Markdown references (named after `out`)."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
-        doc = build(s, incident_id, tz)
+        doc = build(s, incident_id, tz, verify)
+        events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
         if fmt == "json":
-            return Exported(formats.to_json(doc))
+            formats.write_json(doc, events, fp)
+            return {}
         if fmt == "csv":
-            return Exported(formats.to_csv(doc))
+            formats.write_csv(doc, events, fp)
+            return {}
         incident = s.get(Incident, incident_id)
         assert incident is not None
         loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
@@ -52,9 +53,19 @@ def export_incident(
                 png = charts.chart(s, loaded.playbook, signal, incident.opened_at, start, end)
                 if png:
                     pngs[signal] = png
-    if fmt == "html":
-        return Exported(formats.to_html(doc, folder, pngs))
-    if out is None:  # Markdown on stdout: nowhere to put the charts
-        return Exported(formats.to_markdown(doc, folder, {}))
-    names = {signal: f"{out.stem}-{signal}.png" for signal in pngs}
-    return Exported(formats.to_markdown(doc, folder, names), {names[k]: v for k, v in pngs.items()})
+        if fmt == "html":
+            formats.write_html(doc, events, folder, pngs, fp)
+            return {}
+        if out is None:  # Markdown on stdout: nowhere to put the charts
+            formats.write_markdown(doc, events, folder, {}, fp)
+            return {}
+        names = {signal: f"{out.stem}-{signal}.png" for signal in pngs}
+        formats.write_markdown(doc, events, folder, names, fp)
+        return {names[k]: v for k, v in pngs.items()}
+
+
+def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:
+    """The export as a string (small incidents: Slack uploads, tests)."""
+    buf = io.StringIO()
+    files = export_incident(store, incident_id, fmt, buf, **kw)  # type: ignore[arg-type]
+    return buf.getvalue(), files

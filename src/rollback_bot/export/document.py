@@ -1,23 +1,24 @@
-"""The export document: everything a post-mortem needs about one incident, gathered once; every format
-(JSON, CSV, Markdown, HTML) renders from it. JSON schema: docs in export/SCHEMA.md (versioned)."""
+"""The export document: the summary of one incident (gathered with small queries), plus its timeline,
+streamed from the database in chain order. Every format renders from these two. JSON schema:
+export/SCHEMA.md (versioned)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from rollback_bot.playbook.loader import parse_playbook
-from rollback_bot.store.models import ActionRun, Approval, Event, Incident
+from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
 from rollback_bot.store.verify import verify_chain
 
 SCHEMA = "rollback-bot/incident-export"
 VERSION = 1
-EVENT_COLUMNS = ("id", "seq", "at", "kind", "actor", "role", "summary", "details", "hash")
+SUMMARY_KINDS = ("step.entered", "signal.fired", "trigger.attached", "action.succeeded", "action.failed")
 
 
 class ExportError(Exception):
@@ -28,20 +29,65 @@ def iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat() if at else None
 
 
-def iter_events(session: Session, incident_id: int) -> Iterator[dict[str, Any]]:
-    """The timeline in chain order, as light dicts (Core rows, not ORM objects: exports can be large)."""
+def _utc(text: str) -> datetime:
+    """A stored time read as text (SQLite: naive UTC; PostgreSQL: with its offset) -> aware UTC."""
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def utc_iso(text: str) -> str:
+    """ISO 8601 UTC from the stored text; SQLite's own format is rewritten without parsing."""
+    if len(text) == 26 and text[10] == " " and text[19] == ".":  # 2026-03-01 09:00:00.864000 (naive UTC)
+        return f"{text[:10]}T{text[11:]}+00:00"
+    return _utc(text).isoformat()
+
+
+def iter_timeline(
+    session: Session, incident_id: int, names: dict[str, str], with_details: bool
+) -> Iterator[dict[str, Any]]:
+    """Every event in chain order, as light dicts read in batches. Times come as ISO UTC text and
+    `details` as the stored JSON (copied, never parsed, and only read when the format shows it): no
+    per-row type processing."""
     table = Event.__table__  # type: ignore[attr-defined]
+    details = sa.cast(table.c.details, sa.Text) if with_details else sa.literal_column("NULL")
     stmt = (
-        sa.select(*[table.c[name] for name in EVENT_COLUMNS])
+        sa.select(
+            table.c.seq,
+            sa.cast(table.c.at, sa.Text),
+            table.c.kind,
+            table.c.actor,
+            table.c.role,
+            table.c.summary,
+            table.c.hash,
+            details,
+        )
         .where(table.c.incident_id == incident_id)
         .order_by(table.c.seq, table.c.id)
-        .execution_options(yield_per=5000)
     )
-    for row in session.connection().execute(stmt):
-        yield dict(zip(EVENT_COLUMNS, row, strict=True))
+    conn = session.connection()
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    # the driver's own cursor: every column is already text, so SQLAlchemy's per-row processing is pure cost
+    cursor = conn.exec_driver_sql(sql).cursor
+    while rows := cursor.fetchmany(5000):
+        yield from _event_dicts(rows, names)
 
 
-def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]:
+def _event_dicts(rows: Sequence[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:
+    for seq, at, kind, actor, role, summary, digest, raw in rows:
+        yield {
+            "seq": seq,
+            "at": utc_iso(at),
+            "kind": kind,
+            "actor": actor,
+            "actor_name": names.get(actor) if actor else None,
+            "role": role,
+            "summary": summary,
+            "hash": digest,
+            "details_json": raw,
+        }
+
+
+def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise ExportError(f"no incident #{incident_id}")
@@ -50,58 +96,51 @@ def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]
     except Exception:
         raise ExportError(f"unknown time zone {tz!r}; use an IANA name such as UTC or Europe/Paris") from None
     pb = parse_playbook(incident.playbook_text, incident.playbook_path).playbook
-    events = []
-    names: dict[str, str] = {}
+    names = _names(session, incident_id)
     steps_entered: dict[int, dict[str, Any]] = {}
-    fired, comms, results, fault_at = [], [], [], None
-    for ev in iter_events(session, incident_id):
-        details = ev["details"] or {}
-        if ev["actor"] and details.get("name"):
-            names.setdefault(ev["actor"], str(details["name"]))
-        ev["actor_name"] = details.get("name") if ev["actor"] else None
-        kind = ev["kind"]
-        if kind == "step.entered":
-            steps_entered.setdefault(
-                int(details["step"]), {"at": ev["at"], "late_by_seconds": details.get("late_by_seconds")}
-            )
+    fired, comms, results = [], [], []
+    table = Event.__table__  # type: ignore[attr-defined]
+    summary_rows = session.connection().execute(  # Core rows: an incident may have thousands of these
+        sa.select(table.c.kind, table.c.at, table.c.details)
+        .where(table.c.incident_id == incident_id, table.c.kind.in_(SUMMARY_KINDS))
+        .order_by(table.c.seq)
+    )
+    for kind, at, d in summary_rows:
+        ev = _Row(kind, at)
+        if ev.kind == "step.entered":
+            steps_entered.setdefault(int(d["step"]), {"at": ev.at, "late_by_seconds": d.get("late_by_seconds")})
             comms += [
-                {"step": details["name"], "name": n, "text": t, "at": iso(ev["at"])}
-                for n, t in details.get("comms", {}).items()
+                {"step": d["name"], "name": n, "text": t, "at": iso(ev.at)} for n, t in d.get("comms", {}).items()
             ]
-        elif kind in ("signal.fired", "trigger.attached"):
+        elif ev.kind in ("signal.fired", "trigger.attached"):
             fired.append(
                 {
-                    "trigger": details.get("trigger"),
-                    "severity": details.get("severity"),
-                    "rule": details.get("rule"),
-                    "at": iso(ev["at"]),
-                    "since": details.get("since"),
-                    "evidence": details.get("evidence", []),
+                    "trigger": d.get("trigger"),
+                    "severity": d.get("severity"),
+                    "rule": d.get("rule"),
+                    "at": iso(ev.at),
+                    "since": d.get("since"),
+                    "evidence": d.get("evidence", []),
                 }
             )
-        elif kind in ("action.succeeded", "action.failed"):
+        else:
             results.append(
                 {
-                    "action": details.get("action"),
-                    "stage": details.get("stage"),
-                    "outcome": kind.removeprefix("action."),
-                    "http_status": details.get("http_status"),
-                    "attempts": details.get("attempts"),
-                    "at": iso(ev["at"]),
+                    "action": d.get("action"),
+                    "stage": d.get("stage"),
+                    "outcome": ev.kind.removeprefix("action."),
+                    "http_status": d.get("http_status"),
+                    "attempts": d.get("attempts"),
+                    "at": iso(ev.at),
                 }
             )
-        elif kind == "drill.fault":
-            fault_at = ev["at"]
-        events.append(ev)
-    if fault_at is None:  # a drill's fault is injected before any incident exists: it is a playbook event
-        fault_at = session.exec(
-            select(Event.at)
-            .where(
-                Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at
-            )
-            .order_by(col(Event.at).desc())
-            .limit(1)
-        ).first()
+    # a drill's fault is injected before any incident exists: it is on the playbook's chain
+    fault_at = session.exec(
+        select(Event.at)
+        .where(Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at)
+        .order_by(col(Event.at).desc())
+        .limit(1)
+    ).first()
     approvals = [
         {
             "action": a.action_id,
@@ -116,7 +155,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]
             select(Approval).where(Approval.incident_id == incident_id).order_by(col(Approval.at), col(Approval.id))
         )
     ]
-    runs = list(session.exec(select(ActionRun).where(ActionRun.incident_id == incident_id)))
+    runs = sorted(session.exec(select(ActionRun).where(ActionRun.incident_id == incident_id)), key=lambda r: r.stage)
     ladder = []
     for i, step in enumerate(pb.ladder):
         entered = steps_entered.get(i)
@@ -137,7 +176,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]
                         "approved_by": [f"{x['name']} ({x['role']})" for x in approvals if x["action"] == a.id],
                         "stages": [
                             {"stage": r.stage, "status": r.status, "finished_at": iso(r.finished_at)}
-                            for r in sorted(runs, key=lambda r: r.stage)
+                            for r in runs
                             if r.action_id == a.id
                         ],
                     }
@@ -145,7 +184,6 @@ def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]
                 ],
             }
         )
-    chain = verify_chain(session, f"incident:{incident_id}")
     first_breach = incident.evidence.get("since") or iso(incident.opened_at)
     return {
         "schema": SCHEMA,
@@ -182,9 +220,52 @@ def build(session: Session, incident_id: int, tz: str = "UTC") -> dict[str, Any]
         "signals_fired": fired,
         "communications": comms,
         "action_results": results,
-        "events": [{**{k: v for k, v in e.items() if k != "at"}, "at": iso(e["at"])} for e in events],
-        "chain": {"final_hash": chain.final_hash, "events": chain.events, "intact": chain.ok, "problem": chain.problem},
+        "event_count": session.exec(select(func.count()).where(Event.incident_id == incident_id)).one(),
+        "chain": _chain(session, incident_id, verify),
+        "names": names,
     }
+
+
+class _Row:
+    __slots__ = ("at", "kind")
+
+    def __init__(self, kind: str, at: datetime) -> None:
+        self.kind, self.at = kind, at
+
+
+def _names(session: Session, incident_id: int) -> dict[str, str]:
+    """Each person's name as recorded when they first acted in this incident."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    first = (
+        sa.select(table.c.actor, sa.func.min(table.c.seq).label("seq"))
+        .where(table.c.incident_id == incident_id, table.c.actor.is_not(None))
+        .group_by(table.c.actor)
+        .subquery()
+    )
+    stmt = (
+        sa.select(table.c.actor, table.c.details)
+        .join(first, (table.c.actor == first.c.actor) & (table.c.seq == first.c.seq))
+        .where(table.c.incident_id == incident_id)
+    )
+    return {actor: str((details or {}).get("name") or actor) for actor, details in session.connection().execute(stmt)}
+
+
+def _chain(session: Session, incident_id: int, verify: bool) -> dict[str, Any]:
+    """The final hash; the head must agree with the newest event. Full recomputation only when asked."""
+    chain = f"incident:{incident_id}"
+    head = session.get(ChainHead, chain)
+    last = session.exec(select(Event.hash).where(Event.chain == chain).order_by(col(Event.seq).desc()).limit(1)).first()
+    out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": verify}
+    if verify:
+        report = verify_chain(session, chain)
+        out.update(intact=report.ok, problem=report.problem)
+    else:
+        consistent = head is not None and head.hash == last
+        out.update(
+            intact=None if consistent else False,
+            problem=None if consistent else "the newest event does not match the chain head",
+        )
+    return out
 
 
 def _label(pb: Any, action_id: str) -> str:

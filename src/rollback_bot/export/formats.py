@@ -1,32 +1,73 @@
-"""JSON, CSV, Markdown and HTML from the export document."""
+"""JSON, CSV, Markdown and HTML, written to a stream: the timeline goes from the database to the file
+without being held in memory."""
 
 from __future__ import annotations
 
 import base64
 import csv
-import io
 import json
-from datetime import datetime
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from rollback_bot.playbook.durations import format_duration
 
 FORMATS = ("md", "json", "csv", "html")
+Events = Iterable[dict[str, Any]]
 
 
-def to_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=1, ensure_ascii=False, default=str) + "\n"
+def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
+    head = json.dumps({k: v for k, v in doc.items() if k != "names"}, indent=1, ensure_ascii=False, default=str)
+    fp.write(head[: head.rfind("}")].rstrip() + ',\n "events": [')
+    sep = "\n  "
+    for e in events:
+        item = json.dumps(
+            {
+                "seq": e["seq"],
+                "at": e["at"],
+                "kind": e["kind"],
+                "actor": e["actor"],
+                "actor_name": e["actor_name"],
+                "role": e["role"],
+                "summary": e["summary"],
+                "hash": e["hash"],
+            },
+            ensure_ascii=False,
+        )
+        fp.write(sep + item[:-1] + ', "details": ' + e["details_json"] + "}")  # stored JSON, copied as is
+        sep = ",\n  "
+    fp.write("\n ]\n}\n")
 
 
-def to_csv(doc: dict[str, Any]) -> str:
-    zone = ZoneInfo(doc["timezone"])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: spreadsheets open it as is
+class LocalTime:
+    """UTC ISO text -> local time text, caching the zone's offset per hour (DST changes on the hour)."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._offsets: dict[str, tuple[timedelta, str]] = {}
+
+    def __call__(self, utc: str, iso: bool = True) -> str:
+        hour = utc[:13]
+        cached = self._offsets.get(hour)
+        if cached is None:
+            offset = datetime.fromisoformat(utc).astimezone(self.zone).utcoffset() or timedelta(0)
+            sign, total = ("-" if offset < timedelta(0) else "+"), abs(int(offset.total_seconds()))
+            cached = self._offsets[hour] = (offset, f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}")
+        offset, suffix = cached
+        base = datetime.fromisoformat(utc[:19]) + offset
+        return f"{base.isoformat()}{suffix}" if iso else base.isoformat(sep=" ")
+
+
+def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
+    local = LocalTime(ZoneInfo(doc["timezone"]))
+    fp.write("\ufeff")  # a BOM so Excel reads UTF-8
+    writer = csv.writer(fp, lineterminator="\r\n")  # RFC 4180: spreadsheets open it as is
     writer.writerow(
         [
             "seq",
@@ -41,23 +82,34 @@ def to_csv(doc: dict[str, Any]) -> str:
             "hash",
         ]
     )
-    for e in doc["events"]:
-        at = datetime.fromisoformat(e["at"])
-        writer.writerow(
-            [
-                e["seq"],
-                e["at"],
-                at.astimezone(zone).isoformat(),
-                e["kind"],
-                e["actor"] or "",
-                e["actor_name"] or "",
-                e["role"] or "",
-                e["summary"],
-                json.dumps(e["details"], ensure_ascii=False, sort_keys=True),
-                e["hash"],
-            ]
-        )
-    return "\ufeff" + out.getvalue()  # a BOM so Excel reads UTF-8
+    writer.writerows(
+        [
+            e["seq"],
+            e["at"],
+            local(e["at"]),
+            e["kind"],
+            e["actor"] or "",
+            e["actor_name"] or "",
+            e["role"] or "",
+            e["summary"],
+            e["details_json"],
+            e["hash"],
+        ]
+        for e in events
+    )
+
+
+def format_duration_s(seconds: float) -> str:
+    return format_duration(timedelta(seconds=round(seconds)))
+
+
+def num(value: Any) -> str:
+    """Numbers as people read them: 4 significant digits; no data said so."""
+    if value is None:
+        return "no data"
+    if isinstance(value, int | float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _env(templates: Path, html: bool) -> SandboxedEnvironment:
@@ -75,42 +127,61 @@ def _env(templates: Path, html: bool) -> SandboxedEnvironment:
     return env
 
 
-def num(value: Any) -> str:
-    """Numbers as people read them: 4 significant digits; no data said so."""
-    if value is None:
-        return "no data"
-    if isinstance(value, int | float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_duration_s(seconds: float) -> str:
-    from datetime import timedelta
-
-    return format_duration(timedelta(seconds=round(seconds)))
-
-
-def _context(doc: dict[str, Any]) -> dict[str, Any]:
+def _context(doc: dict[str, Any], events: Events) -> dict[str, Any]:
     zone = ZoneInfo(doc["timezone"])
 
-    def local(value: str | None) -> str:
+    def local(value: str | datetime | None) -> str:
         if not value:
             return "-"
-        return datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        at = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
     def between(a: str | None, b: str | None) -> str:
         if not a or not b:
             return "-"
         return format_duration_s((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds())
 
-    return {"doc": doc, "i": doc["incident"], "local": local, "between": between, "tz": doc["timezone"]}
+    return {
+        "doc": doc,
+        "i": doc["incident"],
+        "events": events,
+        "local": local,
+        "between": between,
+        "tz": doc["timezone"],
+    }
 
 
-def to_markdown(doc: dict[str, Any], templates: Path, charts: dict[str, str] | None = None) -> str:
+def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 500) -> Iterator[str]:
+    """The timeline table's rows, formatted here and handed to the template in batches (a 100,000-event
+    timeline through a template's attribute lookups is several times slower); the rest of the document
+    stays in the template."""
+    local = LocalTime(ZoneInfo(doc["timezone"]))
+    lines: list[str] = []
+    for e in events:
+        at = local(e["at"], iso=False)
+        actor = f"{e['actor_name']} ({e['actor']})" if e["actor"] else ""
+        if html:
+            # one escape per row: the cell separator (a control character) passes through escaping untouched
+            row = "\x1f".join((str(e["seq"]), at, e["kind"], actor, e["role"] or "", e["summary"].replace("\x1f", " ")))
+            lines.append("<tr><td>" + str(escape(row)).replace("\x1f", "</td><td>") + "</td></tr>\n")
+        else:
+            summary = e["summary"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {e['seq']} | {at} | {e['kind']} | {actor} | {e['role'] or ''} | {summary} |\n")
+        if len(lines) >= batch:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
+
+
+def write_markdown(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, str], fp: TextIO) -> None:
     """`charts` maps a signal to the PNG file name the Markdown should reference."""
-    return _env(templates, html=False).get_template("postmortem.md.j2").render(**_context(doc), charts=charts or {})
+    template = _env(templates, html=False).get_template("postmortem.md.j2")
+    fp.writelines(template.generate(**_context(doc, events), timeline=timeline_rows(doc, events, False), charts=charts))
 
 
-def to_html(doc: dict[str, Any], templates: Path, charts: dict[str, bytes] | None = None) -> str:
-    embedded = {k: base64.b64encode(v).decode() for k, v in (charts or {}).items()}
-    return _env(templates, html=True).get_template("postmortem.html.j2").render(**_context(doc), charts=embedded)
+def write_html(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, bytes], fp: TextIO) -> None:
+    embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
+    template = _env(templates, html=True).get_template("postmortem.html.j2")
+    rows = (Markup(row) for row in timeline_rows(doc, events, True))  # already escaped, cell by cell
+    fp.writelines(template.generate(**_context(doc, events), timeline=rows, charts=embedded))

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from rollback_bot import flows
-from rollback_bot.export import export_incident
+from rollback_bot.export import export_text
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
@@ -101,8 +101,8 @@ def timeline_reply(deps: Deps, incident_id: int, channel: str) -> Reply:
             return Reply(blocks.reply(f"There is no incident #{incident_id}. `/rollback status` lists the open ones."))
         events = timeline(s, incident_id)
     name = f"incident-{incident_id}-postmortem.md"
-    exported = export_incident(deps.store, incident_id, "md", out=Path(name))
-    files = [(name, exported.text.encode()), *exported.files.items()]
+    text, charts = export_text(deps.store, incident_id, "md", out=Path(name))
+    files = [(name, text.encode()), *charts.items()]
     state = "still open" if incident.status == "open" else f"resolved {incident.resolved_at:%Y-%m-%d %H:%M} UTC"
     kinds = [e.kind for e in events]
     summary = (
