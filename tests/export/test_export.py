@@ -114,6 +114,8 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
     assert "Roll back: approved by Ada (approver), Sam (safety_lead), 10% succeeded, 100% succeeded" in md
     assert "| Roll back | Ada (UAPP1) | approver | 2026-03-01 11:03:00 | ack_time=3, errors=0.05, latency=300 |" in md
     assert 'traffic is back on v41 \\| "all good"' in md  # table cells stay cells
+    assert "| Roll back | Xavier (UX) | approver or safety_lead | 2026-03-01 11:03:00 | ack_time=3, errors=0.05" in md
+    assert "| 1 | 2026-03-01 10:00:00 | 2026-03-01 09:00:00 | signal.fired |" in md  # local time, then UTC
     assert "![errors](pm-errors.png)" in md
     assert set(files) == {"pm-errors.png"} and files["pm-errors.png"].startswith(b"\x89PNG")
 

@@ -18,7 +18,15 @@ from rollback_bot.store.verify import verify_chain
 
 SCHEMA = "rollback-bot/incident-export"
 VERSION = 1
-SUMMARY_KINDS = ("step.entered", "signal.fired", "trigger.attached", "action.succeeded", "action.failed")
+SUMMARY_KINDS = (
+    "step.entered",
+    "signal.fired",
+    "trigger.attached",
+    "action.succeeded",
+    "action.failed",
+    "approval.denied",
+    "ack.denied",
+)
 
 
 class ExportError(Exception):
@@ -101,12 +109,25 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
     fired, comms, results = [], [], []
     table = Event.__table__  # type: ignore[attr-defined]
     summary_rows = session.connection().execute(  # Core rows: an incident may have thousands of these
-        sa.select(table.c.kind, table.c.at, table.c.details)
+        sa.select(table.c.kind, table.c.at, table.c.details, table.c.actor)
         .where(table.c.incident_id == incident_id, table.c.kind.in_(SUMMARY_KINDS))
         .order_by(table.c.seq)
     )
-    for kind, at, d in summary_rows:
+    denials = []
+    for kind, at, d, actor in summary_rows:
         ev = _Row(kind, at)
+        if kind in ("approval.denied", "ack.denied"):
+            denials.append(
+                {
+                    "at": iso(at),
+                    "user": actor,
+                    "name": d.get("name") or actor,
+                    "action": d.get("label") or d.get("action") or "acknowledge",
+                    "needed": d.get("missing") or d.get("needs") or [],
+                    "evidence": d.get("values", {}),
+                }
+            )
+            continue
         if ev.kind == "step.entered":
             steps_entered.setdefault(int(d["step"]), {"at": ev.at, "late_by_seconds": d.get("late_by_seconds")})
             comms += [
@@ -217,6 +238,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         },
         "ladder": ladder,
         "approvals": approvals,
+        "denials": denials,
         "signals_fired": fired,
         "communications": comms,
         "action_results": results,

@@ -159,14 +159,17 @@ def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 
     lines: list[str] = []
     for e in events:
         at = local(e["at"], iso=False)
+        utc = e["at"][:19].replace("T", " ")
         actor = f"{e['actor_name']} ({e['actor']})" if e["actor"] else ""
         if html:
             # one escape per row: the cell separator (a control character) passes through escaping untouched
-            row = "\x1f".join((str(e["seq"]), at, e["kind"], actor, e["role"] or "", e["summary"].replace("\x1f", " ")))
+            row = "\x1f".join(
+                (str(e["seq"]), at, utc, e["kind"], actor, e["role"] or "", e["summary"].replace("\x1f", " "))
+            )
             lines.append("<tr><td>" + str(escape(row)).replace("\x1f", "</td><td>") + "</td></tr>\n")
         else:
             summary = e["summary"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {e['seq']} | {at} | {e['kind']} | {actor} | {e['role'] or ''} | {summary} |\n")
+            lines.append(f"| {e['seq']} | {at} | {utc} | {e['kind']} | {actor} | {e['role'] or ''} | {summary} |\n")
         if len(lines) >= batch:
             yield "".join(lines)
             lines = []
