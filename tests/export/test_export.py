@@ -101,6 +101,7 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
         "## Detection",
         "## The ladder",
         "## Approvals",
+        "## Refusals",
         "## Signals fired",
         "## Communications sent",
         "## Action results",
