@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select, update
 
-from rollback_bot.store.chain import GENESIS, chain_of, event_hash, json_safe
+from rollback_bot.store.chain import GENESIS, chain_of, hash_of, json_safe
 from rollback_bot.store.models import ChainHead, Event
 
 KINDS = frozenset(
@@ -74,19 +74,7 @@ def record(
         seq=seq,
         prev_hash=prev,
     )
-    ev.hash = event_hash(
-        chain=chain,
-        seq=seq,
-        prev_hash=prev,
-        incident_id=incident_id,
-        playbook=playbook,
-        at=at,
-        kind=kind,
-        actor=actor,
-        role=role,
-        summary=summary,
-        details=clean,
-    )
+    ev.hash = hash_of(ev)
     session.add(ev)
     session.flush()
     session.exec(update(ChainHead).where(col(ChainHead.chain) == chain).values(hash=ev.hash))

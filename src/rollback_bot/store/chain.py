@@ -34,6 +34,23 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def hash_of(ev: Any) -> str:
+    """The hash an event (anything with the Event table's fields) must carry."""
+    return event_hash(
+        chain=ev.chain,
+        seq=ev.seq,
+        prev_hash=ev.prev_hash,
+        incident_id=ev.incident_id,
+        playbook=ev.playbook,
+        at=ev.at,
+        kind=ev.kind,
+        actor=ev.actor,
+        role=ev.role,
+        summary=ev.summary,
+        details=ev.details,
+    )
+
+
 def event_hash(
     *,
     chain: str,

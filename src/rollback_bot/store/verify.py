@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from rollback_bot.store.chain import GENESIS, event_hash
+from rollback_bot.store.chain import GENESIS, hash_of
 from rollback_bot.store.models import ChainHead, Event
 
 
@@ -39,19 +39,7 @@ def verify_chain(session: Session, chain: str) -> ChainReport:
             return ChainReport(chain, count, prev, f"event no. {expected} of the chain {what}; next is {where}", ev.id)
         if ev.prev_hash != prev:
             return ChainReport(chain, count, prev, f"{where} does not follow the event before it (reordered)", ev.id)
-        recomputed = event_hash(
-            chain=chain,
-            seq=ev.seq,
-            prev_hash=ev.prev_hash,
-            incident_id=ev.incident_id,
-            playbook=ev.playbook,
-            at=ev.at,
-            kind=ev.kind,
-            actor=ev.actor,
-            role=ev.role,
-            summary=ev.summary,
-            details=ev.details,
-        )
+        recomputed = hash_of(ev)
         if recomputed != ev.hash:
             return ChainReport(chain, count, prev, f"{where} was changed after it was written", ev.id)
         prev, expected = ev.hash, expected + 1
