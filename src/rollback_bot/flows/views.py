@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, select
 
 from rollback_bot.flows.actions import approvals_of, runs_of
 from rollback_bot.flows.deps import Deps
@@ -21,7 +21,6 @@ from rollback_bot.store.models import Event, Incident
 @dataclass(frozen=True)
 class ApprovalView:
     user: str
-    name: str
     role: str
     at: datetime
 
@@ -38,14 +37,6 @@ class ActionView:
     def approvable(self) -> bool:
         return bool(self.missing)
 
-    @property
-    def done(self) -> bool:
-        return all(status == "succeeded" for _, status in self.stages)
-
-    @property
-    def failed(self) -> bool:
-        return any(status == "failed" for _, status in self.stages)
-
 
 @dataclass(frozen=True)
 class IncidentView:
@@ -55,16 +46,11 @@ class IncidentView:
     watch: list[WatchRow]
     actions: list[ActionView]  # actions of the steps reached so far, current step last
     attached: list[str]  # triggers that fired after the one that opened the incident
-    names: dict[str, str]
-    version: int  # the newest event id: what this view reflects
     now: datetime
 
     @property
     def is_open(self) -> bool:
         return self.incident.status == "open"
-
-    def name(self, user: str | None) -> str:
-        return self.names.get(user or "", user or "")
 
     @property
     def evidence(self) -> list[dict[str, Any]]:
@@ -87,15 +73,11 @@ def build_view(deps: Deps, s: Session, incident: Incident) -> IncidentView:
     step_index = pos.index if pos.index is not None else len(pb.ladder) - 1
     values = with_builtins(pb, latest(s, pb, deps.now(), deps.poll_floor), incident, deps.now())
     watch = watch_rows(pb.ladder[step_index].watch, values)
-    names: dict[str, str] = {}
     actions = []
     for index, step in enumerate(pb.ladder[: step_index + 1]):
         for spec in step.actions:
             approvals = approvals_of(s, incident.id, spec.id)
-            views = []
-            for a in sorted(approvals, key=lambda a: (a.at, a.id or 0)):
-                names[a.user_id] = deps.directory.display_name(a.user_id)
-                views.append(ApprovalView(a.user_id, names[a.user_id], a.role, a.at))
+            views = [ApprovalView(a.user_id, a.role, a.at) for a in sorted(approvals, key=lambda a: (a.at, a.id or 0))]
             runs = {r.stage: r.status for r in runs_of(s, incident.id, spec.id)}
             actions.append(
                 ActionView(
@@ -106,12 +88,8 @@ def build_view(deps: Deps, s: Session, incident: Incident) -> IncidentView:
                     tuple((stage, runs.get(stage, "pending")) for stage in spec.stage_list),
                 )
             )
-    for user in (incident.acknowledged_by, incident.held_by, incident.resolved_by):
-        if user:
-            names[user] = deps.directory.display_name(user)
     attached = [
         str(e.details.get("trigger"))
         for e in s.exec(select(Event).where(Event.incident_id == incident.id, Event.kind == "trigger.attached"))
     ]
-    version = s.exec(select(func.max(col(Event.id))).where(Event.incident_id == incident.id)).one() or 0
-    return IncidentView(incident, pb, pos, watch, actions, attached, names, int(version), now)
+    return IncidentView(incident, pb, pos, watch, actions, attached, now)

@@ -15,11 +15,6 @@ class Position:
     step: StepSpec | None
     time_left: timedelta | None
     next_step: StepSpec | None
-    next_in: timedelta | None
-
-    @property
-    def complete(self) -> bool:
-        return self.index is None
 
 
 def next_boundary(pb: Playbook, step_index: int) -> timedelta | None:
@@ -38,5 +33,5 @@ def position(pb: Playbook, elapsed: timedelta) -> Position:
         if step.start <= elapsed < step.end:
             nxt = pb.ladder[i + 1] if i + 1 < len(pb.ladder) else None
             left = step.end - elapsed
-            return Position(i, elapsed, step, left, nxt, left if nxt else None)
-    return Position(None, elapsed, None, None, None, None)
+            return Position(i, elapsed, step, left, nxt)
+    return Position(None, elapsed, None, None, None)

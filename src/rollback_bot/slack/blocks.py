@@ -48,7 +48,7 @@ def hhmm(at: datetime | None) -> str:
     return f"{at:%H:%M} UTC" if at else "-"
 
 
-def who(user: str | None, names: dict[str, str]) -> str:
+def who(user: str | None) -> str:
     """A mention (Slack shows the person's current name); the name as we knew it is in the timeline."""
     return f"<@{user}>" if user else "?"
 
@@ -63,8 +63,8 @@ def watch_lines(rows: Sequence[WatchRow]) -> str:
     return "\n".join(f"{MARK[r.status]} `{esc(r.rule)}`: now *{value(r.value)}*" for r in rows)
 
 
-def action_line(a: ActionView, names: dict[str, str]) -> str:
-    got = [f":white_check_mark: {ap.role}: {who(ap.user, names)} {hhmm(ap.at)}" for ap in a.approvals]
+def action_line(a: ActionView) -> str:
+    got = [f":white_check_mark: {ap.role}: {who(ap.user)} {hhmm(ap.at)}" for ap in a.approvals]
     got += [f":hourglass: {role}" for role in a.missing]
     line = f"*{esc(a.spec.label)}* (needs {' + '.join(a.spec.requires)}): " + " \u00b7 ".join(got)
     if not a.missing:
@@ -132,19 +132,18 @@ def buttons(view: IncidentView) -> list[Block]:
 def alert(view: IncidentView) -> Message:
     """The one parent message per incident, kept current with chat.update."""
     inc, pb, pos = view.incident, view.playbook, view.position
-    names = view.names
     assert inc.id is not None
     title = f"{inc.severity.upper()} \u00b7 {pb.service} \u00b7 incident #{inc.id}"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, MAX_HEADER), emoji=True))]
     if inc.status == "resolved":
-        state = f":white_check_mark: *Resolved* by {who(inc.resolved_by, names)} at {hhmm(inc.resolved_at)}"
+        state = f":white_check_mark: *Resolved* by {who(inc.resolved_by)} at {hhmm(inc.resolved_at)}"
     elif inc.acknowledged_by:
-        state = f":eyes: *Open*, acknowledged by {who(inc.acknowledged_by, names)} at {hhmm(inc.acknowledged_at)}"
+        state = f":eyes: *Open*, acknowledged by {who(inc.acknowledged_by)} at {hhmm(inc.acknowledged_at)}"
     else:
         due = inc.opened_at + pb.acknowledge.within
         state = f":bell: *Open, not acknowledged* (acknowledge by {hhmm(due)})"
     if inc.held_by:
-        state += f"\n:double_vertical_bar: *On hold* by {who(inc.held_by, names)} since {hhmm(inc.held_at)}"
+        state += f"\n:double_vertical_bar: *On hold* by {who(inc.held_by)} since {hhmm(inc.held_at)}"
     blocks.append(section(f"{SEVERITY.get(inc.severity, '')} {state}"))
     fired = ", ".join(
         f"`{esc(str(e['signal']))}` = *{e['value'] if e['value'] is not None else 'no data'}*"
@@ -170,7 +169,7 @@ def alert(view: IncidentView) -> Message:
     blocks.append(section(step))
     blocks.append(section("*Watch*\n" + watch_lines(view.watch)))
     if view.actions:
-        blocks.append(section("*Actions*\n" + "\n".join(action_line(a, names) for a in view.actions)))
+        blocks.append(section("*Actions*\n" + "\n".join(action_line(a) for a in view.actions)))
     blocks += buttons(view)
     blocks.append(
         context(
@@ -265,9 +264,7 @@ def status(views: Sequence[IncidentView]) -> Message:
             else "ladder complete"
         )
         pending = [f"{esc(a.spec.label)} (needs {', '.join(a.missing)})" for a in view.actions if a.missing]
-        acked = (
-            f"acknowledged by {who(inc.acknowledged_by, view.names)}" if inc.acknowledged_by else ("*not acknowledged*")
-        )
+        acked = f"acknowledged by {who(inc.acknowledged_by)}" if inc.acknowledged_by else ("*not acknowledged*")
         metrics = ", ".join(f"{MARK[r.status]} {esc(r.signal)}={value(r.value)}" for r in view.watch)
         blocks.append(DividerBlock())
         blocks.append(
