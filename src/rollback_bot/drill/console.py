@@ -19,7 +19,7 @@ class ConsoleNotifier:
         self._lock = threading.Lock()
 
     def stamp(self, at: datetime) -> str:
-        return "T+" + _hhmm(at - self.start)
+        return "T+" + hhmm(at - self.start)
 
     def publish(self, incident: Incident | None, event: Event) -> None:
         with self._lock:
@@ -75,6 +75,7 @@ def _label(kind: str) -> str:
     return _LABELS.get(kind, kind.upper())
 
 
-def _hhmm(delta: timedelta) -> str:
+def hhmm(delta: timedelta) -> str:
+    """A drill duration as HH:MM."""
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60:02d}:{minutes % 60:02d}"

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from rollback_bot import flows
 from rollback_bot.checking import load_checked
 from rollback_bot.clock import ScaledClock
-from rollback_bot.drill.console import ConsoleNotifier
+from rollback_bot.drill.console import ConsoleNotifier, hhmm
 from rollback_bot.drill.people import Cue, drill_directory, script
 from rollback_bot.drill.report import Timings, render
 from rollback_bot.drill.sandbox import ModelState, Sandbox
@@ -98,7 +98,7 @@ def run_drill(
         f"Drill: {pb.name} on a sandboxed {pb.service} at {sandbox.url}; clock x{speed:g} "
         f"(the {pb.duration.total_seconds() / 3600:g}h ladder takes ~{pb.duration.total_seconds() / speed:.0f}s)"
     )
-    out(f"  signals: {len(pb.signals)}, triggers: {', '.join(pb.triggers)}; fault injected at T+{_hm(fault_after)}")
+    out(f"  signals: {len(pb.signals)}, triggers: {', '.join(pb.triggers)}; fault injected at T+{hhmm(fault_after)}")
     out(f"  people: {', '.join(f'{directory.display_name(u)}={u}' for r in holders.values() for u in r[:1])}")
     # at x1440 a poll now and then overruns its slot; APScheduler says so for each one, which is noise here
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -116,11 +116,6 @@ def run_drill(
     for line in lines:
         out(line)
     return 0 if ok else 1
-
-
-def _hm(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _conduct(
@@ -251,7 +246,7 @@ def _progress(
     keys = ["fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score"]
     shown = ", ".join(f"{k}={values[k].value:.3g}" for k in keys if k in values and values[k].value is not None)
     where = f"step {pos.index + 1}/{len(pb.ladder)}" if pos.index is not None else "ladder complete"
-    out(f"  {console.stamp(now)}  progress   L+{_hm(now - incident.opened_at)} {where} | {shown}")
+    out(f"  {console.stamp(now)}  progress   L+{hhmm(now - incident.opened_at)} {where} | {shown}")
 
 
 def _record(deps: Deps, playbook: str, incident_id: int | None, kind: str, at: datetime, summary: str) -> None:
