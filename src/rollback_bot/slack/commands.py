@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from rollback_bot import flows
 from rollback_bot.export import export_text
@@ -15,8 +15,7 @@ from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message, esc
-from rollback_bot.store.audit import timeline
-from rollback_bot.store.models import Incident
+from rollback_bot.store.models import Event, Incident
 
 VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
 _REF = re.compile(r"^#?(\d+)$")
@@ -99,16 +98,19 @@ def timeline_reply(deps: Deps, incident_id: int, channel: str) -> Reply:
         incident = s.get(Incident, incident_id)
         if incident is None:
             return Reply(blocks.reply(f"There is no incident #{incident_id}. `/rollback status` lists the open ones."))
-        events = timeline(s, incident_id)
+        counts = dict(
+            s.exec(select(Event.kind, func.count()).where(Event.incident_id == incident_id).group_by(Event.kind)).all()
+        )
+    total = sum(counts.values())
     name = f"incident-{incident_id}-postmortem.md"
     text, charts = export_text(deps.store, incident_id, "md", out=Path(name))
     files = [(name, text.encode()), *charts.items()]
     state = "still open" if incident.status == "open" else f"resolved {incident.resolved_at:%Y-%m-%d %H:%M} UTC"
-    kinds = [e.kind for e in events]
+    refusals = counts.get("approval.denied", 0) + counts.get("ack.denied", 0)
     summary = (
-        f"*Incident #{incident_id}* ({esc(incident.playbook)}, {incident.severity}, {state}): {len(events)} events, "
-        f"{kinds.count('approval')} approval(s), {kinds.count('approval.denied') + kinds.count('ack.denied')} "
-        f"refusal(s), {kinds.count('action.succeeded')} action stage(s) done, {kinds.count('action.failed')} failed. "
+        f"*Incident #{incident_id}* ({esc(incident.playbook)}, {incident.severity}, {state}): {total} events, "
+        f"{counts.get('approval', 0)} approval(s), {refusals} refusal(s), "
+        f"{counts.get('action.succeeded', 0)} action stage(s) done, {counts.get('action.failed', 0)} failed. "
         f"The post-mortem draft ({name}) is in the incident's thread."
     )
     upload = Upload(
@@ -116,7 +118,7 @@ def timeline_reply(deps: Deps, incident_id: int, channel: str) -> Reply:
         thread_ts=incident.slack_ts,
         files=files,
         title=f"Timeline of incident #{incident_id}",
-        comment=f"Post-mortem draft for incident #{incident_id} ({len(events)} events; timeline hash in the file).",
+        comment=f"Post-mortem draft for incident #{incident_id} ({total} events; timeline hash in the file).",
     )
     return Reply(blocks.reply(summary), upload)
 
