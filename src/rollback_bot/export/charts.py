@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sqlmodel import Session, col, select
 
-from rollback_bot.playbook.conditions import Compare, Condition, signals_in
+from rollback_bot.playbook.conditions import Compare, Condition
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.store.models import ReadingRow
 
@@ -39,8 +39,7 @@ def fired_signals(pb: Playbook, fired: list[dict[str, Any]]) -> list[str]:
         trigger = pb.triggers.get(str(f.get("trigger")))
         if trigger is None:
             continue
-        used = list(trigger.kpi) if trigger.kpi is not None else list(signals_in(trigger.condition))  # type: ignore[arg-type]
-        names += [n for n in used if n not in names]
+        names += [n for n in trigger.signals if n not in names]
     return names
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import BUILTIN_SIGNALS, Playbook
 from rollback_bot.playbook.yamlsource import LineMap, YamlSyntaxError, load_with_lines
@@ -113,9 +112,8 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
         if spec.prometheus is not None and not pb.sources.prometheus:
             yield ("signals", name), f"signal '{name}' queries Prometheus but sources.prometheus is not set"
     for name, trig in pb.triggers.items():
-        used = list(trig.kpi) if trig.kpi is not None else list(signals_in(trig.condition))  # type: ignore[arg-type]
         form = next(f for f in ("when", "all", "any", "of", "kpi") if getattr(trig, f) is not None)
-        for sig in used:
+        for sig in trig.signals:
             if sig not in known:
                 yield (
                     ("triggers", name, form),

@@ -13,6 +13,7 @@ from rollback_bot.playbook.conditions import (
     Condition,
     parse_comparison,
     parse_condition,
+    signals_in,
 )
 from rollback_bot.playbook.durations import format_duration, parse_duration
 
@@ -123,6 +124,14 @@ class TriggerSpec(Strict):
         if self.at_least is not None:
             return parse_condition({"at_least": self.at_least, "of": list(self.of or [])})
         return None
+
+    @property
+    def signals(self) -> list[str]:
+        """The signals this trigger reads, in order, once each."""
+        if self.kpi is not None:
+            return list(self.kpi)
+        assert self.condition is not None
+        return list(dict.fromkeys(signals_in(self.condition)))
 
     def describe(self) -> str:
         if self.kpi is not None:
