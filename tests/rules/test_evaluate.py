@@ -63,21 +63,28 @@ def test_condition(cond: object, latest: dict[str, Reading], expected: bool | No
     assert verdict.evidence, "every decision carries its evidence"
 
 
-# (history of x as (minute, value), latest value at minute 15, expected)
+# (condition, history of x as (minute, value), latest value at minute 15, expected)
+J = "x jumps 200% within 15m"
+JM = "x jumps 200% within 15m by at least 0.01"
 JUMP_CASES = [
-    ([(0, 1.0), (5, 1.1)], 3.0, True),  # +200% vs the lowest in the window (1.0)
-    ([(0, 1.0), (5, 1.1)], 2.9, False),  # +190%
-    ([(0, 0.0)], 0.5, True),  # any rise from zero
-    ([(0, 0.0)], 0.0, False),
-    ([], 3.0, None),  # nothing to compare with yet
-    ([(-20, 0.1)], 3.0, None),  # the only earlier reading is outside the 15m window
-    ([(0, 1.0), (5, 0.5)], 1.5, True),  # baseline is the lowest point: 0.5 -> 1.5 = +200%
+    (J, [(0, 1.0), (5, 1.0)], 3.0, True),  # +200% vs the median of the window (1.0)
+    (J, [(0, 1.0), (5, 1.0)], 2.9, False),  # +190%
+    (J, [(0, 0.0)], 0.5, None),  # from zero a relative rise is undefined: without a minimum, no verdict
+    (JM, [(0, 0.0)], 0.5, True),  # ... with one, the absolute rise decides
+    (JM, [(0, 0.0)], 0.00001, False),  # 0 -> 0.00001 is not a jump
+    (J, [(0, 0.0)], 0.0, None),
+    (J, [], 3.0, None),  # nothing to compare with yet
+    (J, [(-20, 0.1)], 3.0, None),  # the only earlier reading is outside the 15m window
+    (J, [(0, 1.0), (5, 0.5), (6, 1.0)], 1.5, False),  # one dip does not become the baseline (median 1.0)
+    ("x jumps 50% within 15m", [(1, 100), (2, 110), (3, 120), (4, 0)], 5, False),  # a counter reset
+    (JM, [(0, 0.001), (5, 0.001)], 0.005, False),  # +400% but only +0.004 in absolute terms
+    (JM, [(0, 0.001), (5, 0.001)], 0.02, True),
 ]
 
 
-@pytest.mark.parametrize(("hist", "value", "expected"), JUMP_CASES)
-def test_jump(hist: list[tuple[float, float]], value: float, expected: bool | None) -> None:
-    cond = parse_condition("x jumps 200% within 15m")
+@pytest.mark.parametrize(("text", "hist", "value", "expected"), JUMP_CASES)
+def test_jump(text: str, hist: list[tuple[float, float]], value: float, expected: bool | None) -> None:
+    cond = parse_condition(text)
     history = {"x": [ok("x", v, m) for m, v in hist]}
     verdict = evaluate(cond, {"x": ok("x", value, 15)}, history, at(15))
     assert verdict.holds is expected
@@ -110,8 +117,13 @@ FOR_CASES = [
     ([(0, 5), (5, 5), (9, 5), (10, 5), (11, 5)], ["pending", "pending", "pending", "firing!", "firing"]),
     # one healthy reading resets the timer (as Prometheus does)
     ([(0, 5), (5, 0), (6, 5), (15, 5), (16, 5)], ["pending", "ok", "pending", "pending", "firing!"]),
-    # no data neither resets nor confirms: the timer keeps its start; firing needs a real breach
-    ([(0, 5), (5, None), (10, None), (11, 5)], ["pending", "nodata", "nodata", "firing!"]),
+    # no data pauses the timer: it neither resets nor counts; firing needs 10m of observed breach
+    (
+        [(0, 5), (5, None), (10, None), (11, 5), (15, 5), (16, 5)],
+        ["pending", "nodata", "nodata", "pending", "pending", "firing!"],
+    ),
+    # one breached reading after a 10-minute gap does not complete a 5-minute... here 10-minute `for`
+    ([(0, 5), (1, None), (11, None), (12, 5)], ["pending", "nodata", "nodata", "pending"]),
     # clearing after firing
     ([(0, 5), (10, 5), (11, 0)], ["pending", "firing!", "ok~"]),
 ]
@@ -186,3 +198,91 @@ def test_decision_evidence_names_signals_values_thresholds_and_since() -> None:
         ("x", 4.5, "x > 3"),
         ("y", 950, "y > 800"),
     ]
+
+
+def series_of(values: Sequence[float | None]) -> list[tuple[float, Reading | None]]:
+    """One reading a minute; None is an answer without data."""
+    return [(m, Reading.nodata("x", at(m), "empty") if v is None else ok("x", v, m)) for m, v in enumerate(values)]
+
+
+B, H, N = 5.0, 0.0, None  # breached, healthy, no data (for `x > 1`)
+
+# trigger options, values a minute apart, statuses ('!' fired, '~' cleared)
+POLICY_CASES = [
+    # no_data: keep (default) never fires, whatever lasts
+    ({}, [N] * 30, ["nodata"] * 30),
+    # no_data: reset drops a pending `for`: Prometheus semantics
+    (
+        {"for": "3m", "no_data": "reset"},
+        [B, B, N, B, B, B, B],
+        ["pending"] * 2 + ["nodata"] + ["pending"] * 3 + ["firing!"],
+    ),
+    # no_data: breach after 3m of no data fires (once), and clears when healthy data returns
+    (
+        {"no_data": "breach", "no_data_for": "3m"},
+        [H, N, N, N, N, N, H],
+        ["ok", "nodata", "nodata", "nodata", "firing!", "firing", "ok~"],
+    ),
+    # no_data: hold: a visible HOLD, never an incident
+    ({"no_data": "hold", "no_data_for": "2m"}, [H, N, N, N, N, H], ["ok", "nodata", "nodata", "hold", "hold", "ok"]),
+    # breaches: 3 of 5 (cumulative, no data skipped)
+    (
+        {"breaches": "3 of 5"},
+        [B, H, B, N, H, B, B],
+        ["pending", "pending", "pending", "nodata", "pending", "firing!", "firing"],
+    ),
+    # the breach at minute 0 leaves the window of 5 at minute 5
+    ({"breaches": "3 of 5"}, [B, H, H, H, H, H, B], ["pending"] * 5 + ["ok", "pending"]),
+    # keep_firing_for damps a flapping signal: it fires once and clears once, after 5m healthy
+    ({"keep_firing_for": "5m"}, [B, H, B, H, B, H, H, H, H, H, H], ["firing!"] + ["firing"] * 9 + ["ok~"]),
+    # without it, the same signal flaps
+    ({}, [B, H, B, H], ["firing!", "ok~", "firing!", "ok~"]),
+    # fail_fast skips `for` on a catastrophic value
+    ({"for": "10m", "fail_fast": "x > 100"}, [B, 500.0, 500.0], ["pending", "firing!", "firing"]),
+    # ... and skips the N of M count too
+    ({"breaches": "3 of 5", "fail_fast": "x > 100"}, [500.0], ["firing!"]),
+]
+
+
+@pytest.mark.parametrize(("options", "values", "expected"), POLICY_CASES, ids=[str(c[0]) for c in POLICY_CASES])
+def test_policies(options: dict[str, object], values: list[float | None], expected: list[str]) -> None:
+    assert run(trig(when="x > 1", **options), series_of(values)) == expected
+
+
+def test_hold_and_sighted_are_announced_once_per_episode() -> None:
+    trigger = trig(when="x > 1", no_data="hold", no_data_for="2m")
+    state = TriggerState()
+    blind, sighted = [], []
+    for m, r in series_of([H, N, N, N, N, H, H, N, N, N]):
+        d, state = step_trigger("t", trigger, state, {"x": r} if r else {}, {}, at(m))
+        blind.append(d.blind)
+        sighted.append(d.sighted)
+    assert blind == [False, False, False, True, False, False, False, False, False, True]
+    assert sighted == [False, False, False, False, False, True, False, False, False, False]
+
+
+def test_fired_by_no_data_says_so() -> None:
+    trigger = trig(when="x > 1", no_data="breach", no_data_for="1m")
+    state = TriggerState()
+    for m, r in series_of([N, N]):
+        d, state = step_trigger("t", trigger, state, {"x": r} if r else {}, {}, at(m))
+    assert d.fired and "counted as a breach" in d.note and d.as_dict()["note"] == d.note
+
+
+@pytest.mark.parametrize(
+    ("max_missing", "c", "gate", "score", "note"),
+    [
+        (0.3, None, "go", (0.4 * 0.92 + 0.35 * 0.96) / 0.75, "renormalised over 75% of the weight: c missing"),
+        (0.2, None, None, None, "no score: c missing (25% of the weight; max_missing 20%)"),
+        (0.3, 0.04, "go", 0.694, ""),
+    ],
+)
+def test_kpi_tolerates_missing_metrics_up_to_max_missing(
+    max_missing: float, c: float | None, gate: str | None, score: float | None, note: str
+) -> None:
+    trigger = trig(**KPI, max_missing=max_missing)
+    latest = {"a": ok("a", 0.92), "b": ok("b", 0.96)} | ({"c": ok("c", c)} if c is not None else {})
+    result = kpi_score(trigger, latest)
+    assert result.gate == gate
+    assert note in result.note
+    assert result.score == (None if score is None else pytest.approx(score, abs=1e-3))

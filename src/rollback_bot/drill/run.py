@@ -32,6 +32,7 @@ from rollback_bot.playbook.yamlsource import load_with_lines
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.store import audit
 from rollback_bot.store.database import Store
+from rollback_bot.store.incidents import open_incident
 from rollback_bot.store.models import Event, Incident, TriggerStateRow
 
 Out = Callable[[str], None]
@@ -78,8 +79,7 @@ def run_drill(
     tmp = tempfile.TemporaryDirectory(prefix="rollback-drill-")
     store = Store(database_url or f"sqlite:///{tmp.name}/drill.db")
     with store.session() as s:
-        busy = s.exec(select(Incident).where(Incident.playbook == original.playbook.name, Incident.status == "open"))
-        if busy.first() is not None:
+        if open_incident(s, playbook=original.playbook.name) is not None:
             sandbox.stop()
             store.close()
             raise DrillRefused(

@@ -15,6 +15,7 @@ from rollback_bot.clock import Clock
 from rollback_bot.directory import Directory
 from rollback_bot.notify import Notifier, NullNotifier
 from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
+from rollback_bot.rules.readings import Reading
 from rollback_bot.store.database import Store
 from rollback_bot.store.models import Incident
 
@@ -30,6 +31,8 @@ class Deps:
     webhook_backoff: float = 0.5  # seconds between webhook retries (doubles each time)
     sleep: Callable[[float], None] = time.sleep  # waits against real endpoints (webhook retry backoff)
     locks: defaultdict[str, threading.RLock] = field(default_factory=lambda: defaultdict(threading.RLock))
+    # what this process read last, per playbook and signal: evaluation uses it instead of re-querying
+    polled: defaultdict[str, dict[str, Reading]] = field(default_factory=lambda: defaultdict(dict))
     _snapshots: dict[str, LoadedPlaybook] = field(default_factory=dict)
 
     def now(self) -> datetime:

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, update
 
 from rollback_bot.directory import Directory
 from rollback_bot.flows.deps import Deps
@@ -19,6 +19,7 @@ from rollback_bot.render.comms import TemplateProblem, render_comms
 from rollback_bot.render.context import comms_context
 from rollback_bot.rules.watch import watch_rows
 from rollback_bot.store import audit
+from rollback_bot.store import incidents as store_incidents
 from rollback_bot.store.models import Event, Incident
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def open_incidents(deps: Deps) -> list[Incident]:
     with deps.store.session() as s:
-        return list(s.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id))))
+        return store_incidents.open_incidents(s)
 
 
 def next_step_due(deps: Deps) -> datetime | None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
 from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource
 from rollback_bot.playbook.conditions import longest_jump_window, signals_in
 from rollback_bot.playbook.models import Playbook, SignalSpec
 from rollback_bot.rules.readings import Reading
+from rollback_bot.store import readings as store_readings
 from rollback_bot.store.models import Incident, ReadingRow
 
 
@@ -37,9 +38,9 @@ def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now:
 def prune(deps: Deps, keep: timedelta) -> int:
     """Delete readings older than `keep` (charts of older incidents lose their lines; the timeline stays)."""
     with deps.store.session() as s:
-        deleted = s.exec(delete(ReadingRow).where(col(ReadingRow.at) < deps.now() - keep))
+        deleted = store_readings.prune(s, older_than=deps.now() - keep)
         s.commit()
-        return int(deleted.rowcount or 0)
+        return deleted
 
 
 def with_builtins(
@@ -58,29 +59,41 @@ def to_reading(row: ReadingRow) -> Reading:
     return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]
 
 
-# built once: constructing a statement costs more than running it on the (playbook, signal, at) index
-_NEWEST = (
-    select(ReadingRow)
-    .where(col(ReadingRow.playbook) == bindparam("playbook"), col(ReadingRow.signal) == bindparam("signal"))
-    .order_by(col(ReadingRow.at).desc(), col(ReadingRow.id).desc())
-    .limit(1)
-)
+def stale_after(spec: SignalSpec, poll_floor: timedelta) -> timedelta:
+    """A reading older than this counts as no data: two poll intervals (as really polled) plus the timeout."""
+    return 2 * max(spec.every, poll_floor) + spec.timeout
 
 
-def latest(session: Session, pb: Playbook, now: datetime, poll_floor: timedelta = timedelta(0)) -> dict[str, Reading]:
-    """The newest reading of each signal; one older than two poll intervals counts as no data.
+def fresh(pb: Playbook, readings: Mapping[str, Reading], now: datetime, poll_floor: timedelta) -> dict[str, Reading]:
+    """Readings too old to use become no data, saying when the signal was last read."""
+    out = {}
+    for name, r in readings.items():
+        spec = pb.signals.get(name)
+        if spec is not None and now - r.at > stale_after(spec, poll_floor):
+            r = Reading.stale(name, r.at, f"last read {r.at:%H:%M:%S}")
+        out[name] = r
+    return out
+
+
+def latest(
+    session: Session,
+    pb: Playbook,
+    now: datetime,
+    poll_floor: timedelta = timedelta(0),
+    signals: Iterable[str] | None = None,
+) -> dict[str, Reading]:
+    """The newest reading of each signal (default: all of the playbook's), stale ones as no data.
 
     `poll_floor` is the shortest interval the scheduler really polls at (a compressed clock has one)."""
-    out = {}
-    for name, spec in pb.signals.items():
-        row = session.exec(_NEWEST, params={"playbook": pb.name, "signal": name}).first()
-        if row is None:
-            continue
-        reading = to_reading(row)
-        if now - row.at > 2 * max(spec.every, poll_floor) + spec.timeout:
-            reading = Reading.nodata(name, row.at, f"stale: last read {row.at:%H:%M:%S}")
-        out[name] = reading
-    return out
+    wanted = [n for n in (pb.signals if signals is None else signals) if n in pb.signals]
+    if not wanted:
+        return {}
+    horizon = max(stale_after(pb.signals[n], poll_floor) for n in wanted)
+    rows = store_readings.newest_since(session, playbook=pb.name, since=now - horizon)
+    missing = [n for n in wanted if n not in rows]
+    if missing:  # not read lately: look up the last reading of each, to say when it was
+        rows |= store_readings.newest(session, playbook=pb.name, signals=missing)
+    return fresh(pb, {n: to_reading(rows[n]) for n in wanted if n in rows}, now, poll_floor)
 
 
 def history(session: Session, pb: Playbook, now: datetime) -> dict[str, list[Reading]]:
@@ -94,12 +107,7 @@ def history(session: Session, pb: Playbook, now: datetime) -> dict[str, list[Rea
         if span:
             for sig in signals_in(cond):
                 windows[sig] = max(windows.get(sig, timedelta(0)), span)
-    out = {}
-    for sig, span in windows.items():
-        rows = session.exec(
-            select(ReadingRow)
-            .where(ReadingRow.playbook == pb.name, ReadingRow.signal == sig, col(ReadingRow.at) >= now - span)
-            .order_by(col(ReadingRow.at))
-        )
-        out[sig] = [to_reading(r) for r in rows]
-    return out
+    return {
+        sig: [to_reading(r) for r in store_readings.window(session, playbook=pb.name, signal=sig, since=now - span)]
+        for sig, span in windows.items()
+    }

@@ -3,85 +3,129 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.ladder import step_entered
-from rollback_bot.flows.readings import build_source, builtin_reading, history, latest, with_builtins
+from rollback_bot.flows.readings import build_source, builtin_reading, fresh, history, latest, with_builtins
 from rollback_bot.metrics.sources import read_many
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.playbook.models import Playbook
 from rollback_bot.rules.evaluate import Decision, TriggerState, step_trigger
 from rollback_bot.rules.health import SignalHealth, track
 from rollback_bot.rules.readings import Reading
-from rollback_bot.store import audit
-from rollback_bot.store.models import Event, Incident, ReadingRow, SignalHealthRow, TriggerStateRow
+from rollback_bot.store import audit, watching
+from rollback_bot.store import readings as store_readings
+from rollback_bot.store.incidents import open_incident
+from rollback_bot.store.models import Event, Incident, TriggerStateRow
 from rollback_bot.telemetry import EVALUATIONS, INCIDENTS, POLLS
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
 
-def open_incident_of(session: Session, playbook: str) -> Incident | None:
-    return session.exec(select(Incident).where(Incident.playbook == playbook, Incident.status == "open")).first()
-
-
-def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str]) -> list[Reading]:
-    """Read the named signals once, store every reading (failed ones too), then evaluate."""
+def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: str | None = None) -> list[Reading]:
+    """Read the named signals once, store every reading (failed ones too), then evaluate. With `group`, the
+    poll group's start and finish are recorded so the watchdog can tell when polling falls behind."""
     pb = loaded.playbook
+    started = time.perf_counter()
+    if group is not None:
+        every = max(pb.signals[names[0]].every, deps.poll_floor).total_seconds()
+        with deps.store.session() as s:
+            watching.poll_started(s, playbook=pb.name, group=group, every_s=every, signals=len(names), at=deps.now())
+            s.commit()
     external = [build_source(n, pb.signals[n], pb) for n in names if pb.signals[n].builtin is None]
     readings = read_many(external, deps.http, deps.now)
     builtins = [n for n in names if pb.signals[n].builtin is not None]
-    events: list[Event] = []
     with deps.lock(pb.name), deps.store.session() as s:
-        incident = open_incident_of(s, pb.name)
+        incident = open_incident(s, playbook=pb.name)
         readings += [builtin_reading(n, pb.signals[n], incident, deps.now()) for n in builtins]
-        for r in readings:
-            s.add(
-                ReadingRow(
-                    playbook=pb.name,
-                    signal=r.signal,
-                    at=r.at,
-                    value=r.value,
-                    status=r.status,
-                    detail=r.detail,
-                )
-            )
-            events += _track_health(s, pb.name, r, pb.signals[r.signal].lost_after, incident)
+        store_readings.insert_readings(
+            s,
+            [
+                {
+                    "playbook": pb.name,
+                    "signal": r.signal,
+                    "at": r.at,
+                    "value": r.value,
+                    "status": r.status,
+                    "detail": r.detail,
+                }
+                for r in readings
+            ],
+        )
+        events = _track_health(s, pb, [r for r in readings if r.signal not in builtins], incident)
         s.commit()
-    for r in readings:
-        POLLS.labels(playbook=pb.name, status=r.status).inc()
+        deps.polled[pb.name].update((r.signal, r) for r in readings)
+    for status, count in Counter(r.status for r in readings).items():
+        POLLS.labels(playbook=pb.name, status=status).inc(count)
     publish_all(deps.notifier, incident, events)
     evaluate(deps, loaded)
+    if group is not None:
+        with deps.store.session() as s:
+            watching.poll_finished(
+                s, playbook=pb.name, group=group, at=deps.now(), duration_s=time.perf_counter() - started
+            )
+            s.commit()
     return readings
 
 
-def _track_health(s: Session, playbook: str, r: Reading, lost_after: int, incident: Incident | None) -> list[Event]:
-    row = s.get(SignalHealthRow, (playbook, r.signal)) or SignalHealthRow(playbook=playbook, signal=r.signal)
-    health, change = track(SignalHealth(row.failures, row.lost), r, lost_after)
-    row.failures, row.lost = health.failures, health.lost
-    s.add(row)
-    if change is None:
-        return []
-    if change == "lost":
-        summary = f"signal lost: {r.signal} ({health.failures} failed reads; last: {r.detail or r.status})"
-    else:
-        now_value = f"{r.value:g}" if r.value is not None else f"answering, no data ({r.detail})"
-        summary = f"signal restored: {r.signal} = {now_value}"
-    ev = audit.record(
-        s,
-        playbook=playbook,
-        incident_id=incident.id if incident else None,
-        kind=f"signal.{change}",
-        at=r.at,
-        summary=summary,
-        details={"signal": r.signal, "failures": health.failures, "last_error": r.detail, "status": r.status},
-    )
-    return [ev]
+_HEALTH_SUMMARY = {
+    "lost": "signal lost: {signal} ({failures} failed reads; last: {detail})",
+    "silent": "signal silent: {signal} answered without data {empties} times in a row (last: {detail})",
+    "stale": "signal stale: {signal} answered with old samples {empties} times in a row (last: {detail})",
+}
+
+
+def _track_health(s: Session, pb: Playbook, readings: Sequence[Reading], incident: Incident | None) -> list[Event]:
+    """Signal health for a whole poll: one query to load, one statement for the rows that changed."""
+    rows = watching.signal_health(s, playbook=pb.name)
+    changed, events = [], []
+    for r in readings:
+        row = rows.get(r.signal)
+        before = SignalHealth(row.failures, row.lost, row.empties, row.silent) if row else SignalHealth()
+        spec = pb.signals[r.signal]
+        health, change = track(before, r, spec.lost_after, spec.silent_after)
+        if health != before:
+            changed.append({"playbook": pb.name, "signal": r.signal, **asdict(health)})
+        if change is None:
+            continue
+        detail = r.detail or r.status
+        if change == "restored":
+            was = "lost" if before.lost else f"silent for {before.empties} reads"
+            now_value = f"{r.value:g}" if r.value is not None else f"answering, no data ({r.detail})"
+            summary = f"signal restored: {r.signal} = {now_value} (was {was})"
+        else:
+            summary = _HEALTH_SUMMARY[change].format(
+                signal=r.signal, failures=health.failures, empties=health.empties, detail=detail
+            )
+        events.append(
+            audit.record(
+                s,
+                playbook=pb.name,
+                incident_id=incident.id if incident else None,
+                kind=f"signal.{change}",
+                at=r.at,
+                summary=summary,
+                details={
+                    "signal": r.signal,
+                    "failures": health.failures,
+                    "reads_without_data": health.empties,
+                    "last_error": r.detail,
+                    "status": r.status,
+                },
+            )
+        )
+    watching.save_signal_health(s, changed)
+    return events
 
 
 def evaluate(deps: Deps, loaded: LoadedPlaybook) -> list[Decision]:
@@ -106,17 +150,20 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
     pb = loaded.playbook
     with deps.lock(pb.name), deps.store.session() as s:
         now = deps.now()
-        incident = open_incident_of(s, pb.name)
-        current = with_builtins(pb, latest(s, pb, now, deps.poll_floor), incident, now)
+        incident = open_incident(s, playbook=pb.name)
+        current = with_builtins(pb, _current(deps, s, pb, now), incident, now)
         past = history(s, pb, now)
+        states = watching.trigger_states(s, playbook=pb.name)
         decisions = []
         for name, trig in pb.triggers.items():
-            row = s.get(TriggerStateRow, (pb.name, name)) or TriggerStateRow(playbook=pb.name, trigger=name)
-            decision, new = step_trigger(
-                name, trig, TriggerState(row.pending_since, row.firing, row.gate), current, past, now
-            )
-            row.pending_since, row.firing, row.gate = new.pending_since, new.firing, new.gate
-            s.add(row)
+            row = states.get(name)
+            if row is None:
+                row = TriggerStateRow(playbook=pb.name, trigger=name)
+                s.add(row)
+            before = TriggerState(**{f: getattr(row, f) for f in _STATE_FIELDS})
+            decision, new = step_trigger(name, trig, before, current, past, now)
+            for f in _STATE_FIELDS:
+                setattr(row, f, getattr(new, f))  # unchanged rows are not written
             decisions.append(decision)
         events: list[Event] = []
         for d in decisions:
@@ -136,8 +183,23 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
                 events.append(_signal_event(s, pb.name, incident, d, now, "signal.cleared"))
             if d.held:
                 events.append(_signal_event(s, pb.name, incident, d, now, "kpi.hold"))
+            if d.blind and d.status == "hold":
+                events.append(_signal_event(s, pb.name, incident, d, now, "trigger.blind"))
+            if d.sighted:
+                events.append(_signal_event(s, pb.name, incident, d, now, "trigger.sighted"))
         s.commit()
         return decisions, incident, events
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(TriggerState))
+
+
+def _current(deps: Deps, s: Session, pb: Playbook, now: datetime) -> dict[str, Reading]:
+    """The latest value of every signal: what this process just read, the rest from the store."""
+    polled = deps.polled[pb.name]
+    missing = [n for n in pb.signals if n not in polled and pb.signals[n].builtin is None]
+    stored = latest(s, pb, now, deps.poll_floor, signals=missing) if missing else {}
+    return stored | fresh(pb, polled, now, deps.poll_floor)
 
 
 def _evidence_text(d: Decision) -> str:
@@ -146,11 +208,18 @@ def _evidence_text(d: Decision) -> str:
         value = "no data" if e.value is None else f"{e.value:g}"
         parts.append(f"{e.signal}={value}" + (f" ({e.note})" if e.note else ""))
     score = f"score {d.score:.3f}; " if d.score is not None else ""
-    return score + ", ".join(parts)
+    note = f"; {d.note}" if d.note else ""
+    return score + ", ".join(parts) + note
 
 
 def _signal_event(s: Session, playbook: str, incident: Incident | None, d: Decision, now: datetime, kind: str) -> Event:
-    verb = {"trigger.attached": "also fired", "signal.cleared": "cleared", "kpi.hold": "KPI gate says HOLD"}[kind]
+    verb = {
+        "trigger.attached": "also fired",
+        "signal.cleared": "cleared",
+        "kpi.hold": "KPI gate says HOLD",
+        "trigger.blind": "cannot see: HOLD, do not advance the rollout until it can",
+        "trigger.sighted": "can see again",
+    }[kind]
     return audit.record(
         s,
         playbook=playbook,

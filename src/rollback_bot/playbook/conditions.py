@@ -3,6 +3,7 @@
 fatal_error_rate > 0
 p95_latency_ms >= 800
 fatal_error_rate jumps 200% within 15m
+error_rate jumps 200% within 15m by at least 0.01
 {all: [...]}, {any: [...]}, {at_least: 2, of: [...]}
 """
 
@@ -28,7 +29,9 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _COMPARE = re.compile(rf"^\s*({_NAME})\s*(>=|<=|==|!=|>|<)\s*({_NUMBER})\s*(%?)\s*$")
-_JUMP = re.compile(rf"^\s*({_NAME})\s+jumps\s+({_NUMBER})\s*%\s+within\s+(\S+)\s*$")
+_JUMP = re.compile(
+    rf"^\s*({_NAME})\s+jumps\s+({_NUMBER})\s*%\s+within\s+(\S+?)(?:\s+by\s+at\s+least\s+({_NUMBER}))?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,17 @@ class Compare:
 
 @dataclass(frozen=True)
 class Jump:
-    """The latest value is at least `percent` % above the lowest reading of the last `within`."""
+    """The latest value is at least `percent` % (and, if given, `min_rise` in absolute terms) above the
+    median of the earlier readings of the last `within`."""
 
     signal: str
     percent: float
     within: timedelta
+    min_rise: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.signal} jumps {_num(self.percent)}% within {format_duration(self.within)}"
+        text = f"{self.signal} jumps {_num(self.percent)}% within {format_duration(self.within)}"
+        return text if self.min_rise is None else f"{text} by at least {_num(self.min_rise)}"
 
 
 @dataclass(frozen=True)
@@ -110,13 +116,19 @@ def parse_condition(value: object) -> Condition:
     if isinstance(value, str):
         m = _JUMP.match(value)
         if m:
-            name, pct, within = m.groups()
+            name, pct, within, rise = m.groups()
             percent = float(pct)
             if percent <= 0:
                 raise ValueError(f"'{value}': a jump must be a positive percentage")
-            return Jump(name, percent, parse_duration(within))
+            min_rise = None if rise is None else float(rise)
+            if min_rise is not None and min_rise <= 0:
+                raise ValueError(f"'{value}': 'by at least' needs a positive amount in the signal's unit")
+            return Jump(name, percent, parse_duration(within), min_rise)
         if " jumps " in value:
-            raise ValueError(f"cannot read '{value}': write '<signal> jumps <N>% within <duration>'")
+            raise ValueError(
+                f"cannot read '{value}': write '<signal> jumps <N>% within <duration>'"
+                " (optionally followed by 'by at least <amount>')"
+            )
         return parse_comparison(value)
     if isinstance(value, dict):
         keys = set(value)

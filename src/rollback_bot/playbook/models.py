@@ -21,6 +21,24 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ConditionField = Annotated[Condition, PlainValidator(parse_condition)]
 ComparisonField = Annotated[Compare, PlainValidator(parse_comparison)]
 Severity = Literal["critical", "major", "minor"]
+NoDataPolicy = Literal["keep", "reset", "breach", "hold"]
+_COUNT = re.compile(r"^\s*(\d+)\s+of\s+(\d+)\s*$")
+
+
+def parse_count(value: object) -> tuple[int, int]:
+    """'3 of 5' -> (3, 5): breached in at least 3 of the last 5 evaluations that had data."""
+    if isinstance(value, tuple):
+        return value
+    m = _COUNT.match(str(value))
+    if not m:
+        raise ValueError(f"write breaches as '<N> of <M>', e.g. '3 of 5'; got {value!r}")
+    n, of = int(m.group(1)), int(m.group(2))
+    if not 1 <= n <= of <= 100:
+        raise ValueError(f"breaches '{value}': need 1 <= N <= M <= 100")
+    return n, of
+
+
+BreachCount = Annotated[tuple[int, int], PlainValidator(parse_count)]
 BUILTIN_SIGNALS = ("ack_minutes", "incident_minutes")
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -48,6 +66,7 @@ class SignalSpec(Strict):
     every: Duration = timedelta(seconds=30)
     timeout: Duration = timedelta(seconds=5)
     lost_after: int = Field(3, ge=1, description="consecutive failed reads before 'signal lost'")
+    silent_after: int = Field(5, ge=1, description="consecutive reads without data before 'signal silent'")
     unit: str = ""
     label: str | None = None
 
@@ -83,6 +102,12 @@ class TriggerSpec(Strict):
     below: float | None = Field(None, description="KPI score under this: roll back")
     hold_below: float | None = Field(None, description="KPI score under this (but not below): hold")
     for_: Duration = Field(timedelta(0), alias="for")
+    breaches: BreachCount | None = Field(None, description="'N of M': fire when N of the last M evaluations breached")
+    fail_fast: ConditionField | None = Field(None, description="fire at once, skipping for/breaches, when this holds")
+    keep_firing_for: Duration = Field(timedelta(0), description="stay firing until healthy this long (damps flapping)")
+    no_data: NoDataPolicy = "keep"
+    no_data_for: Duration | None = Field(None, description="how long no data lasts before no_data breach/hold acts")
+    max_missing: float = Field(0.0, ge=0, lt=0.5, description="KPI: share of the weight that may be missing")
     severity: Severity = "major"
     description: str = ""
 
@@ -108,8 +133,14 @@ class TriggerSpec(Strict):
                 raise ValueError("a kpi trigger needs 'below': the score under which to roll back")
             if self.hold_below is not None and self.hold_below < self.below:
                 raise ValueError("hold_below must be at least 'below' (hold comes before rollback)")
-        elif self.below is not None or self.hold_below is not None:
-            raise ValueError("'below' and 'hold_below' only apply to a 'kpi' trigger")
+        elif self.below is not None or self.hold_below is not None or self.max_missing:
+            raise ValueError("'below', 'hold_below' and 'max_missing' only apply to a 'kpi' trigger")
+        if self.breaches is not None and self.for_:
+            raise ValueError("use either 'for' (continuously) or 'breaches' (N of the last M), not both")
+        if self.no_data == "breach" and self.no_data_for is None:
+            raise ValueError("no_data: breach needs no_data_for: how long no data lasts before it counts, e.g. 10m")
+        if self.no_data_for is not None and self.no_data not in ("breach", "hold"):
+            raise ValueError("no_data_for only applies to no_data: breach or no_data: hold")
         return self
 
     @property
@@ -127,11 +158,11 @@ class TriggerSpec(Strict):
 
     @property
     def signals(self) -> list[str]:
-        """The signals this trigger reads, in order, once each."""
-        if self.kpi is not None:
-            return list(self.kpi)
-        assert self.condition is not None
-        return list(dict.fromkeys(signals_in(self.condition)))
+        """The signals this trigger reads, in order, once each (fail_fast included)."""
+        names = list(self.kpi) if self.kpi is not None else list(signals_in(self.condition))  # type: ignore[arg-type]
+        if self.fail_fast is not None:
+            names += signals_in(self.fail_fast)
+        return list(dict.fromkeys(names))
 
     def describe(self) -> str:
         if self.kpi is not None:
@@ -143,6 +174,8 @@ class TriggerSpec(Strict):
         text = str(self.condition)
         if self.for_:
             text += f" for {format_duration(self.for_)}"
+        if self.breaches is not None:
+            text += f" in {self.breaches[0]} of {self.breaches[1]} evaluations"
         return text
 
 

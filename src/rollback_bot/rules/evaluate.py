@@ -7,9 +7,10 @@ fires and never counts as healthy: it neither resets a pending `for` timer nor c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from rollback_bot.playbook.conditions import AllOf, AnyOf, AtLeast, Compare, Condition, Jump
@@ -80,29 +81,35 @@ def evaluate(cond: Condition, latest: Latest, history: History, now: datetime) -
 
 
 def _jump(cond: Jump, latest: Latest, history: History, now: datetime) -> Verdict:
+    """Against the median of the earlier readings in the window: one dip or a counter reset does not
+    become the baseline. From a zero baseline a relative rise is undefined: only 'by at least' decides."""
     r = latest.get(cond.signal)
     if r is None or not r.usable:
         note = "no reading yet" if r is None else f"no data: {r.detail or r.status}"
         return Verdict(None, (Evidence(cond.signal, None, str(cond), None, r.at if r else None, note),))
     assert r.value is not None
+
+    def verdict(held: bool | None, note: str) -> Verdict:
+        return Verdict(held, (Evidence(cond.signal, r.value, str(cond), held, r.at, note),))
+
     since = now - cond.within
-    earlier = [h for h in history.get(cond.signal, ()) if h.usable and since <= h.at < r.at]
+    earlier = [
+        h.value for h in history.get(cond.signal, ()) if h.usable and h.value is not None and since <= h.at < r.at
+    ]
     if not earlier:
-        note = f"no earlier reading within {format_duration(cond.within)} to compare with"
-        return Verdict(None, (Evidence(cond.signal, r.value, str(cond), None, r.at, note),))
-    base = min(earlier, key=lambda h: h.value if h.value is not None else math.inf)
-    assert base.value is not None
-    if base.value < 0 or math.isinf(base.value):
-        note = f"baseline {base.value:g} cannot give a relative change"
-        return Verdict(None, (Evidence(cond.signal, r.value, str(cond), None, r.at, note),))
-    if base.value == 0:
-        held = r.value > 0  # any rise from zero is an unbounded relative increase
-        change = "from 0"
-    else:
-        rise = (r.value - base.value) / base.value * 100
-        held = rise >= cond.percent
-        change = f"{rise:+.0f}% vs {base.value:g} at {base.at:%H:%M:%S}"
-    return Verdict(held, (Evidence(cond.signal, r.value, str(cond), held, r.at, change),))
+        return verdict(None, f"no earlier reading within {format_duration(cond.within)} to compare with")
+    base = statistics.median(earlier)
+    if base < 0 or math.isinf(base) or math.isinf(r.value):
+        return verdict(None, f"baseline {base:g} cannot give a relative change")
+    rise = r.value - base
+    if cond.min_rise is not None and rise < cond.min_rise:
+        return verdict(False, f"{rise:+g} vs median {base:g}: under the minimum rise {cond.min_rise:g}")
+    if base == 0:
+        if cond.min_rise is None:
+            return verdict(None, "baseline is 0, so a relative rise is undefined; add 'by at least <amount>'")
+        return verdict(True, f"{rise:+g} from a baseline of 0")
+    percent = rise / base * 100
+    return verdict(percent >= cond.percent, f"{percent:+.0f}% vs median {base:g} of {len(earlier)} earlier readings")
 
 
 @dataclass(frozen=True)
@@ -110,32 +117,43 @@ class KpiScore:
     score: float | None
     gate: Literal["go", "hold", "rollback"] | None
     evidence: tuple[Evidence, ...]
+    note: str = ""
 
 
 def kpi_score(trigger: TriggerSpec, latest: Latest) -> KpiScore:
-    """Weighted KPI: sum of w_i * m_i, gated into go / hold / rollback. Any missing metric: no score."""
+    """Weighted KPI: sum of w_i * m_i, gated into go / hold / rollback. Missing metrics are left out and the
+    score renormalised over the weight present, while the missing share is within `max_missing`."""
     assert trigger.kpi is not None and trigger.below is not None
     evidence = []
     total = 0.0
-    missing = False
+    missing: list[str] = []
     for signal, weight in trigger.kpi.items():
         r = latest.get(signal)
         if r is None or not r.usable or r.value is None or math.isinf(r.value):
-            missing = True
+            missing.append(signal)
             note = "no reading yet" if r is None else f"no data: {r.detail or r.status}"
             evidence.append(Evidence(signal, None, f"weight {weight:g}", None, r.at if r else None, note))
             continue
         total += weight * r.value
         evidence.append(Evidence(signal, r.value, f"weight {weight:g}", None, r.at, f"{weight * r.value:+.4f}"))
+    note = ""
     if missing:
-        return KpiScore(None, None, tuple(evidence))
+        whole = sum(abs(w) for w in trigger.kpi.values())
+        gone = sum(abs(trigger.kpi[s]) for s in missing)
+        share = gone / whole if whole else 1.0
+        names = ", ".join(missing)
+        if share > trigger.max_missing or gone >= whole:
+            note = f"no score: {names} missing ({share:.0%} of the weight; max_missing {trigger.max_missing:.0%})"
+            return KpiScore(None, None, tuple(evidence), note)
+        total *= whole / (whole - gone)
+        note = f"renormalised over {1 - share:.0%} of the weight: {names} missing"
     if total < trigger.below:
         gate: Literal["go", "hold", "rollback"] = "rollback"
     elif trigger.hold_below is not None and total < trigger.hold_below:
         gate = "hold"
     else:
         gate = "go"
-    return KpiScore(total, gate, tuple(evidence))
+    return KpiScore(total, gate, tuple(evidence), note)
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,10 @@ class TriggerState:
     pending_since: datetime | None = None
     firing: bool = False
     gate: str | None = None
+    nodata_since: datetime | None = None  # start of the current stretch without data
+    healthy_since: datetime | None = None  # while firing: since when the condition has been healthy
+    outcomes: str = ""  # for 'breaches': the last M evaluations with data, oldest first, B(reached) or H(ealthy)
+    blind: bool = False  # no_data hold/breach has acted in the current stretch without data
 
 
 Status = Literal["ok", "pending", "firing", "nodata", "hold"]
@@ -162,6 +184,9 @@ class Decision:
     rule: str
     evidence: tuple[Evidence, ...]
     score: float | None = None
+    blind: bool = False  # no_data: hold/breach acted in this evaluation (the trigger cannot see)
+    sighted: bool = False  # data is back after the trigger was blind
+    note: str = ""  # why, when it is not the plain rule: fail-fast, N of M, kept firing, blind, renormalised
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -171,49 +196,121 @@ class Decision:
             "rule": self.rule,
             "since": self.since.isoformat() if self.since else None,
             "score": self.score,
+            "note": self.note,
             "evidence": [e.as_dict() for e in self.evidence],
         }
+
+
+def _verdict(
+    trigger: TriggerSpec, latest: Latest, history: History, now: datetime
+) -> tuple[bool | None, tuple[Evidence, ...], float | None, str | None, str]:
+    """(breached, evidence, KPI score, KPI gate, note) for this evaluation."""
+    if trigger.kpi is not None:
+        kpi = kpi_score(trigger, latest)
+        return (None if kpi.gate is None else kpi.gate == "rollback"), kpi.evidence, kpi.score, kpi.gate, kpi.note
+    assert trigger.condition is not None
+    verdict = evaluate(trigger.condition, latest, history, now)
+    return verdict.holds, verdict.evidence, None, None, ""
 
 
 def step_trigger(
     name: str, trigger: TriggerSpec, state: TriggerState, latest: Latest, history: History, now: datetime
 ) -> tuple[Decision, TriggerState]:
-    """Advance one trigger by one evaluation."""
-    score: float | None = None
-    gate: str | None = None
-    if trigger.kpi is not None:
-        kpi = kpi_score(trigger, latest)
-        score, gate, evidence = kpi.score, kpi.gate, kpi.evidence
-        holds: bool | None = None if gate is None else gate == "rollback"
-    else:
-        cond = trigger.condition
-        assert cond is not None
-        verdict = evaluate(cond, latest, history, now)
-        holds, evidence = verdict.holds, verdict.evidence
+    """Advance one trigger by one evaluation (the semantics are in playbooks/README.md, Triggers)."""
+    holds, evidence, score, gate, note = _verdict(trigger, latest, history, now)
+    fast = None if trigger.fail_fast is None else evaluate(trigger.fail_fast, latest, history, now)
+    if fast is not None and fast.holds:
+        evidence += fast.evidence
+        note = f"fail-fast: {trigger.fail_fast}"
 
-    def decide(status: Status, new: TriggerState, fired: bool = False) -> tuple[Decision, TriggerState]:
-        held = gate == "hold" and state.gate != "hold"
-        cleared = state.firing and not new.firing
+    def decide(status: Status, new: TriggerState, fired: bool = False, why: str = "") -> tuple[Decision, TriggerState]:
         decision = Decision(
             name,
             status,
             fired,
-            cleared,
-            held,
+            state.firing and not new.firing,
+            gate == "hold" and state.gate != "hold",
             new.pending_since,
             trigger.severity,
             trigger.describe(),
             evidence,
             score,
+            blind=new.blind and not state.blind,
+            sighted=state.blind and not new.blind,
+            note="; ".join(n for n in (why, note) if n),
         )
         return decision, new
 
-    if holds is None:
-        return decide("nodata", replace(state, gate=state.gate))
-    if not holds:
-        new = TriggerState(None, False, gate)
-        return decide("hold" if gate == "hold" else "ok", new)
-    since = state.pending_since or now
-    if now - since >= trigger.for_:
-        return decide("firing", TriggerState(since, True, gate), fired=not state.firing)
-    return decide("pending", TriggerState(since, False, gate))
+    if holds is None and not (fast is not None and fast.holds):
+        return _no_data(trigger, state, now, decide)
+
+    pending = state.pending_since
+    if pending is not None and state.nodata_since is not None and trigger.no_data == "keep":
+        pending = min(pending + (now - state.nodata_since), now)  # no data paused the `for` timer
+    outcomes = state.outcomes
+    if trigger.breaches is not None and holds is not None:
+        outcomes = (outcomes + ("B" if holds else "H"))[-trigger.breaches[1] :]
+    base = replace(state, nodata_since=None, blind=False, outcomes=outcomes, gate=gate)
+
+    if fast is not None and fast.holds:
+        return decide(
+            "firing",
+            replace(base, pending_since=pending or now, firing=True, healthy_since=None),
+            fired=not state.firing,
+        )
+    if holds:
+        since = pending or now
+        if trigger.breaches is not None:
+            need, of = trigger.breaches
+            count = outcomes.count("B")
+            why = f"breached in {count} of the last {len(outcomes)} evaluations (fires at {need} of {of})"
+            done = count >= need
+        else:
+            why, done = "", now - since >= trigger.for_
+        if done or state.firing:
+            return decide(
+                "firing",
+                replace(base, pending_since=since, firing=True, healthy_since=None),
+                fired=not state.firing,
+                why=why,
+            )
+        return decide("pending", replace(base, pending_since=since, healthy_since=None), why=why)
+
+    # healthy
+    if state.firing and trigger.keep_firing_for:
+        healthy = state.healthy_since or now
+        if now - healthy < trigger.keep_firing_for:
+            why = f"healthy since {healthy:%H:%M:%S}; keeps firing for {format_duration(trigger.keep_firing_for)}"
+            return decide("firing", replace(base, healthy_since=healthy), why=why)
+    if trigger.breaches is not None and "B" in outcomes:
+        count = outcomes.count("B")
+        why = f"breached in {count} of the last {len(outcomes)} evaluations (fires at {trigger.breaches[0]})"
+        return decide("pending", replace(base, pending_since=pending, firing=False, healthy_since=None), why=why)
+    new = replace(base, pending_since=None, firing=False, healthy_since=None)
+    return decide("hold" if gate == "hold" else "ok", new)
+
+
+Decide = Callable[..., tuple[Decision, TriggerState]]
+
+
+def _no_data(trigger: TriggerSpec, state: TriggerState, now: datetime, decide: Decide) -> tuple[Decision, TriggerState]:
+    """keep: pause a pending `for`; reset: drop it; breach / hold: act once no data has lasted no_data_for."""
+    since = state.nodata_since or now
+    lasted = now - since
+    after = trigger.no_data_for or timedelta(0)
+    blind_for = f"no data for {format_duration(lasted) if lasted else '0s'}"
+    if trigger.no_data == "breach" and lasted >= after:
+        new = replace(
+            state,
+            nodata_since=since,
+            blind=True,
+            firing=True,
+            healthy_since=None,
+            pending_since=state.pending_since or since,
+        )
+        return decide("firing", new, fired=not state.firing, why=f"{blind_for}: counted as a breach (no_data: breach)")
+    if trigger.no_data == "hold" and lasted >= after:
+        new = replace(state, nodata_since=since, blind=True)
+        return decide("hold", new, why=f"blind: {blind_for}; HOLD until it can see (no_data: hold)")
+    pending = None if trigger.no_data == "reset" else state.pending_since
+    return decide("nodata", replace(state, nodata_since=since, pending_since=pending))

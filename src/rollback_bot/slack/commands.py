@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import col, func, select
+from sqlmodel import func, select
 
 from rollback_bot import flows
 from rollback_bot.export import export_text
@@ -15,6 +15,7 @@ from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message, esc
+from rollback_bot.store.incidents import open_incidents
 from rollback_bot.store.models import Event, Incident
 
 VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
@@ -64,8 +65,7 @@ def parse(text: str) -> Parsed:
 
 def _open_ids(deps: Deps) -> list[tuple[int, str]]:
     with deps.store.session() as s:
-        rows = s.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id)))
-        return [(i.id, i.playbook) for i in rows if i.id is not None]
+        return [(i.id, i.playbook) for i in open_incidents(s) if i.id is not None]
 
 
 def _pick(deps: Deps, parsed: Parsed, verb_hint: str) -> int | Message:

@@ -133,7 +133,10 @@ class ActionRun(SQLModel, table=True):
 
 class ReadingRow(SQLModel, table=True):
     __tablename__ = "reading"
-    __table_args__ = (Index("ix_reading_signal_at", "playbook", "signal", "at"),)
+    __table_args__ = (
+        Index("ix_reading_signal_at", "playbook", "signal", "at"),
+        Index("ix_reading_playbook_at", "playbook", "at"),  # the newest readings of a whole playbook
+    )
     id: int | None = Field(default=None, primary_key=True)
     playbook: str
     signal: str
@@ -150,6 +153,10 @@ class TriggerStateRow(SQLModel, table=True):
     pending_since: datetime | None = _when(default=None)
     firing: bool = False
     gate: str | None = None
+    nodata_since: datetime | None = _when(default=None)
+    healthy_since: datetime | None = _when(default=None)
+    outcomes: str = ""
+    blind: bool = False
 
 
 class SignalHealthRow(SQLModel, table=True):
@@ -158,3 +165,19 @@ class SignalHealthRow(SQLModel, table=True):
     signal: str = Field(primary_key=True)
     failures: int = 0
     lost: bool = False
+    empties: int = 0
+    silent: bool = False
+
+
+class PollStateRow(SQLModel, table=True):
+    """One poll group (a playbook's signals with one interval): when it last ran, and whether it is behind."""
+
+    __tablename__ = "poll_state"
+    playbook: str = Field(primary_key=True)
+    poll_group: str = Field(primary_key=True)  # the interval, e.g. '30s'
+    every_s: float = 0.0  # the interval in clock seconds, as really polled (a compressed clock has a floor)
+    signals: int = 0
+    started_at: datetime | None = _when(default=None)
+    finished_at: datetime | None = _when(default=None)
+    duration_s: float = 0.0  # real seconds the last poll took, reads and evaluation included
+    behind: bool = False
