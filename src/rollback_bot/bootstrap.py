@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import requests
@@ -14,20 +14,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from rollback_bot import flows
 from rollback_bot.checking import load_checked, playbook_files
 from rollback_bot.clock import Clock, SystemClock
 from rollback_bot.config import Settings
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import prune
+from rollback_bot.flows.watchdog import GroupStatus
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.slack.app import build_app
 from rollback_bot.slack.client import make_client
 from rollback_bot.slack.directory import SlackDirectory
-from rollback_bot.slack.http import make_http_server, wsgi_app
+from rollback_bot.slack.http import WsgiApp, make_http_server, wsgi_app
 from rollback_bot.slack.runtime import SlackRuntime
 from rollback_bot.slack.sync import SlackSync
 from rollback_bot.store.database import Store
+from rollback_bot.telemetry import POLLING, PollFigures
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 60  # seconds: the catch-up that makes a Slack outage lose nothing
@@ -43,9 +46,34 @@ class Service:
     sync: SlackSync
     app: App
 
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
     def close(self) -> None:
         self.sync.close()
         self.store.close()
+
+    def polling(self) -> list[GroupStatus]:
+        return flows.polling_status(self.deps, list(self.playbooks.values()), self.started)
+
+    def polling_behind(self) -> list[str]:
+        """For /healthz: each poll group that is behind, in words."""
+        return [status.describe() for status in self.polling() if status.behind]
+
+    def poll_figures(self) -> list[PollFigures]:
+        return [
+            PollFigures(
+                st.group.playbook,
+                st.group.name,
+                st.lag.total_seconds(),
+                st.behind,
+                st.row.duration_s if st.row else 0.0,
+            )
+            for st in self.polling()
+        ]
+
+    def wsgi(self) -> WsgiApp:
+        POLLING.source = self.poll_figures
+        return wsgi_app(self.app, self.store, self.polling_behind)
 
 
 def load_playbooks(paths: list[str]) -> dict[str, LoadedPlaybook]:
@@ -78,7 +106,7 @@ def build_service(
     deps.notifier = sync
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(SlackRuntime(deps, playbooks, client, sync), secret)
-    return Service(settings, store, deps, playbooks, client, sync, app)
+    return Service(settings, store, deps, playbooks, client, sync, app, started=deps.now())
 
 
 def start_scheduler(service: Service) -> BackgroundScheduler:
@@ -129,9 +157,7 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             socket_handler.connect()
             log.warning("Socket Mode connected")
         elif web:
-            server = make_http_server(
-                wsgi_app(service.app, service.store), settings.rollback_host, settings.rollback_port
-            )
+            server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
             log.warning(
                 "listening on http://%s:%s (POST /slack/events, GET /healthz, GET /metrics)",

@@ -7,35 +7,44 @@ down to `deps.min_real_interval` seconds so a drill cannot flood its own sources
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rollback_bot import flows
 from rollback_bot.flows.deps import Deps
-from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.rules.polling import PollGroup, poll_groups
 
 log = logging.getLogger(__name__)
 TICK_EVERY = timedelta(seconds=30)
 
 
 TICK_FLOOR = 0.1  # seconds of real time; step boundaries get their own exact wake-up (see _tick)
+WATCHDOG_EVERY = timedelta(seconds=5)
+WATCHDOG_FLOOR = 0.2
 
 
 def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
     return max(every.total_seconds() / deps.clock.speed, floor)
 
 
-def _poll(deps: Deps, loaded: LoadedPlaybook, names: list[str]) -> None:
+def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
     try:
-        flows.poll(deps, loaded, names)
-    except Exception:  # a broken source or database hiccup must not kill the job
-        log.exception("polling %s %s failed; next run will try again", loaded.playbook.name, names)
+        flows.poll(deps, loaded, list(group.signals), group=group.name)
+    except Exception:  # a broken source or database hiccup must not kill the job (the watchdog will tell)
+        log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
+
+
+def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime) -> None:
+    try:
+        flows.check_polling(deps, playbooks, since)
+    except Exception:
+        log.exception("watchdog check failed; next run will try again")
 
 
 def _tick(deps: Deps, sched: BackgroundScheduler) -> None:
@@ -67,23 +76,30 @@ def build_scheduler(
     sched = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        # the watchdog has a thread of its own: busy or stuck poll jobs cannot starve it
+        executors={"default": ThreadPoolExecutor(10), "watchdog": ThreadPoolExecutor(1)},
     )
     start = datetime.now(UTC)  # APScheduler's own (real) time; rule timings come from deps.clock
     for loaded in playbooks:
         pb = loaded.playbook
-        groups: defaultdict[timedelta, list[str]] = defaultdict(list)
-        for name, spec in pb.signals.items():
-            groups[spec.every].append(name)
-        for every, names in sorted(groups.items()):
-            seconds = real_seconds(deps, every, deps.min_real_interval)
+        for group in poll_groups(pb, deps.poll_floor):
             sched.add_job(
                 _poll,
-                IntervalTrigger(seconds=seconds, timezone=UTC),
-                args=[deps, loaded, names],
-                id=f"poll:{pb.name}:{format_duration(every)}",
-                name=f"poll {len(names)} signal(s) of {pb.name} every {format_duration(every)}",
+                IntervalTrigger(seconds=real_seconds(deps, group.every, deps.min_real_interval), timezone=UTC),
+                args=[deps, loaded, group],
+                id=f"poll:{pb.name}:{group.name}",
+                name=f"poll {len(group.signals)} signal(s) of {pb.name} every {group.name}",
                 next_run_time=start,
             )
+    sched.add_job(
+        _watchdog,
+        IntervalTrigger(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR), timezone=UTC),
+        args=[deps, list(playbooks), deps.now()],
+        id="watchdog",
+        name="say when polling falls behind",
+        executor="watchdog",
+        next_run_time=start + timedelta(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR)),
+    )
     sched.add_job(
         _tick,
         IntervalTrigger(seconds=real_seconds(deps, tick_every, TICK_FLOOR), timezone=UTC),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -17,3 +21,42 @@ SLACK_API_ERRORS = Counter(
 REQUESTS = Histogram(
     "rollback_bot_http_request_seconds", "Time to answer HTTP requests", ["path", "status"], registry=REGISTRY
 )
+
+
+@dataclass(frozen=True)
+class PollFigures:
+    playbook: str
+    group: str  # the poll interval, e.g. '30s'
+    age_seconds: float  # since the group's last complete poll
+    behind: bool
+    duration_seconds: float  # the last poll, reads and evaluation included
+
+
+class PollingCollector:
+    """Read at scrape time from the store (the scheduler may be another process): how fresh each poll is."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Sequence[PollFigures]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["playbook", "group"]
+        age = GaugeMetricFamily(
+            "rollback_bot_poll_age_seconds", "Seconds since each poll group last completed a poll", labels=labels
+        )
+        behind = GaugeMetricFamily("rollback_bot_polling_behind", "1 while a poll group is behind", labels=labels)
+        took = GaugeMetricFamily(
+            "rollback_bot_poll_duration_seconds", "Real seconds the last poll of each group took", labels=labels
+        )
+        try:
+            figures = self.source() if self.source is not None else []
+        except Exception:  # a scrape must not fail because the database is away; /healthz says so
+            figures = []
+        for f in figures:
+            age.add_metric([f.playbook, f.group], f.age_seconds)
+            behind.add_metric([f.playbook, f.group], 1.0 if f.behind else 0.0)
+            took.add_metric([f.playbook, f.group], f.duration_seconds)
+        yield from (age, behind, took)
+
+
+POLLING = PollingCollector()
+REGISTRY.register(POLLING)

@@ -22,7 +22,7 @@ from rollback_bot import flows
 from rollback_bot.bootstrap import Service, build_service
 from rollback_bot.clock import FakeClock
 from rollback_bot.config import Settings
-from rollback_bot.slack.http import make_http_server, wsgi_app
+from rollback_bot.slack.http import make_http_server
 from rollback_bot.store import Store
 from tests.flows.conftest import PLAYBOOK, TEMPLATES, answer_ok
 from tests.helpers import FakeHTTP, loopback_session
@@ -140,7 +140,7 @@ def make_env(
         rollback_playbooks=str(path),
     )
     service = build_service(settings, clock=clock, http=loopback_session())
-    server = make_http_server(wsgi_app(service.app, service.store), "127.0.0.1", 0)
+    server = make_http_server(service.wsgi(), "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = SlackEnv(
         service, slack, http, clock, f"http://127.0.0.1:{server.server_address[1]}", metrics, settings, server

@@ -66,8 +66,21 @@ def test_healthz_and_metrics(slack_env: SlackEnv) -> None:
     env = slack_env
     env.open_incident()
     session = loopback_session()
+    loaded = env.service.playbooks["test-release"]
+    flows.poll(env.deps, loaded, list(loaded.playbook.signals), group="30s")  # as the scheduler polls
     health = session.get(f"{env.url}/healthz", timeout=5)
-    assert health.status_code == 200 and health.json() == {"ok": True, "database": "ok"}
+    assert health.status_code == 200 and health.json() == {"ok": True, "database": "ok", "polling": "ok"}
+    assert 'rollback_bot_polling_behind{group="30s",playbook="test-release"} 0.0' in session.get(
+        f"{env.url}/metrics", timeout=5
+    ).text
+    env.clock.advance(timedelta(minutes=2))  # nobody polls for four intervals
+    health = session.get(f"{env.url}/healthz", timeout=5)
+    assert health.status_code == 503
+    assert health.json()["polling"] == "behind"
+    assert health.json()["behind"] == ["3 signal(s) of test-release polled every 30s: no complete poll for 2m"]
+    metrics = session.get(f"{env.url}/metrics", timeout=5).text
+    assert 'rollback_bot_poll_age_seconds{group="30s",playbook="test-release"} 120.0' in metrics
+    assert 'rollback_bot_polling_behind{group="30s",playbook="test-release"} 1.0' in metrics
     env.slash("help")
     env.wait_for(lambda: env.slack.responses())
     metrics = session.get(f"{env.url}/metrics", timeout=5).text

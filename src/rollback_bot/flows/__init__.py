@@ -6,6 +6,7 @@ from rollback_bot.flows.ladder import advance, next_step_due, open_incidents, ti
 from rollback_bot.flows.people import acknowledge, add_note, approve, hold, release, resolve
 from rollback_bot.flows.reminders import send_due_reminders
 from rollback_bot.flows.watch import evaluate, poll
+from rollback_bot.flows.watchdog import check_polling, polling_status
 
 __all__ = [
     "Deps",
@@ -14,11 +15,13 @@ __all__ = [
     "add_note",
     "advance",
     "approve",
+    "check_polling",
     "evaluate",
     "hold",
     "next_step_due",
     "open_incidents",
     "poll",
+    "polling_status",
     "release",
     "resolve",
     "run_due_actions",

@@ -40,7 +40,11 @@ class GuardedHandler(SlackRequestHandler):
         return self.app.dispatch(req)
 
 
-def wsgi_app(app: App, store: Store) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Health = Callable[[], list[str]]  # what is behind, in words; empty when polling keeps up
+
+
+def wsgi_app(app: App, store: Store, polling: Health | None = None) -> WsgiApp:
     slack = GuardedHandler(app)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -58,12 +62,16 @@ def wsgi_app(app: App, store: Store) -> Callable[[dict[str, Any], StartResponse]
             REQUESTS.labels(path=path, status=status_line).observe(time.perf_counter() - started)
             return body
         if path == "/healthz" and method == "GET":
+            doc: dict[str, Any] = {"ok": True, "database": "ok", "polling": "ok"}
             try:
                 with store.engine.connect() as conn:
                     conn.execute(text("select 1"))
-                status, doc = "200 OK", {"ok": True, "database": "ok"}
+                behind = polling() if polling is not None else []
+                if behind:
+                    doc |= {"ok": False, "polling": "behind", "behind": behind}
             except Exception as exc:
-                status, doc = "503 Service Unavailable", {"ok": False, "database": type(exc).__name__}
+                doc |= {"ok": False, "database": type(exc).__name__, "polling": "unknown"}
+            status = "200 OK" if doc["ok"] else "503 Service Unavailable"
             data = json.dumps(doc).encode()
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             REQUESTS.labels(path=path, status=status[:3]).observe(time.perf_counter() - started)

@@ -78,3 +78,11 @@ def set_behind(session: Session, *, playbook: str, group: str, behind: bool) -> 
         .values(behind=behind)
     )
     return bool(result.rowcount)
+
+
+def ensure_group(session: Session, *, playbook: str, group: str, every_s: float, signals: int) -> None:
+    """Make sure a poll group has a row (so 'behind' can be recorded before its first poll ever starts)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    row = {"playbook": playbook, "poll_group": group, "every_s": every_s, "signals": signals}
+    stmt = insert(PollStateRow).values(duration_s=0.0, behind=False, **row)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["playbook", "poll_group"]))
