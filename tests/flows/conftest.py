@@ -78,6 +78,9 @@ class Env:
 
         flows.poll(self.deps, self.loaded, list(self.loaded.playbook.signals))
 
+    def fake_http_reads(self) -> int:
+        return sum(1 for r in self.http.requests if r.path == "/kpi")
+
     def incidents(self) -> list[Incident]:
         from sqlmodel import col, select
 

@@ -70,9 +70,10 @@ def test_healthz_and_metrics(slack_env: SlackEnv) -> None:
     flows.poll(env.deps, loaded, list(loaded.playbook.signals), group="30s")  # as the scheduler polls
     health = session.get(f"{env.url}/healthz", timeout=5)
     assert health.status_code == 200 and health.json() == {"ok": True, "database": "ok", "polling": "ok"}
-    assert 'rollback_bot_polling_behind{group="30s",playbook="test-release"} 0.0' in session.get(
-        f"{env.url}/metrics", timeout=5
-    ).text
+    assert (
+        'rollback_bot_polling_behind{group="30s",playbook="test-release"} 0.0'
+        in session.get(f"{env.url}/metrics", timeout=5).text
+    )
     env.clock.advance(timedelta(minutes=2))  # nobody polls for four intervals
     health = session.get(f"{env.url}/healthz", timeout=5)
     assert health.status_code == 503
