@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import BUILTIN_SIGNALS, Playbook
 from rollback_bot.playbook.yamlsource import LineMap, YamlSyntaxError, load_with_lines
@@ -113,10 +114,11 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
             yield ("signals", name), f"signal '{name}' queries Prometheus but sources.prometheus is not set"
     for name, trig in pb.triggers.items():
         form = next(f for f in ("when", "all", "any", "of", "kpi") if getattr(trig, f) is not None)
+        fast = set(signals_in(trig.fail_fast)) if trig.fail_fast is not None else set()
         for sig in trig.signals:
             if sig not in known:
                 yield (
-                    ("triggers", name, form),
+                    ("triggers", name, "fail_fast" if sig in fast else form),
                     f"trigger '{name}' uses unknown signal '{sig}'; define it under signals",
                 )
     for role, members in pb.roles.items():
