@@ -78,6 +78,7 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: str | 
     return readings
 
 
+NEVER = 2**31 - 1
 _HEALTH_SUMMARY = {
     "lost": "signal lost: {signal} ({failures} failed reads; last: {detail})",
     "silent": "signal silent: {signal} answered without data {empties} times in a row (last: {detail})",
@@ -88,12 +89,15 @@ _HEALTH_SUMMARY = {
 def _track_health(s: Session, pb: Playbook, readings: Sequence[Reading], incident: Incident | None) -> list[Event]:
     """Signal health for a whole poll: one query to load, one statement for the rows that changed."""
     rows = watching.signal_health(s, playbook=pb.name)
+    detecting = {sig for trig in pb.triggers.values() for sig in trig.signals}
     changed, events = [], []
     for r in readings:
         row = rows.get(r.signal)
         before = SignalHealth(row.failures, row.lost, row.empties, row.silent) if row else SignalHealth()
         spec = pb.signals[r.signal]
-        health, change = track(before, r, spec.lost_after, spec.silent_after)
+        # silence blinds a trigger; a watch-only signal without data says so in its step's watch table
+        silent_after = spec.silent_after if r.signal in detecting else NEVER
+        health, change = track(before, r, spec.lost_after, silent_after)
         if health != before:
             changed.append({"playbook": pb.name, "signal": r.signal, **asdict(health)})
         if change is None:
