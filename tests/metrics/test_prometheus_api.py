@@ -172,3 +172,14 @@ def test_build_source_reads_connection_settings_from_the_playbook(
     assert fake_http.requests[0].headers["X-Scope-OrgID"] == "tenant-1"
     missing_ca = accuracy.read(loopback_session(), NOW)
     assert missing_ca.detail == f"tls.ca_file {tmp_path / 'certs' / 'ca.pem'} does not exist"
+
+
+@pytest.mark.parametrize("pad", [100, 115, 280, 290])
+def test_a_secret_is_redacted_before_any_cut(fake_http: FakeHTTP, monkeypatch: pytest.MonkeyPatch, pad: int) -> None:
+    """A secret echoed where a detail is cut short must not leave its first characters behind."""
+    monkeypatch.setenv("KPI_TOKEN", TOKEN)
+    fake_http.routes["/kpi"] = lambda rec: (200, ("x" * pad + rec.headers["Authorization"] + "y" * 400).encode())
+    source = JsonSource("s", Endpoint(f"{fake_http.url}/kpi", (("Authorization", "Bearer ${KPI_TOKEN}"),)), "v", 2)
+    r = source.read(loopback_session(), NOW)
+    assert r.detail.startswith("answer is not JSON") and len(r.detail) <= 300
+    assert TOKEN[:4] not in r.detail

@@ -26,7 +26,6 @@ from rollback_bot.metrics.endpoint import ConnectionProblem, Endpoint, Resolved
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
-_EXCERPT = 120
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Answer:
     status: int = 0
     doc: Any = None
     failure: str = ""
-    excerpt: str = ""  # the start of a body that is not JSON, for the reason shown to people
+    excerpt: str = ""  # a body that is not JSON; shown cut short, and only after redaction
 
 
 class FetchError(Exception):
@@ -79,16 +78,15 @@ def parse(body: bytes, status: int, asked_at: datetime) -> Answer:
     except UnicodeDecodeError as exc:
         bad = f"byte 0x{body[exc.start]:02x} at {exc.start}"
         return Answer(asked_at, status, failure=f"answer is not UTF-8 text ({bad})")
-    excerpt = " ".join(text[:_EXCERPT].split())
     try:
         return Answer(asked_at, status, json.loads(text))
     except RecursionError:
         return Answer(asked_at, status, failure="answer is JSON nested too deeply to read")
     except ValueError as exc:
         where = f" ({exc.msg} at line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        return Answer(asked_at, status, failure=f"answer is not JSON{where}", excerpt=excerpt)
+        return Answer(asked_at, status, failure=f"answer is not JSON{where}", excerpt=text)
     except MemoryError:
-        return Answer(asked_at, status, failure="answer too large to parse", excerpt=excerpt)
+        return Answer(asked_at, status, failure="answer too large to parse")
 
 
 def fetch(
@@ -192,7 +190,7 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|Error\(-?\d+, '([^']+)'\)")
 
 
 def describe(exc: BaseException, timeout: float) -> str:
-    """A short reason for an exception raised while fetching (its text may hold secrets: redact it)."""
+    """A reason for an exception raised while fetching (its text may hold secrets: redact, then cut)."""
     text = str(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return f"no answer within {timeout:g}s (connecting)"
@@ -201,22 +199,21 @@ def describe(exc: BaseException, timeout: float) -> str:
         if m:
             why = m.group(1).strip()
             return f"TLS certificate not trusted: {why}; set tls.ca_file to its CA (or tls.verify: false)"
-        return f"TLS failed: {_tail(text)}"
+        return f"TLS failed: {_flat(text)}"
     if isinstance(exc, requests.exceptions.ReadTimeout | socket.timeout) or "timed out" in text:
         return f"no answer within {timeout:g}s"
     if isinstance(exc, requests.exceptions.ConnectionError):
         m = _ERRNO.search(text)
-        return f"unreachable: {(m.group(1) or m.group(2)).strip() if m else _tail(text)}"
+        return f"unreachable: {(m.group(1) or m.group(2)).strip() if m else _flat(text)}"
     if "IncompleteRead" in text or "ProtocolError" in type(exc).__name__:
         m = _INCOMPLETE.search(text)
-        return f"answer cut short: {m.group(1) if m else _tail(text)}"
+        return f"answer cut short: {m.group(1) if m else _flat(text)}"
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return f"bad URL: {_tail(text)}"
+        return f"bad URL: {_flat(text)}"
     if isinstance(exc, MemoryError):
         return "answer too large for memory"
-    return f"{type(exc).__name__}: {_tail(text)}"
+    return f"{type(exc).__name__}: {_flat(text)}"
 
 
-def _tail(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 200 else text[:197] + "..."
+def _flat(text: str) -> str:
+    return " ".join(text.split())

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES, Answer, get_json
 from rollback_bot.metrics.sources import MetricSource, redacted
@@ -28,6 +29,7 @@ class Reader:
 
     def __init__(self, session: requests.Session, *, max_workers: int = 16, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.session, self.max_bytes = session, max_bytes
+        widen_pools(session, max_workers)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="metric-read")
         self._running: dict[object, Future[Answer]] = {}
         self._lock = threading.Lock()
@@ -91,6 +93,20 @@ class Reader:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def widen_pools(session: requests.Session, size: int) -> None:
+    """Give the session's plain adapters `size` connections per host (requests keeps 10), so concurrent
+    reads of one host do not discard connections with a warning each poll."""
+    for prefix, adapter in list(session.adapters.items()):
+        if type(adapter) is HTTPAdapter and getattr(adapter, "_pool_maxsize", size) < size:
+            wider = HTTPAdapter(
+                pool_connections=getattr(adapter, "_pool_connections", 10),
+                pool_maxsize=size,
+                max_retries=adapter.max_retries,
+                pool_block=getattr(adapter, "_pool_block", False),
+            )
+            session.mount(prefix, wider)
+
+
 def _safe_now(now: Callable[[], datetime]) -> datetime:
     try:
         return now()
@@ -100,7 +116,7 @@ def _safe_now(now: Callable[[], datetime]) -> datetime:
 
 def read_many(sources: Sequence[MetricSource], session: requests.Session, now: Callable[[], datetime]) -> list[Reading]:
     """Read several sources once with a short-lived Reader (prefer one long-lived Reader per process)."""
-    reader = Reader(session, max_workers=min(16, max(1, len(sources))))
+    reader = Reader(session)  # the pool starts threads only as needed
     try:
         return reader.read_all(sources, now)
     finally:

@@ -45,6 +45,8 @@ class MetricSource(Protocol):
 
 
 def short(text: str) -> str:
+    """One line of at most _MAX_DETAIL characters (cut only after redaction: a cut may split a secret)."""
+    text = " ".join(text.split())
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
@@ -75,7 +77,7 @@ def read_many(sources: Sequence[MetricSource], session: requests.Session, now: C
 
 
 def redacted(source: MetricSource, reading: Reading) -> Reading:
-    """The reading with every secret of the source's connection removed from its detail."""
+    """The reading with every secret of the source's connection removed from its detail, then cut short."""
     if not reading.detail:
         return reading
     try:
@@ -113,17 +115,17 @@ class PrometheusSource:
             return Reading.error(self.signal, at, f"prometheus {answer.failure}")
         if answer.failure or not isinstance(body, dict):
             what = answer.failure or "answered with unexpected JSON"
-            excerpt = f": {answer.excerpt!r}" if answer.excerpt else ""
+            excerpt = f": '{answer.excerpt}'" if answer.excerpt else ""
             hint = "; check headers / basic_auth under sources.prometheus" if answer.status in (401, 403) else ""
             return Reading.error(self.signal, at, f"prometheus HTTP {answer.status}, {what}{excerpt}{hint}")
         if body.get("status") != "success":
             kind = body.get("errorType", f"HTTP {answer.status}")
-            return Reading.error(self.signal, at, short(f"prometheus {kind}: {body.get('error', 'unknown error')}"))
+            return Reading.error(self.signal, at, f"prometheus {kind}: {body.get('error', 'unknown error')}")
         notes = _notes(body)
         data = body.get("data")
         reading = self._parse(data if isinstance(data, dict) else {}, answer.asked_at, at)
         if notes:
-            reading = replace(reading, detail=short(f"{reading.detail}; {notes}" if reading.detail else notes))
+            reading = replace(reading, detail=f"{reading.detail}; {notes}" if reading.detail else notes)
         return reading
 
     def _parse(self, data: dict[str, Any], asked_at: datetime, at: datetime) -> Reading:
@@ -147,7 +149,7 @@ class PrometheusSource:
         stamp, text = pair if isinstance(pair, list) and len(pair) == 2 else (None, None)
         value = number_text(text) if isinstance(text, str) else None
         if value is None or isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
-            return Reading.error(self.signal, at, short(f"cannot read sample {pair!r}"))
+            return Reading.error(self.signal, at, f"cannot read sample {pair!r}")
         sampled = datetime.fromtimestamp(stamp, tz=asked_at.tzinfo or UTC)
         age = asked_at - sampled
         if self.max_age is not None and age > self.max_age:
@@ -214,7 +216,7 @@ class JsonSource:
         if answer.status and answer.status != 200:
             return Reading.error(self.signal, at, f"HTTP {answer.status} from {self.url}")
         if answer.failure:
-            excerpt = f": {answer.excerpt!r}" if answer.excerpt else ""
+            excerpt = f": '{answer.excerpt}'" if answer.excerpt else ""
             return Reading.error(self.signal, at, f"{answer.failure}{excerpt}")
         return self.extract(answer.doc, at)
 
@@ -243,7 +245,7 @@ class JsonSource:
 
     def _text(self, value: str, at: datetime) -> Reading:
         number = number_text(value)
-        shown = json.dumps(value) if len(value) <= 40 else json.dumps(value[:40])[:-1] + '..."'
+        shown = json.dumps(value, ensure_ascii=False)  # whole: cutting before redaction could split a secret
         if number is None:
             return Reading.error(self.signal, at, f"'{self.path}' is not a number: {shown}")
         if not self.numeric_strings:
