@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from rollback_bot.metrics import JsonSource, Reader
+from rollback_bot.metrics.fetch import Answer
+from rollback_bot.rules.readings import Reading
 from tests.helpers import loopback_session
 from tests.metrics.hostile import MB, HostileServer
 
@@ -101,3 +103,17 @@ def test_a_closed_reader_fails_every_read_without_raising(hostile: HostileServer
     r.close()
     out = r.read_all([JsonSource("a", f"{hostile.url}/ok", "value", 1)], lambda: NOW)
     assert out[0].status == "error" and "reader failed" in out[0].detail
+
+
+class _Exploding(JsonSource):
+    """A source whose reading of the answer raises, as a parser bug or a MemoryError would."""
+
+    def interpret(self, answer: Answer, at: datetime) -> Reading:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_an_exception_while_reading_an_answer_fails_that_signal_only(hostile: HostileServer, reader: Reader) -> None:
+    sources = [_Exploding("boom", f"{hostile.url}/ok", "value", 1), JsonSource("ok", f"{hostile.url}/ok", "value", 1)]
+    boom, ok = reader.read_all(sources, lambda: NOW)
+    assert (boom.status, boom.detail) == ("error", "cannot read the answer: RecursionError")
+    assert ok.value == 1.5

@@ -82,10 +82,11 @@ class Reader:
             try:
                 reading = src.interpret(future.result(), at)
             except Exception as exc:
+                log.warning("reading %s raised %s; recorded as a failed read", src.signal, type(exc).__name__)
                 reading = Reading.error(src.signal, at, f"cannot read the answer: {type(exc).__name__}")
         reading = redacted(src, reading)
         if reading.status == "error":
-            log.info("read of %s failed: %s", src.signal, reading.detail)
+            log.debug("read of %s failed: %s", src.signal, reading.detail)
         return reading
 
     def close(self) -> None:
