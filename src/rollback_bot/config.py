@@ -8,9 +8,10 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
 from rollback_bot.playbook.durations import parse_duration
 from rollback_bot.slack.client import DEFAULT_API_URL
 
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000
+    max_response_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)  # a metric answer larger is a failed read
 
     @field_validator("slack_bot_token")
     @classmethod

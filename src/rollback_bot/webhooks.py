@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +10,9 @@ from typing import Any
 import requests
 
 from rollback_bot.playbook.models import WebhookSpec
+from rollback_bot.secrets import expand, redact, secrets_in
 
-_ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+__all__ = ["WebhookResult", "redact", "send"]
 
 
 @dataclass(frozen=True)
@@ -22,21 +21,6 @@ class WebhookResult:
     status: int | None
     attempts: int
     response: str  # a short excerpt of the answer or the error; never headers (they may hold secrets)
-
-
-def _expand(value: str) -> str:
-    return _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
-
-
-def _secrets(value: str) -> list[str]:
-    """The values ${VAR} expands to in a header: never to be recorded, even if an endpoint echoes them."""
-    return [v for name in _ENV.findall(value) if len(v := os.environ.get(name, "")) >= 4]
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
 
 
 def send(
@@ -49,8 +33,8 @@ def send(
     backoff: float = 0.5,
 ) -> WebhookResult:
     """POST (or PUT/PATCH) the body; retry connection errors, timeouts, 429 and 5xx; never 4xx."""
-    headers = {k: _expand(v) for k, v in spec.headers.items()}
-    secrets = [m for v in spec.headers.values() for m in _secrets(v)]
+    headers = {k: expand(v) for k, v in spec.headers.items()}
+    secrets = [m for v in spec.headers.values() for m in secrets_in(v)]
     headers.update({"Idempotency-Key": idempotency_key, "Content-Type": "application/json"})
     data = json.dumps(body)
     attempts = 0

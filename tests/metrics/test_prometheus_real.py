@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -118,11 +118,20 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ],
 )
 def test_query_results(prometheus: str, query: str, status: str, value: float | None, detail: str) -> None:
-    r = PrometheusSource("s", prometheus, query, timeout=5).read(loopback_session(), NOW)
+    source = PrometheusSource("s", prometheus, query, timeout=5, max_age=timedelta(seconds=65))
+    r = source.read(loopback_session(), datetime.now(UTC))  # Prometheus evaluates at the time we send
     assert r.status == status, r
     assert r.value == value
     assert detail in r.detail
     assert r.usable is (status == "ok")
+
+
+def test_prometheus_evaluates_at_the_time_sent(prometheus: str) -> None:
+    asked = datetime.now(UTC) - timedelta(seconds=30)
+    r = PrometheusSource("s", prometheus, "time()", timeout=5).read(loopback_session(), asked)
+    assert r.value == round(asked.timestamp(), 3)
+    before_any_data = PrometheusSource("s", prometheus, "copilot_error_ratio", timeout=5).read(loopback_session(), NOW)
+    assert (before_any_data.status, before_any_data.detail) == ("nodata", "empty result")
 
 
 def test_unreachable_prometheus_is_a_source_error() -> None:

@@ -79,6 +79,36 @@ BROKEN = [
     ("    for: 10m ", "    breaches: 2 of 3\n    for: 10m ", "either 'for'", "degradation:"),
     ("hold_below: 0.65", "hold_below: 0.55", "hold_below must be at least 'below'", "kpi-gate:"),
     ("stages: [1, 10, 50, 100]", "stages: [1, 50, 10]", "stages must increase", "- id: rollback"),
+    (
+        "  prometheus: http://prometheus.internal:9090",
+        "  prometheus:\n    url: http://prometheus.internal:9090\n    tls: {verify: maybe}",
+        "sources.prometheus.tls.verify: Input should be a valid boolean",
+        "tls: {verify: maybe}",
+    ),
+    (
+        "  prometheus: http://prometheus.internal:9090",
+        "  prometheus:\n    url: http://prometheus.internal:9090\n    basic_auth: {username: grafana}",
+        "sources.prometheus.basic_auth.password: required field is missing",
+        "basic_auth: {username: grafana}",
+    ),
+    (
+        "    every: 30s\n    label: Fatal",
+        "    every: 30s\n    headers: {X-Scope-OrgID: team}\n    label: Fatal",
+        "'headers' only applies to an http signal; for Prometheus, set it under sources.prometheus",
+        "fatal_error_rate:",
+    ),
+    (
+        "json: anomaly_score, every: 1m}",
+        "json: anomaly_score, every: 1m, max_age: 5m}",
+        "'max_age' only applies to a prometheus signal",
+        "anomaly_score:",
+    ),
+    (
+        "json: anomaly_score, every: 1m}",
+        'json: anomaly_score, every: 1m, numeric_strings: "yes"}',
+        "signals.anomaly_score.numeric_strings: Input should be a valid boolean",
+        "anomaly_score:",
+    ),
 ]
 
 
@@ -145,3 +175,25 @@ def test_version_pins_the_text() -> None:
     a = load_playbook(SHIPPED)
     b = parse_playbook(SHIPPED.read_text() + "\n# edited\n", str(SHIPPED))
     assert a.version != b.version and len(a.version) == 12
+
+
+def test_connection_settings_load_and_ca_file_is_relative_to_the_playbook(tmp_path: Path) -> None:
+    text = variant(
+        "  prometheus: http://prometheus.internal:9090",
+        "  prometheus:\n    url: https://mimir.internal/prometheus\n"
+        '    headers: {X-Scope-OrgID: "${TENANT}"}\n'
+        '    basic_auth: {username: "1234", password: "${PROM_PASSWORD}"}\n'
+        "    tls: {ca_file: certs/ca.pem}",
+    ).replace(
+        "json: anomaly_score, every: 1m}",
+        'json: anomaly_score, every: 1m, numeric_strings: true, tls: {verify: false}, headers: {A: "b"}}',
+    )
+    pb = parse_playbook(text, str(tmp_path / "p.yaml")).playbook
+    prom = pb.sources.prometheus
+    assert prom is not None and prom.url == "https://mimir.internal/prometheus"
+    assert prom.tls.ca_file == str(tmp_path / "certs" / "ca.pem") and prom.tls.verify is True
+    assert prom.basic_auth is not None and prom.basic_auth.password == "${PROM_PASSWORD}"
+    anomaly = pb.signals["anomaly_score"]
+    assert anomaly.numeric_strings and anomaly.tls.verify is False and anomaly.headers == {"A": "b"}
+    assert pb.signals["fatal_error_rate"].sample_max_age.total_seconds() == 65
+    assert load_playbook(SHIPPED).playbook.sources.prometheus == type(prom)(url="http://prometheus.internal:9090")

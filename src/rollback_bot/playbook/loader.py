@@ -71,7 +71,7 @@ def parse_playbook(text: str, source: str = "<playbook>") -> LoadedPlaybook:
     if not isinstance(data, dict):
         raise PlaybookInvalid([PlaybookError(source, 1, "a playbook is a mapping with name, signals, ...")])
     try:
-        playbook = Playbook.model_validate(data)
+        playbook = Playbook.model_validate(data, context=_context(source))
     except ValidationError as exc:
         raise PlaybookInvalid(_pydantic_errors(exc, source, lines)) from None
     errors = []
@@ -82,6 +82,11 @@ def parse_playbook(text: str, source: str = "<playbook>") -> LoadedPlaybook:
     if errors:
         raise PlaybookInvalid(sorted(errors, key=lambda e: e.line))
     return LoadedPlaybook(playbook, source, text, lines)
+
+
+def _context(source: str) -> dict[str, str]:
+    """Relative file paths inside a playbook (tls.ca_file) are relative to the playbook's folder."""
+    return {} if source.startswith("<") else {"folder": str(Path(source).parent.resolve())}
 
 
 _ALIASES = {"for_": "for", "json_path": "json"}

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rollback_bot.playbook.conditions import (
     Compare,
@@ -52,19 +63,76 @@ class RoleSpec(Strict):
     groups: list[str] = []
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+class TlsSpec(Strict):
+    """How to trust an HTTPS endpoint: the system CAs, a CA file of your own, or (last resort) nothing."""
+
+    verify: StrictBool = True
+    ca_file: str | None = Field(default=None, description="PEM file; a relative path is relative to the playbook file")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _beside_playbook(cls, v: str | None, info: ValidationInfo) -> str | None:
+        folder = (info.context or {}).get("folder")
+        if v is None or folder is None or os.path.isabs(v):
+            return v
+        return os.path.normpath(os.path.join(folder, v))
+
+
+class BasicAuthSpec(Strict):
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1, description="use ${ENV_VAR}; never logged")
+
+
+class ConnectionSpec(Strict):
+    """Headers, basic auth and TLS of an HTTP source; header values and credentials may use ${ENV_VAR}."""
+
+    headers: dict[str, str] = {}
+    basic_auth: BasicAuthSpec | None = None
+    tls: TlsSpec = TlsSpec()
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid HTTP header name")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header '{name}' has a line break in its value")
+        return v
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> ConnectionSpec:
+        if self.basic_auth is not None and any(k.lower() == "authorization" for k in self.headers):
+            raise ValueError("use basic_auth or an Authorization header, not both")
+        return self
+
+
+def _url_or_mapping(value: object) -> object:
+    return {"url": value} if isinstance(value, str) else value
+
+
+class PrometheusSpec(ConnectionSpec):
+    url: str = Field(min_length=1, description="base URL, e.g. http://prometheus:9090 or https://.../api/prom")
+
+
 class SourcesSpec(Strict):
-    prometheus: str | None = None  # Prometheus base URL, e.g. http://prometheus:9090
+    prometheus: Annotated[PrometheusSpec | None, BeforeValidator(_url_or_mapping)] = None  # a URL, or url + auth
 
 
-class SignalSpec(Strict):
+class SignalSpec(ConnectionSpec):
     """Where one metric is read from: exactly one of prometheus, http (+json), builtin."""
 
     prometheus: str | None = None
     http: str | None = None
     json_path: str | None = Field(None, alias="json")
     builtin: Literal["ack_minutes", "incident_minutes"] | None = None
+    numeric_strings: StrictBool = Field(False, description='accept numbers sent as JSON strings, e.g. "0.5"')
     every: Duration = timedelta(seconds=30)
     timeout: Duration = timedelta(seconds=5)
+    max_age: Duration | None = Field(None, description="a Prometheus sample stamped longer ago is no data")
     lost_after: int = Field(3, ge=1, description="consecutive failed reads before 'signal lost'")
     silent_after: int = Field(5, ge=1, description="consecutive reads without data before 'signal silent'")
     unit: str = ""
@@ -81,9 +149,23 @@ class SignalSpec(Strict):
             raise ValueError("an http signal needs 'json': the field path in the response, e.g. kpi.accuracy")
         if self.json_path is not None and self.http is None:
             raise ValueError("'json' only applies to an http signal")
+        if self.http is None:
+            given = [k for k in ("headers", "basic_auth", "tls", "numeric_strings") if k in self.model_fields_set]
+            if given:
+                hint = "; for Prometheus, set it under sources.prometheus" if self.prometheus is not None else ""
+                raise ValueError(f"'{given[0]}' only applies to an http signal{hint}")
+        if self.max_age is not None and self.prometheus is None:
+            raise ValueError("'max_age' only applies to a prometheus signal (JSON answers carry no sample time)")
+        if self.max_age is not None and self.max_age <= timedelta(0):
+            raise ValueError("max_age must be positive")
         if self.timeout >= self.every:
             raise ValueError("timeout must be shorter than every")
         return self
+
+    @property
+    def sample_max_age(self) -> timedelta:
+        """How old a Prometheus sample may be and still count: max_age, or two intervals plus the timeout."""
+        return self.max_age if self.max_age is not None else 2 * self.every + self.timeout
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,51 @@
+"""`${VAR}` expansion from the environment, and redaction of the values it brings in (never recorded)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterable
+from urllib.parse import quote
+
+_ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+_MIN_SECRET = 4  # shorter values would redact ordinary words
+
+
+class MissingVariable(Exception):
+    """A `${VAR}` whose variable is unset or empty; carries the name, never a value."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"environment variable {name} is not set")
+        self.name = name
+
+
+def expand(value: str, *, strict: bool = False) -> str:
+    """Replace each `${VAR}` with its value; an unset one is '' or, when strict, MissingVariable."""
+
+    def one(m: re.Match[str]) -> str:
+        found = os.environ.get(m.group(1), "")
+        if strict and not found:
+            raise MissingVariable(m.group(1))
+        return found
+
+    return _ENV.sub(one, value)
+
+
+def secrets_in(value: str) -> list[str]:
+    """The values `${VAR}` expands to in `value`: never to be recorded, even if an endpoint echoes them."""
+    return [v for name in _ENV.findall(value) if len(v := os.environ.get(name, "")) >= _MIN_SECRET]
+
+
+def basic_auth_secrets(username: str, password: str) -> list[str]:
+    """A password and the Authorization value it travels in (an endpoint may echo either)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return [s for s in (password, token) if len(s) >= _MIN_SECRET]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and its URL-encoded form) replaced by [redacted]."""
+    forms = {f for s in secrets if len(s) >= _MIN_SECRET for f in (s, quote(s, safe=""))}
+    for secret in sorted(forms, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
