@@ -50,6 +50,7 @@ class Service:
 
     def close(self) -> None:
         self.sync.close()
+        self.deps.reader.close()
         self.store.close()
 
     def polling(self) -> list[GroupStatus]:
@@ -101,7 +102,13 @@ def build_service(
     store = Store(settings.database_url)
     client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     clock = clock or SystemClock()
-    deps = Deps(store, clock, http or requests.Session(), SlackDirectory(client, clock))
+    deps = Deps(
+        store,
+        clock,
+        http or requests.Session(),
+        SlackDirectory(client, clock),
+        max_response_bytes=settings.max_response_bytes,
+    )
     sync = SlackSync(deps, client, playbooks, background=background)
     deps.notifier = sync
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None

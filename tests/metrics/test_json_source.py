@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollback_bot.metrics import Endpoint, JsonSource, Reader, read_many
+from rollback_bot.metrics import Endpoint, JsonSource, Reader
 from tests.helpers import FakeHTTP, loopback_session
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -106,9 +106,3 @@ def test_signals_sharing_a_url_and_settings_share_one_fetch(fake_http: FakeHTTP)
         reader.close()
     assert [(r.signal, r.value) for r in readings] == [("a", 0.91), ("b", 310.0), ("c", 0.91)]
     assert sorted(r.headers.get("X-Scope-OrgID", "") for r in fake_http.requests) == ["", "team-a"]
-
-
-def test_read_many_reads_through_a_reader(fake_http: FakeHTTP) -> None:
-    fake_http.routes["/kpi"] = (200, DOC)
-    sources = [JsonSource("a", f"{fake_http.url}/kpi", "quality.accuracy", 2)]
-    assert [r.value for r in read_many(sources, loopback_session(), lambda: NOW)] == [0.91]

@@ -41,7 +41,8 @@ def test_time_is_sent_and_the_sample_time_is_used(fake_http: FakeHTTP) -> None:
     fresh = PrometheusSource("s", fake_http.url, "up", 2, max_age=timedelta(hours=1)).read(loopback_session(), NOW)
     stale = PrometheusSource("s", fake_http.url, "up", 2, max_age=timedelta(minutes=5)).read(loopback_session(), NOW)
     assert (fresh.status, fresh.value) == ("ok", 0.25)
-    assert (stale.status, stale.value, stale.detail) == ("nodata", None, "stale sample: stamped 08:01:12, 58m48s old")
+    assert (stale.status, stale.value, stale.detail) == ("nodata", None, "stale: sample stamped 08:01:12, 58m48s old")
+    assert stale.is_stale
     assert query_of(fake_http.requests[0]) == {"query": "up", "time": f"{NOW.timestamp():.3f}"}
 
 

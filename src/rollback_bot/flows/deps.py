@@ -13,6 +13,8 @@ import requests
 
 from rollback_bot.clock import Clock
 from rollback_bot.directory import Directory
+from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
+from rollback_bot.metrics.reader import Reader
 from rollback_bot.notify import Notifier, NullNotifier
 from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
 from rollback_bot.rules.readings import Reading
@@ -33,7 +35,12 @@ class Deps:
     locks: defaultdict[str, threading.RLock] = field(default_factory=lambda: defaultdict(threading.RLock))
     # what this process read last, per playbook and signal: evaluation uses it instead of re-querying
     polled: defaultdict[str, dict[str, Reading]] = field(default_factory=lambda: defaultdict(dict))
+    max_response_bytes: int = DEFAULT_MAX_BYTES  # a metric answer larger than this is a failed read
+    reader: Reader = field(init=False)  # reads metric sources concurrently over `http`, each within its deadline
     _snapshots: dict[str, LoadedPlaybook] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reader = Reader(self.http, max_bytes=self.max_response_bytes)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -15,7 +15,6 @@ from sqlmodel import Session
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.ladder import step_entered
 from rollback_bot.flows.readings import build_source, builtin_reading, fresh, history, latest, with_builtins
-from rollback_bot.metrics.sources import read_many
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import Playbook
@@ -43,7 +42,7 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: str | 
             watching.poll_started(s, playbook=pb.name, group=group, every_s=every, signals=len(names), at=deps.now())
             s.commit()
     external = [build_source(n, pb.signals[n], pb) for n in names if pb.signals[n].builtin is None]
-    readings = read_many(external, deps.http, deps.now)
+    readings = deps.reader.read_all(external, deps.now)
     builtins = [n for n in names if pb.signals[n].builtin is not None]
     with deps.lock(pb.name), deps.store.session() as s:
         incident = open_incident(s, playbook=pb.name)

@@ -2,7 +2,7 @@
 
 from rollback_bot.metrics.endpoint import Endpoint
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
-from rollback_bot.metrics.reader import Reader, read_many
+from rollback_bot.metrics.reader import Reader
 from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource, json_path
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "PrometheusSource",
     "Reader",
     "json_path",
-    "read_many",
 ]

@@ -113,12 +113,3 @@ def _safe_now(now: Callable[[], datetime]) -> datetime:
         return now()
     except Exception:
         return datetime.now(UTC)
-
-
-def read_many(sources: Sequence[MetricSource], session: requests.Session, now: Callable[[], datetime]) -> list[Reading]:
-    """Read several sources once with a short-lived Reader (prefer one long-lived Reader per process)."""
-    reader = Reader(session)  # the pool starts threads only as needed
-    try:
-        return reader.read_all(sources, now)
-    finally:
-        reader.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -67,13 +66,6 @@ def read_one(source: MetricSource, session: requests.Session, now: datetime, max
     except Exception as exc:
         reading = Reading.error(source.signal, now, f"cannot read the answer: {type(exc).__name__}")
     return redacted(source, reading)
-
-
-def read_many(sources: Sequence[MetricSource], session: requests.Session, now: Callable[[], datetime]) -> list[Reading]:
-    """Kept for callers that predate `Reader`: read once through a short-lived Reader."""
-    from rollback_bot.metrics.reader import read_many as read_with_reader  # reader imports this module
-
-    return read_with_reader(sources, session, now)
 
 
 def redacted(source: MetricSource, reading: Reading) -> Reading:
@@ -153,9 +145,7 @@ class PrometheusSource:
         sampled = datetime.fromtimestamp(stamp, tz=asked_at.tzinfo or UTC)
         age = asked_at - sampled
         if self.max_age is not None and age > self.max_age:
-            return Reading.nodata(
-                self.signal, at, f"stale sample: stamped {sampled:%H:%M:%S}, {format_duration(age)} old"
-            )
+            return Reading.stale(self.signal, at, f"sample stamped {sampled:%H:%M:%S}, {format_duration(age)} old")
         return Reading.of(self.signal, at, value)
 
 
