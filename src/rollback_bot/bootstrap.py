@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class Service:
             PollFigures(
                 st.group.playbook,
                 st.group.name,
-                st.lag.total_seconds(),
+                st.age.total_seconds() if st.age is not None else math.inf,
                 st.behind,
                 st.row.duration_s if st.row else 0.0,
             )

@@ -27,7 +27,7 @@ REQUESTS = Histogram(
 class PollFigures:
     playbook: str
     group: str  # the poll interval, e.g. '30s'
-    age_seconds: float  # since the group's last complete poll
+    age_seconds: float  # since the group's last complete poll (+Inf: none yet)
     behind: bool
     duration_seconds: float  # the last poll, reads and evaluation included
 

@@ -21,9 +21,10 @@ from rollback_bot.store.models import Event, PollStateRow
 @dataclass(frozen=True)
 class GroupStatus:
     group: PollGroup
-    lag: timedelta  # since the last complete poll (or since watching began)
+    lag: timedelta  # since the last complete poll (or since watching began, if later): decides 'behind'
     behind: bool
     row: PollStateRow | None
+    age: timedelta | None = None  # since the last complete poll, whenever it was (None: never)
 
     def describe(self) -> str:
         g = self.group
@@ -48,8 +49,9 @@ def polling_status(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_sin
     for loaded in playbooks:
         for g in poll_groups(loaded.playbook, deps.poll_floor):
             row = rows.get((g.playbook, g.name))
-            late = lag(g, row.finished_at if row else None, watching_since, now)
-            out.append(GroupStatus(g, late, is_behind(g, late), row))
+            finished = row.finished_at if row else None
+            late = lag(g, finished, watching_since, now)
+            out.append(GroupStatus(g, late, is_behind(g, late), row, None if finished is None else now - finished))
     return out
 
 
