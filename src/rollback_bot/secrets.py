@@ -44,8 +44,10 @@ def basic_auth_secrets(username: str, password: str) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and its URL-encoded form) replaced by [redacted]."""
+    """`text` with every secret (and its URL-encoded form) replaced by [redacted], in any letter case (an
+    error page may echo a header lower- or upper-cased)."""
     forms = {f for s in secrets if len(s) >= _MIN_SECRET for f in (s, quote(s, safe=""))}
-    for secret in sorted(forms, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
+    if not forms:
+        return text
+    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, "[redacted]", text, flags=re.IGNORECASE)

@@ -125,6 +125,23 @@ def test_secrets_echoed_back_are_redacted_everywhere(
         assert secret not in a.detail + b.detail + caplog.text
 
 
+def test_a_secret_echoed_in_another_letter_case_is_redacted(
+    fake_http: FakeHTTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error page that lower- or upper-cases the header it echoes must not leak the token."""
+    monkeypatch.setenv("PROM_TOKEN", TOKEN)
+
+    def echo(rec: Recorded) -> tuple[int, bytes]:
+        said = rec.headers.get("Authorization", "")
+        return 401, f"denied: {said.lower()} / {said.upper()}".encode()
+
+    fake_http.routes["/api/v1/query"] = echo
+    bearer = Endpoint(fake_http.url, headers=(("Authorization", "Bearer ${PROM_TOKEN}"),))
+    r = PrometheusSource("a", bearer, "up", 2).read(loopback_session(), NOW)
+    assert "bearer [redacted] / BEARER [redacted]" in r.detail
+    assert TOKEN.lower() not in r.detail.lower()
+
+
 PLAYBOOK = """
 name: auth
 service: s
