@@ -105,6 +105,18 @@ BROKEN = [
     ),
     (
         "json: anomaly_score, every: 1m}",
+        'json: anomaly_score, every: 1m, headers: {Authorization: "Bearer ${kpi_token}"}}',
+        "'${kpi_token}' is not expanded: write environment variables as ${UPPER_CASE}",
+        "anomaly_score:",
+    ),
+    (
+        "  prometheus: http://prometheus.internal:9090",
+        '  prometheus:\n    url: http://prometheus.internal:9090\n    basic_auth: {username: u, password: "${Pw}"}',
+        "sources.prometheus.basic_auth.password: '${Pw}' is not expanded",
+        "basic_auth: {username: u",
+    ),
+    (
+        "json: anomaly_score, every: 1m}",
         'json: anomaly_score, every: 1m, numeric_strings: "yes"}',
         "signals.anomaly_score.numeric_strings: Input should be a valid boolean",
         "anomaly_score:",

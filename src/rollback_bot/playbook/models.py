@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -64,6 +65,19 @@ class RoleSpec(Strict):
 
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def env_references(value: str) -> str:
+    """`value` unchanged; ValueError for a `${...}` that would never be expanded (and so be sent as it is)."""
+    for name in _PLACEHOLDER.findall(value):
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"'${{{name}}}' is not expanded: write environment variables as ${{UPPER_CASE}}")
+    return value
+
+
+EnvText = Annotated[str, AfterValidator(env_references)]
 
 
 class TlsSpec(Strict):
@@ -82,8 +96,8 @@ class TlsSpec(Strict):
 
 
 class BasicAuthSpec(Strict):
-    username: str = Field(min_length=1)
-    password: str = Field(min_length=1, description="use ${ENV_VAR}; never logged")
+    username: EnvText = Field(min_length=1)
+    password: EnvText = Field(min_length=1, description="use ${ENV_VAR}; never logged")
 
 
 class ConnectionSpec(Strict):
@@ -101,6 +115,7 @@ class ConnectionSpec(Strict):
                 raise ValueError(f"'{name}' is not a valid HTTP header name")
             if "\r" in value or "\n" in value:
                 raise ValueError(f"header '{name}' has a line break in its value")
+            env_references(value)
         return v
 
     @model_validator(mode="after")
@@ -115,7 +130,7 @@ def _url_or_mapping(value: object) -> object:
 
 
 class PrometheusSpec(ConnectionSpec):
-    url: str = Field(min_length=1, description="base URL, e.g. http://prometheus:9090 or https://.../api/prom")
+    url: EnvText = Field(min_length=1, description="base URL, e.g. http://prometheus:9090 or https://.../api/prom")
 
 
 class SourcesSpec(Strict):
@@ -126,7 +141,7 @@ class SignalSpec(ConnectionSpec):
     """Where one metric is read from: exactly one of prometheus, http (+json), builtin."""
 
     prometheus: str | None = None
-    http: str | None = None
+    http: EnvText | None = None
     json_path: str | None = Field(None, alias="json")
     builtin: Literal["ack_minutes", "incident_minutes"] | None = None
     numeric_strings: StrictBool = Field(False, description='accept numbers sent as JSON strings, e.g. "0.5"')
