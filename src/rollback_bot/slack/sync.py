@@ -25,6 +25,7 @@ from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack.blocks import alert, thread_event
 from rollback_bot.slack.limits import Message
+from rollback_bot.store import slack_cursors
 from rollback_bot.store.models import Event, Incident, SlackCursor
 from rollback_bot.telemetry import SLACK_API_ERRORS
 
@@ -48,6 +49,10 @@ class SlackSync:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-sync") if background else None
         self._queued: set[int | str] = set()
         self._lock = threading.Lock()
+        with deps.store.session() as s:  # history from before the first start is not replayed; all else is posted
+            for name in playbooks:
+                slack_cursors.ensure(s, playbook=name)
+            s.commit()
 
     # --- Notifier ---------------------------------------------------------------------------------
     def publish(self, incident: Incident | None, event: Event) -> None:
@@ -193,10 +198,7 @@ class SlackSync:
             return
         with self.deps.store.session() as s:
             cursor = s.get(SlackCursor, name)
-            if cursor is None:  # first run: start from now, do not replay history
-                newest = s.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first() or 0
-                s.add(SlackCursor(playbook=name, last_event_id=newest))
-                s.commit()
+            if cursor is None:
                 return
             events = list(
                 s.exec(
