@@ -35,6 +35,7 @@ from rollback_bot.telemetry import POLLING, PollFigures
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 60  # seconds: the catch-up that makes a Slack outage lose nothing
+WATCHDOG_SECONDS = 5.0  # how often a web process checks that the scheduler keeps polling
 
 
 @dataclass
@@ -48,8 +49,27 @@ class Service:
     app: App
 
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watchdog: threading.Thread | None = None
+
+    def start_watchdog(self) -> None:
+        """In a process without the scheduler (gunicorn workers, --no-scheduler): if the scheduler stalls or
+        dies, its own watchdog cannot say so; this one does (each change is recorded once across processes)."""
+        if self._watchdog is not None:
+            return
+
+        def run() -> None:
+            while not self._stopping.wait(WATCHDOG_SECONDS):
+                try:
+                    flows.check_polling(self.deps, list(self.playbooks.values()), self.started)
+                except Exception:
+                    log.exception("watchdog check failed; next run will try again")
+
+        self._watchdog = threading.Thread(target=run, name="watchdog", daemon=True)
+        self._watchdog.start()
 
     def close(self) -> None:
+        self._stopping.set()
         self.sync.close()
         self.deps.reader.close()
         self.store.close()
@@ -59,7 +79,7 @@ class Service:
 
     def polling_behind(self) -> list[str]:
         """For /healthz: each poll group that is behind, in words."""
-        return [status.describe() for status in self.polling() if status.behind]
+        return [status.describe() for status in self.polling() if status.unhealthy]
 
     def poll_figures(self) -> list[PollFigures]:
         return [
@@ -67,7 +87,7 @@ class Service:
                 st.group.playbook,
                 st.group.name,
                 st.age.total_seconds() if st.age is not None else math.inf,
-                st.behind,
+                st.unhealthy,
                 st.row.duration_s if st.row else 0.0,
             )
             for st in self.polling()
@@ -154,6 +174,8 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sched = start_scheduler(service) if scheduler else None
+    if web and not scheduler:
+        service.start_watchdog()
     server = None
     socket_handler = None
     try:

@@ -40,7 +40,7 @@ def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
         log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
 
 
-def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime) -> None:
+def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
     try:
         flows.check_polling(deps, playbooks, since)
     except Exception:
@@ -80,6 +80,7 @@ def build_scheduler(
         executors={"default": ThreadPoolExecutor(10), "watchdog": ThreadPoolExecutor(1)},
     )
     start = datetime.now(UTC)  # APScheduler's own (real) time; rule timings come from deps.clock
+    _watchdog(deps, playbooks, None)  # before the first poll: a gap while no scheduler ran is recorded
     for loaded in playbooks:
         pb = loaded.playbook
         for group in poll_groups(pb, deps.poll_floor):

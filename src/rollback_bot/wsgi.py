@@ -7,4 +7,5 @@ from rollback_bot.bootstrap import build_service
 from rollback_bot.config import load_settings
 
 service = build_service(load_settings())
+service.start_watchdog()  # says so in Slack when the scheduler process stalls or dies
 application = service.wsgi()

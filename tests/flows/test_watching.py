@@ -155,3 +155,31 @@ def test_breaches_n_of_m_are_counted_across_restarts(env: Env) -> None:
     [incident] = env.incidents()
     assert incident.trigger == "slow"
     assert "breached in 3 of the last 5 evaluations" in env.events()[0].summary
+
+
+def test_a_gap_while_no_scheduler_ran_is_recorded_at_start_up(env: Env) -> None:
+    poll_group(env)
+    env.clock.advance(300)  # the bot was down (killed, redeployed) for five minutes
+    [behind] = flows.check_polling(env.deps, [env.loaded], None)  # a scheduler starting: the real gap
+    assert behind.summary == "polling behind: 3 signal(s) of test-release polled every 30s: no complete poll for 5m"
+    poll_group(env)
+    [restored] = flows.check_polling(env.deps, [env.loaded], env.clock.now())
+    assert restored.kind == "polling.restored"
+
+
+def test_a_process_that_just_started_does_not_declare_polling_restored(env: Env) -> None:
+    since = env.clock.now()
+    poll_group(env)
+    env.clock.advance(120)
+    [behind] = flows.check_polling(env.deps, [env.loaded], since)
+    assert behind.kind == "polling.behind"
+    web = env.restart()  # a web process starting now has missed nothing itself, but the scheduler is still away
+    assert flows.check_polling(web.deps, [web.loaded], env.clock.now()) == []
+    [status] = flows.polling_status(web.deps, [web.loaded], env.clock.now())
+    assert status.unhealthy and not status.behind
+    env.clock.advance(60)
+    assert flows.check_polling(web.deps, [web.loaded], since) == []
+
+
+def test_a_never_polled_group_is_not_behind_on_a_first_start(env: Env) -> None:
+    assert flows.check_polling(env.deps, [env.loaded], None) == []

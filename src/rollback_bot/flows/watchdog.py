@@ -26,6 +26,15 @@ class GroupStatus:
     row: PollStateRow | None
     age: timedelta | None = None  # since the last complete poll, whenever it was (None: never)
 
+    @property
+    def caught_up(self) -> bool:
+        """A recent complete poll: only that ends a 'behind' episode (not a process that just started)."""
+        return self.age is not None and not is_behind(self.group, self.age)
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.behind or (self.row is not None and self.row.behind and not self.caught_up)
+
     def describe(self) -> str:
         g = self.group
         what = f"{len(g.signals)} signal(s) of {g.playbook} polled every {g.name}"
@@ -40,7 +49,9 @@ def _d(delta: timedelta) -> str:
     return format_duration(timedelta(seconds=round(delta.total_seconds()))) if delta >= timedelta(seconds=1) else "0s"
 
 
-def polling_status(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_since: datetime) -> list[GroupStatus]:
+def polling_status(
+    deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_since: datetime | None
+) -> list[GroupStatus]:
     now = deps.now()
     names = [lp.playbook.name for lp in playbooks]
     with deps.store.session() as s:
@@ -55,22 +66,25 @@ def polling_status(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_sin
     return out
 
 
-def check_polling(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_since: datetime) -> list[Event]:
-    """Record 'polling behind' / 'polling restored' for the groups whose state changed (once, across processes)."""
+def check_polling(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_since: datetime | None) -> list[Event]:
+    """Record 'polling behind' / 'polling restored' for the groups whose state changed (once, across processes:
+    the scheduler's own watchdog, every web process's, and a scheduler starting after a gap all check).
+    `watching_since`: when this process began watching (None: measure the real gap, e.g. at start-up)."""
     published: list[Event] = []
     for status in polling_status(deps, playbooks, watching_since):
         g = status.group
-        if status.row is not None and status.row.behind == status.behind:
+        was_behind = status.row is not None and status.row.behind
+        if (was_behind and not status.caught_up) or (not was_behind and not status.behind):
             continue
         with deps.store.session() as s:
             watching.ensure_group(
                 s, playbook=g.playbook, group=g.name, every_s=g.interval.total_seconds(), signals=len(g.signals)
             )
-            if not watching.set_behind(s, playbook=g.playbook, group=g.name, behind=status.behind):
+            if not watching.set_behind(s, playbook=g.playbook, group=g.name, behind=not was_behind):
                 s.commit()
                 continue
             incident = open_incident(s, playbook=g.playbook)
-            if status.behind:
+            if not was_behind:
                 kind, summary = "polling.behind", f"polling behind: {status.describe()}"
             else:
                 took = status.row.duration_s if status.row else 0.0

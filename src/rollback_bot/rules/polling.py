@@ -33,10 +33,13 @@ def poll_groups(pb: Playbook, poll_floor: timedelta = timedelta(0)) -> list[Poll
     return [PollGroup(pb.name, every, max(every, poll_floor), tuple(names)) for every, names in sorted(groups.items())]
 
 
-def lag(group: PollGroup, last_finished: datetime | None, watching_since: datetime, now: datetime) -> timedelta:
-    """How long since the group last completed a poll (or since watching began, if later)."""
-    ref = watching_since if last_finished is None else max(last_finished, watching_since)
-    return max(now - ref, timedelta(0))
+def lag(group: PollGroup, last_finished: datetime | None, watching_since: datetime | None, now: datetime) -> timedelta:
+    """How long since the group last completed a poll, counted from when watching began if that is later
+    (a process that just started has not missed anything yet). With no start given: the real gap."""
+    if last_finished is None and watching_since is None:
+        return timedelta(0)  # a group never polled, on a first start: nothing missed yet
+    refs = [t for t in (last_finished, watching_since) if t is not None]
+    return max(now - max(refs), timedelta(0))
 
 
 def is_behind(group: PollGroup, lag: timedelta) -> bool:
