@@ -31,7 +31,7 @@ def gzip_bomb(size: int = 256 * MB) -> bytes:
 
 class HostileServer:
     """Routes: /ok /deep /trickle /huge /huge-declared /redirect-loop /latin1 /lying-length /gzip-bomb /silent
-    /slow-headers."""
+    /slow-headers /chunk-trickle."""
 
     def __init__(self, hold: float = 8.0, huge: int = 300 * MB) -> None:
         self.hold, self.huge = hold, huge
@@ -141,6 +141,17 @@ class HostileServer:
                 if not h.body(route, data[i : i + 64 * 1024]):
                     break
 
+        def chunk_trickle(h: Handler, route: str) -> None:
+            """A chunked answer whose first chunk-size line never ends, with Connection: close."""
+            h.send_response(200)
+            h.send_header("Transfer-Encoding", "chunked")
+            h.send_header("Connection", "close")
+            h.end_headers()
+            end = time.monotonic() + box.hold
+            while time.monotonic() < end and not box.stopping.wait(0.1) and h.body(route, b"0"):
+                pass
+            h.close_connection = True
+
         def silent(h: Handler, route: str) -> None:
             box.stopping.wait(box.hold)
             h.close_connection = True
@@ -161,5 +172,6 @@ class HostileServer:
             "/gzip-bomb": bomb,
             "/silent": silent,
             "/slow-headers": slow_headers,
+            "/chunk-trickle": chunk_trickle,
         }
         return Handler

@@ -46,6 +46,25 @@ def test_time_is_sent_and_the_sample_time_is_used(fake_http: FakeHTTP) -> None:
     assert query_of(fake_http.requests[0]) == {"query": "up", "time": f"{NOW.timestamp():.3f}"}
 
 
+@pytest.mark.parametrize(
+    ("stamp", "detail"),
+    [
+        (
+            (NOW + timedelta(hours=1)).timestamp(),
+            "sample stamped 1h in the future (2026-01-01 10:00:00): clocks disagree",
+        ),
+        (1e300, "sample timestamp 1e+300 is not a time"),
+        (-1e15, "sample timestamp -1000000000000000.0 is not a time"),
+    ],
+)
+def test_a_sample_from_the_future_or_no_time_at_all_is_a_failed_read(
+    fake_http: FakeHTTP, stamp: float, detail: str
+) -> None:
+    fake_http.routes["/api/v1/query"] = lambda rec: (200, vector(stamp))
+    r = PrometheusSource("s", fake_http.url, "up", 2, max_age=timedelta(minutes=5)).read(loopback_session(), NOW)
+    assert (r.status, r.detail) == ("error", detail)
+
+
 def test_warnings_and_infos_are_kept_on_the_reading(fake_http: FakeHTTP) -> None:
     body = vector(NOW.timestamp(), warnings=["partial response: store-2 down"], infos=["metric might not be a counter"])
     fake_http.routes["/api/v1/query"] = (200, body)

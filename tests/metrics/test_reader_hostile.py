@@ -86,16 +86,56 @@ def test_numeric_strings_accepts_plain_decimals_only(hostile: HostileServer, rea
         assert r.status == "error" and "is not a number" in r.detail, (text, r)
 
 
-def test_a_fetch_still_running_is_joined_not_repeated(hostile: HostileServer, reader: Reader) -> None:
-    """Headers trickled byte by byte outlast the deadline; the next poll joins that fetch, never piles up."""
+def test_a_fetch_past_its_deadline_is_cut_off_even_while_headers_trickle(hostile: HostileServer) -> None:
+    """Headers trickled byte by byte outlast any socket timeout; the reader shuts the socket down at the
+    deadline, so the thread is free at once and the next poll tries again (once), never piling up."""
     url = f"{hostile.url}/slow-headers"
-    sources = [JsonSource("a", url, "value", 0.5), JsonSource("b", url, "other", 0.5)]
-    started = time.monotonic()
-    first = reader.read_all(sources, lambda: NOW)
-    second = reader.read_all(sources, lambda: NOW)
-    assert time.monotonic() - started < 2 * (0.5 + MARGIN) + 0.3
-    assert [r.detail for r in first + second] == ["no answer within 0.5s"] * 4
-    assert hostile.asked["/slow-headers"] == 1
+    reader = Reader(loopback_session())
+    try:
+        sources = [JsonSource("a", url, "value", 0.5), JsonSource("b", url, "other", 0.5)]
+        started = time.monotonic()
+        first = reader.read_all(sources, lambda: NOW)
+        assert time.monotonic() - started < 0.5 + MARGIN + 0.3
+        assert hostile.wait_finished("/slow-headers", 1.0), "the server saw the connection closed"
+        second = reader.read_all(sources, lambda: NOW)
+        assert [r.detail for r in first + second] == ["no answer within 0.5s"] * 4
+        assert hostile.asked["/slow-headers"] == 2  # one fetch a poll, shared by both signals
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("route", ["/slow-headers", "/chunk-trickle", "/trickle", "/silent"])
+def test_every_fetch_is_over_when_read_all_returns(hostile: HostileServer, route: str) -> None:
+    """Whatever phase a hanging answer is in (headers, a chunk-size line, the body, nothing), its thread is
+    free and its connection closed once read_all has returned."""
+    reader = Reader(loopback_session())
+    try:
+        [r] = reader.read_all([JsonSource("s", f"{hostile.url}{route}", "value", 0.5)], lambda: NOW)
+        assert r.status == "error" and "within 0.5s" in r.detail
+        if route != "/silent":  # a server that never writes cannot notice the close
+            assert hostile.wait_finished(route, 1.0), "the server saw the connection closed"
+        time.sleep(0.2)
+        assert reader._running == {}, "no fetch left running"
+    finally:
+        reader.close()
+
+
+def test_more_hanging_endpoints_than_threads_cannot_starve_a_healthy_one(hostile: HostileServer) -> None:
+    """Endpoints that answered before start first: 12 hanging endpoints on 4 read threads cannot delay the
+    healthy one, poll after poll, and every read returns within the deadline."""
+    reader = Reader(loopback_session(), max_workers=4)
+    try:
+        healthy = JsonSource("healthy", f"{hostile.url}/ok", "value", 0.5)
+        assert reader.read_all([healthy], lambda: NOW)[0].value == 1.5  # it has answered before
+        hanging = [JsonSource(f"h{i}", f"{hostile.url}/slow-headers?n={i}", "value", 0.5) for i in range(12)]
+        for _ in range(3):
+            started = time.monotonic()
+            readings = reader.read_all([*hanging, healthy], lambda: NOW)
+            assert time.monotonic() - started < 0.5 + MARGIN + 0.3
+            assert readings[-1].value == 1.5
+            assert all(r.status == "error" and "within 0.5s" in r.detail for r in readings[:-1])
+    finally:
+        reader.close()
 
 
 def test_a_closed_reader_fails_every_read_without_raising(hostile: HostileServer) -> None:

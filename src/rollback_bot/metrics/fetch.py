@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from rollback_bot.metrics.deadline import Watch, watching
 from rollback_bot.metrics.endpoint import ConnectionProblem, Endpoint, Resolved
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -60,10 +61,13 @@ def get_json(
     timeout: float,
     max_bytes: int,
     asked_at: datetime,
+    watch: Watch | None = None,
 ) -> Answer:
-    """GET and parse; never raises (any exception at all becomes `Answer.failure`)."""
+    """GET and parse; never raises (any exception at all becomes `Answer.failure`). With `watch`, the
+    connections opened are registered with it, so the caller can cut them off at the deadline."""
     try:
-        status, body = fetch(session, endpoint.resolve(), params, timeout, max_bytes)
+        with watching(watch):
+            status, body = fetch(session, endpoint.resolve(), params, timeout, max_bytes)
     except (FetchError, ConnectionProblem) as exc:
         return Answer(asked_at, failure=str(exc))
     except Exception as exc:

@@ -14,8 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from rollback_bot.metrics.deadline import Watch, guard_session
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES, Answer, get_json
 from rollback_bot.metrics.sources import MetricSource, redacted
 from rollback_bot.rules.readings import Reading
@@ -27,11 +27,14 @@ MARGIN = 0.5  # seconds read_all waits past the longest deadline before giving u
 class Reader:
     """Reads metric sources concurrently through one Session; thread-safe, reusable across polls."""
 
-    def __init__(self, session: requests.Session, *, max_workers: int = 16, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, session: requests.Session, *, max_workers: int = 32, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.session, self.max_bytes = session, max_bytes
-        widen_pools(session, max_workers)
+        guard_session(session, max_workers)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="metric-read")
         self._running: dict[object, Future[Answer]] = {}
+        self._watches: dict[Future[Answer], Watch] = {}
+        self._failing: set[object] = set()  # fetch keys whose last fetch failed ...
+        self._answering: set[object] = set()  # ... or succeeded
         self._lock = threading.Lock()
 
     def read_all(self, sources: Sequence[MetricSource], now: Callable[[], datetime]) -> list[Reading]:
@@ -50,11 +53,16 @@ class Reader:
         groups: dict[object, list[MetricSource]] = {}
         for src in sources:
             groups.setdefault(src.share_key(), []).append(src)
-        futures = {key: self._start(key, group, asked_at) for key, group in groups.items()}
+        # endpoints that answered last time start first, those that failed last: hanging endpoints cannot take
+        # the threads healthy ones need
+        order = sorted(groups, key=lambda k: 2 if k in self._failing else 0 if k in self._answering else 1)
+        futures = {key: self._start(key, groups[key], asked_at) for key in order}
         longest = max((s.timeout for s in sources), default=0.0)
         wait(futures.values(), timeout=longest + MARGIN)
+        late = {key for key, f in futures.items() if not f.done()}  # decided before cutting them off
+        self._expire({key: futures[key] for key in late})
         at = _safe_now(now)
-        return [self._finish(src, futures[src.share_key()], at) for src in sources]
+        return [self._finish(src, futures[src.share_key()], at, src.share_key() in late) for src in sources]
 
     def _start(self, key: object, group: list[MetricSource], asked_at: datetime) -> Future[Answer]:
         """The running fetch for `key`, or a new one with the longest timeout of the sources sharing it."""
@@ -63,20 +71,41 @@ class Reader:
             running = self._running.get(key)
             if running is not None and not running.done():
                 return running
+            watch = Watch()
             future = self._pool.submit(
-                get_json, self.session, first.endpoint, first.params(asked_at), timeout, self.max_bytes, asked_at
+                get_json, self.session, first.endpoint, first.params(asked_at), timeout, self.max_bytes, asked_at, watch
             )
             self._running[key] = future
+            self._watches[future] = watch
         future.add_done_callback(lambda f: self._forget(key, f))
         return future
 
     def _forget(self, key: object, future: Future[Answer]) -> None:
         with self._lock:
+            if not future.cancelled():  # one never started says nothing about its endpoint
+                failed = future.exception() is not None or bool(future.result().failure)
+                (self._failing.add if failed else self._failing.discard)(key)
+                (self._answering.discard if failed else self._answering.add)(key)
+            self._watches.pop(future, None)
             if self._running.get(key) is future:
                 del self._running[key]
 
-    def _finish(self, src: MetricSource, future: Future[Answer], at: datetime) -> Reading:
-        if not future.done():
+    def _expire(self, futures: dict[object, Future[Answer]]) -> None:
+        """Shut down the sockets of fetches past their deadline (their threads are free at once); drop the
+        ones still queued."""
+        # a fetch still queued is dropped (its callback runs here, not under the lock); one running is cut off
+        running = {key: f for key, f in futures.items() if not f.cancel()}
+        with self._lock:
+            self._failing.update(running)
+            self._answering.difference_update(running)
+            watches = [self._watches[f] for f in running.values() if f in self._watches]
+        for watch in watches:
+            watch.expire()
+
+    def _finish(self, src: MetricSource, future: Future[Answer], at: datetime, late: bool) -> Reading:
+        if future.cancelled():
+            reading = Reading.error(src.signal, at, f"no answer within {src.timeout:g}s (every read thread was busy)")
+        elif late:
             reading = Reading.error(src.signal, at, f"no answer within {src.timeout:g}s")
         else:
             try:
@@ -92,20 +121,6 @@ class Reader:
     def close(self) -> None:
         """Stop taking fetches; running ones finish in the background (their sockets time out)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def widen_pools(session: requests.Session, size: int) -> None:
-    """Give the session's plain adapters `size` connections per host (requests keeps 10), so concurrent
-    reads of one host do not discard connections with a warning each poll."""
-    for prefix, adapter in list(session.adapters.items()):
-        if type(adapter) is HTTPAdapter and getattr(adapter, "_pool_maxsize", size) < size:
-            wider = HTTPAdapter(
-                pool_connections=getattr(adapter, "_pool_connections", 10),
-                pool_maxsize=size,
-                max_retries=adapter.max_retries,
-                pool_block=getattr(adapter, "_pool_block", False),
-            )
-            session.mount(prefix, wider)
 
 
 def _safe_now(now: Callable[[], datetime]) -> datetime:

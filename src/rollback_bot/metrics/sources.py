@@ -142,8 +142,16 @@ class PrometheusSource:
         value = number_text(text) if isinstance(text, str) else None
         if value is None or isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
             return Reading.error(self.signal, at, f"cannot read sample {pair!r}")
-        sampled = datetime.fromtimestamp(stamp, tz=asked_at.tzinfo or UTC)
+        try:
+            sampled = datetime.fromtimestamp(stamp, tz=asked_at.tzinfo or UTC)
+        except (OverflowError, ValueError, OSError):
+            return Reading.error(self.signal, at, f"sample timestamp {stamp!r} is not a time")
         age = asked_at - sampled
+        if self.max_age is not None and -age > self.max_age:  # a frozen sample stamped ahead never goes stale
+            ahead = format_duration(timedelta(seconds=round(-age.total_seconds())))
+            return Reading.error(
+                self.signal, at, f"sample stamped {ahead} in the future ({sampled:%Y-%m-%d %H:%M:%S}): clocks disagree"
+            )
         if self.max_age is not None and age > self.max_age:
             return Reading.stale(self.signal, at, f"sample stamped {sampled:%H:%M:%S}, {format_duration(age)} old")
         return Reading.of(self.signal, at, value)
