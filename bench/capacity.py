@@ -12,8 +12,8 @@ this process. Exits 1 when a target is missed.
 Targets (issue 7): job under 50% of the interval and no read later than one interval (largest gap between
 reads of a signal at most two intervals), RSS under 300 MB, at 10,000 signals on SQLite and PostgreSQL.
 With --hostile, each N runs again with two more signals, a 300 MB answer and a trickle (one byte every
-0.4 s): the job then waits for the trickle's deadline (its timeout, 5 s, plus 0.5 s), so its share is judged
-against 60%; the other signals' reads must stay on time, and peak RSS under 250 MB.
+0.4 s): the job then waits for the trickle's deadline, so it may take the plain run's worst plus that read's
+timeout and margin (5.5 s), no more; the other signals' reads must stay on time, and peak RSS under 250 MB.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PER_DOC = 100
 EVERY = 10.0
 HOSTILE_SIGNALS = {"huge", "trickle"}
+HOSTILE_TIMEOUT = 5.0  # the hostile signals' timeout (the default)
+MARGIN = 0.5  # rollback_bot.metrics.reader.MARGIN
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -294,6 +296,7 @@ def main() -> int:
         f"{'max gap':>8} {'CPU':>6} {'peak RSS':>9}"
     )
     missed = []
+    baseline: dict[tuple[str, int], float] = {}
     for kind in args.db.split(","):
         for n, hostile in ((int(x), h) for x in args.signals.split(",") for h in (False, True)[: 1 + args.hostile]):
             r = run_one(kind, n, args.seconds, hostile)
@@ -306,8 +309,11 @@ def main() -> int:
             )
             if r["signals_read"] < n:
                 missed.append(f"{kind} {n}: only {r['signals_read']} signals were read")
-            # with a hostile source the job waits for its deadline (timeout 5s + 0.5s): judged by gaps and RSS
-            slow = r["worst_share"] >= (0.6 if hostile else 0.5)
+            # with a hostile source the job waits for that read's deadline: it may add its timeout + margin, no more
+            plain = baseline.get((kind, n), 0.0)
+            slow = r["worst_share"] >= (plain + (HOSTILE_TIMEOUT + MARGIN) / EVERY if hostile else 0.5)
+            if not hostile:
+                baseline[(kind, n)] = r["worst_share"]
             if n <= 10_000 and (slow or r["max_gap"] > 2 * EVERY or r["rss_mb"] >= 300):
                 missed.append(f"{label} {n}: over target")
             if hostile and r["rss_mb"] >= 250:

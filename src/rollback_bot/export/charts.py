@@ -6,9 +6,6 @@ import io
 from datetime import datetime, timedelta
 from typing import Any
 
-import matplotlib.dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sqlmodel import Session, col, select
 
 from rollback_bot.playbook.conditions import Compare, Condition
@@ -59,6 +56,11 @@ def chart(
     points = [(at, v) for at, v in rows if v is not None]
     if not points:
         return None
+    # imported here: matplotlib and numpy cost ~55 MB, and only an export draws charts
+    import matplotlib.dates as mdates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(9, 3.2), dpi=100)  # not pyplot: its global state is unsafe across threads
     FigureCanvasAgg(fig)  # renders to PNG, never to a screen
     ax = fig.subplots()
