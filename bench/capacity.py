@@ -71,6 +71,7 @@ def serve_endpoints(docs: int, port_file: str) -> None:
             self.end_headers()
             self.wfile.write(body)
 
+    ThreadingHTTPServer.request_queue_size = 128  # a backlog of 5 drops concurrent connections (1 s retries)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     Path(port_file).write_text(str(server.server_address[1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,3 +181,29 @@ def test_sandbox_serves_prometheus_api_and_json_and_recovers_after_rollback(sand
     replay = session.post(hook, json={"percent": "0"}, headers={"Idempotency-Key": "k50"}, timeout=2).json()
     assert replay["replayed"] is True and state.reverted_pct == 100  # a replayed key is not applied again
     assert fatal.read(session, now).value == 0.0
+
+
+def test_sandbox_answers_every_signal_of_the_playbook_read_at_once(sandbox) -> None:
+    """The bot reads all signals concurrently: the sandbox must take every connection at once (a listen
+    backlog of 5 dropped some, and each retry cost a second, i.e. 24 drill minutes at 1440x)."""
+    from datetime import UTC, datetime
+
+    from rollback_bot.drill.run import redirect
+    from rollback_bot.flows.readings import build_source
+    from rollback_bot.metrics import Reader
+
+    _pb, _state, box = sandbox
+    drilled = redirect(load_playbook("playbooks/genai-release.yaml"), box.url).playbook  # as the drill reads it
+    sources = [build_source(n, s, drilled) for n, s in drilled.signals.items() if s.builtin is None]
+    sources += [JsonSource(f"kpi{i}", f"{box.url}/kpi?copy={i}", "quality.accuracy", 2) for i in range(40)]
+    reader = Reader(loopback_session(), max_workers=64)
+    try:
+        slowest = 0.0
+        for _ in range(3):
+            started = time.monotonic()
+            readings = reader.read_all(sources, lambda: datetime(2026, 1, 1, tzinfo=UTC))
+            slowest = max(slowest, time.monotonic() - started)
+            assert [(r.signal, r.detail) for r in readings if r.status == "error"] == []
+        assert slowest < 0.9, f"a connection waited for a retry: {slowest:.2f}s"
+    finally:
+        reader.close()

@@ -147,8 +147,9 @@ class PrometheusSource:
         except (OverflowError, ValueError, OSError):
             return Reading.error(self.signal, at, f"sample timestamp {stamp!r} is not a time")
         age = asked_at - sampled
-        if self.max_age is not None and -age > self.max_age:  # a frozen sample stamped ahead never goes stale
-            ahead = format_duration(timedelta(seconds=round(-age.total_seconds())))
+        ahead_by = sampled - at  # against when the answer arrived: nothing is stamped after it was received
+        if self.max_age is not None and ahead_by > self.max_age:  # a frozen sample stamped ahead never goes stale
+            ahead = format_duration(timedelta(seconds=round(ahead_by.total_seconds())))
             return Reading.error(
                 self.signal, at, f"sample stamped {ahead} in the future ({sampled:%Y-%m-%d %H:%M:%S}): clocks disagree"
             )
