@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select, update
 
 from rollback_bot.store.chain import GENESIS, chain_of, hash_of, json_safe
+from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import ChainHead, Event
 
 KINDS = frozenset(
@@ -90,8 +89,7 @@ def record(
 def _advance_head(session: Session, chain: str) -> tuple[int, str]:
     """Take the chain's next seq and the hash to follow. The UPDATE locks the head row (PostgreSQL) or the
     database (SQLite) until commit, so concurrent appends to one chain queue up instead of forking it."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     session.exec(
         insert(ChainHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
     )

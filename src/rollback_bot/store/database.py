@@ -11,12 +11,19 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
 
 DEFAULT_URL = "sqlite:///rollback-bot.db"
+
+
+def insert_for(session: Session) -> Any:
+    """The INSERT with ON CONFLICT of the session's database (PostgreSQL or SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def database_url() -> str:

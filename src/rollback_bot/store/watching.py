@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select, update
 
+from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import PollStateRow, SignalHealthRow, TriggerStateRow
 
 
@@ -18,8 +17,7 @@ def upsert(session: Session, model: type[SQLModel], rows: Sequence[Mapping[str, 
     """Insert or update rows by primary key, in one statement (SQLite and PostgreSQL)."""
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(model)
+    stmt = insert_for(session)(model)
     columns = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns})
     session.execute(stmt, list(rows))
@@ -48,8 +46,7 @@ def poll_states(session: Session, *, playbooks: Sequence[str] | None = None) -> 
 
 def poll_started(session: Session, *, playbook: str, group: str, every_s: float, signals: int, at: datetime) -> None:
     row = {"playbook": playbook, "poll_group": group, "every_s": every_s, "signals": signals, "started_at": at}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(PollStateRow).values(duration_s=0.0, behind=False, **row)
+    stmt = insert_for(session)(PollStateRow).values(duration_s=0.0, behind=False, **row)
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["playbook", "poll_group"],
@@ -82,7 +79,6 @@ def set_behind(session: Session, *, playbook: str, group: str, behind: bool) -> 
 
 def ensure_group(session: Session, *, playbook: str, group: str, every_s: float, signals: int) -> None:
     """Make sure a poll group has a row (so 'behind' can be recorded before its first poll ever starts)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     row = {"playbook": playbook, "poll_group": group, "every_s": every_s, "signals": signals}
-    stmt = insert(PollStateRow).values(duration_s=0.0, behind=False, **row)
+    stmt = insert_for(session)(PollStateRow).values(duration_s=0.0, behind=False, **row)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["playbook", "poll_group"]))
