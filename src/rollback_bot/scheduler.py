@@ -35,7 +35,7 @@ def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
 
 def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
     try:
-        flows.poll(deps, loaded, list(group.signals), group=group.name)
+        flows.poll(deps, loaded, list(group.signals), group=group)
     except Exception:  # a broken source or database hiccup must not kill the job (the watchdog will tell)
         log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
 

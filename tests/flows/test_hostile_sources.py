@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from rollback_bot import flows
+from rollback_bot.rules.polling import poll_groups
 from tests.flows.conftest import Env
 from tests.flows.test_watching import FATAL, SLOW, channel_events
 from tests.metrics.hostile import HostileServer
@@ -48,7 +49,8 @@ def test_hostile_endpoints_fail_alone_and_the_fault_beside_them_is_detected(env:
 
     def poll() -> float:
         started = time.monotonic()
-        flows.poll(env.deps, env.loaded, list(env.loaded.playbook.signals), group="30s")
+        [group] = poll_groups(env.loaded.playbook)
+        flows.poll(env.deps, env.loaded, list(group.signals), group=group)
         env.clock.advance(30)
         return time.monotonic() - started
 

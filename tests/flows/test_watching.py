@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from rollback_bot import flows
+from rollback_bot.rules.polling import poll_groups
 from rollback_bot.store import Event, watching
 from tests.flows.conftest import Env
 
@@ -29,7 +30,8 @@ def channel_events(env: Env) -> list[Event]:
 
 def poll_group(env: Env) -> None:
     """Poll as the scheduler does: the group's start and finish are recorded."""
-    flows.poll(env.deps, env.loaded, list(env.loaded.playbook.signals), group="30s")
+    [group] = poll_groups(env.loaded.playbook)
+    flows.poll(env.deps, env.loaded, list(group.signals), group=group)
 
 
 def test_a_vanished_series_is_announced_once_then_restored(env: Env) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rollback_bot import bootstrap, flows
+from rollback_bot.rules.polling import poll_groups
 from tests.slack.conftest import SlackEnv
 
 
@@ -33,7 +34,8 @@ def test_a_dead_scheduler_is_announced_in_the_channel_by_the_web_process(
     env = slack_env
     monkeypatch.setattr(bootstrap, "WATCHDOG_SECONDS", 0.05)
     loaded = env.service.playbooks["test-release"]
-    flows.poll(env.deps, loaded, list(loaded.playbook.signals), group="30s")  # the scheduler polled once ...
+    [group] = poll_groups(loaded.playbook)
+    flows.poll(env.deps, loaded, list(group.signals), group=group)  # the scheduler polled once ...
     env.service.start_watchdog()
     env.clock.advance(120)  # ... then died
     env.wait_for(lambda: any("polling behind" in c.params.get("text", "") for c in channel_posts(env)))

@@ -15,6 +15,7 @@ from rollback_bot import flows
 from rollback_bot.config import ConfigError, load_settings
 from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook import parse_playbook
+from rollback_bot.rules.polling import poll_groups
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message
 from rollback_bot.store import Store
@@ -67,7 +68,8 @@ def test_healthz_and_metrics(slack_env: SlackEnv) -> None:
     env.open_incident()
     session = loopback_session()
     loaded = env.service.playbooks["test-release"]
-    flows.poll(env.deps, loaded, list(loaded.playbook.signals), group="30s")  # as the scheduler polls
+    [group] = poll_groups(loaded.playbook)
+    flows.poll(env.deps, loaded, list(group.signals), group=group)  # as the scheduler polls
     health = session.get(f"{env.url}/healthz", timeout=5)
     assert health.status_code == 200 and health.json() == {"ok": True, "database": "ok", "polling": "ok"}
     assert (

@@ -20,6 +20,7 @@ from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.rules.evaluate import Decision, TriggerState, step_trigger
 from rollback_bot.rules.health import SignalHealth, track
+from rollback_bot.rules.polling import PollGroup
 from rollback_bot.rules.readings import Reading
 from rollback_bot.store import audit, watching
 from rollback_bot.store import readings as store_readings
@@ -31,15 +32,21 @@ log = logging.getLogger(__name__)
 SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
 
-def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: str | None = None) -> list[Reading]:
+def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: PollGroup | None = None) -> list[Reading]:
     """Read the named signals once, store every reading (failed ones too), then evaluate. With `group`, the
     poll group's start and finish are recorded so the watchdog can tell when polling falls behind."""
     pb = loaded.playbook
     started = time.perf_counter()
     if group is not None:
-        every = max(pb.signals[names[0]].every, deps.poll_floor).total_seconds()
         with deps.store.session() as s:
-            watching.poll_started(s, playbook=pb.name, group=group, every_s=every, signals=len(names), at=deps.now())
+            watching.poll_started(
+                s,
+                playbook=pb.name,
+                group=group.name,
+                every_s=group.interval.total_seconds(),
+                signals=len(names),
+                at=deps.now(),
+            )
             s.commit()
     external = [build_source(n, pb.signals[n], pb) for n in names if pb.signals[n].builtin is None]
     readings = deps.reader.read_all(external, deps.now)
@@ -71,7 +78,7 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: str | 
     if group is not None:
         with deps.store.session() as s:
             watching.poll_finished(
-                s, playbook=pb.name, group=group, at=deps.now(), duration_s=time.perf_counter() - started
+                s, playbook=pb.name, group=group.name, at=deps.now(), duration_s=time.perf_counter() - started
             )
             s.commit()
     return readings
