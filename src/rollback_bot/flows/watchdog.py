@@ -77,9 +77,10 @@ def check_polling(deps: Deps, playbooks: Sequence[LoadedPlaybook], watching_sinc
         if (was_behind and not status.caught_up) or (not was_behind and not status.behind):
             continue
         with deps.store.session() as s:
-            watching.ensure_group(
-                s, playbook=g.playbook, group=g.name, every_s=g.interval.total_seconds(), signals=len(g.signals)
-            )
+            if status.row is None:  # never polled: the flag needs a row
+                watching.ensure_group(
+                    s, playbook=g.playbook, group=g.name, every_s=g.interval.total_seconds(), signals=len(g.signals)
+                )
             if not watching.set_behind(s, playbook=g.playbook, group=g.name, behind=not was_behind):
                 s.commit()
                 continue

@@ -33,8 +33,7 @@ class Reader:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="metric-read")
         self._running: dict[object, Future[Answer]] = {}
         self._watches: dict[Future[Answer], Watch] = {}
-        self._failing: set[object] = set()  # fetch keys whose last fetch failed ...
-        self._answering: set[object] = set()  # ... or succeeded
+        self._answered: dict[object, bool] = {}  # fetch key -> whether its last fetch answered
         self._lock = threading.Lock()
 
     def read_all(self, sources: Sequence[MetricSource], now: Callable[[], datetime]) -> list[Reading]:
@@ -55,7 +54,7 @@ class Reader:
             groups.setdefault(src.share_key(), []).append(src)
         # endpoints that answered last time start first, those that failed last: hanging endpoints cannot take
         # the threads healthy ones need
-        order = sorted(groups, key=lambda k: 2 if k in self._failing else 0 if k in self._answering else 1)
+        order = sorted(groups, key=lambda k: {True: 0, None: 1, False: 2}[self._answered.get(k)])
         futures = {key: self._start(key, groups[key], asked_at) for key in order}
         longest = max((s.timeout for s in sources), default=0.0)
         wait(futures.values(), timeout=longest + MARGIN)
@@ -84,8 +83,7 @@ class Reader:
         with self._lock:
             if not future.cancelled():  # one never started says nothing about its endpoint
                 failed = future.exception() is not None or bool(future.result().failure)
-                (self._failing.add if failed else self._failing.discard)(key)
-                (self._answering.discard if failed else self._answering.add)(key)
+                self._answered[key] = not failed
             self._watches.pop(future, None)
             if self._running.get(key) is future:
                 del self._running[key]
@@ -96,8 +94,7 @@ class Reader:
         # a fetch still queued is dropped (its callback runs here, not under the lock); one running is cut off
         running = {key: f for key, f in futures.items() if not f.cancel()}
         with self._lock:
-            self._failing.update(running)
-            self._answering.difference_update(running)
+            self._answered.update(dict.fromkeys(running, False))
             watches = [self._watches[f] for f in running.values() if f in self._watches]
         for watch in watches:
             watch.expire()

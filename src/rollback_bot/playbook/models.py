@@ -256,7 +256,11 @@ class TriggerSpec(Strict):
     @property
     def signals(self) -> list[str]:
         """The signals this trigger reads, in order, once each (fail_fast included)."""
-        names = list(self.kpi) if self.kpi is not None else list(signals_in(self.condition))  # type: ignore[arg-type]
+        if self.kpi is not None:
+            names = list(self.kpi)
+        else:
+            assert self.condition is not None
+            names = list(signals_in(self.condition))
         if self.fail_fast is not None:
             names += signals_in(self.fail_fast)
         return list(dict.fromkeys(names))
