@@ -51,6 +51,9 @@ class Incident(SQLModel, table=True):
     slack_cursor: int = 0  # the last timeline event posted to the thread
     slack_rendered: str = ""  # hash of the parent message as last sent, to skip needless chat.update
     slack_lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
+    exported_at: datetime | None = _when(default=None)  # the last timeline upload (one per few minutes) ...
+    exported_by: str | None = None
+    export_link: str | None = None  # ... and where it is, for those who ask again soon after
 
 
 class Event(SQLModel, table=True):
@@ -181,3 +184,11 @@ class PollStateRow(SQLModel, table=True):
     finished_at: datetime | None = _when(default=None)
     duration_s: float = 0.0  # real seconds the last poll took, reads and evaluation included
     behind: bool = False
+
+
+class InboundRequest(SQLModel, table=True):
+    """A signed request from Slack already taken: the same signature again (a replay) is ignored."""
+
+    __tablename__ = "inbound_request"
+    signature: str = Field(primary_key=True)
+    at: datetime = _when(index=True)  # Slack's timestamp of the request; rows past its 5-minute window go
