@@ -26,12 +26,13 @@ from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.slack.app import build_app
 from rollback_bot.slack.client import make_client
-from rollback_bot.slack.directory import SlackDirectory
+from rollback_bot.slack.directory import SlackDirectory, lookup_client
 from rollback_bot.slack.http import WsgiApp, make_http_server, wsgi_app
-from rollback_bot.slack.runtime import SlackRuntime
+from rollback_bot.slack.runtime import BotIdentity, SlackRuntime
 from rollback_bot.slack.sync import SlackSync
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import POLLING, PollFigures
+from rollback_bot.worker import Worker
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 60  # seconds: the catch-up that makes a Slack outage lose nothing
@@ -47,6 +48,8 @@ class Service:
     client: WebClient
     sync: SlackSync
     app: App
+    identity: BotIdentity = field(default_factory=BotIdentity)
+    workers: list[Worker] = field(default_factory=list)
 
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -68,8 +71,15 @@ class Service:
         self._watchdog = threading.Thread(target=run, name="watchdog", daemon=True)
         self._watchdog.start()
 
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for work queued after replies (tests, shutdown)."""
+        for worker in self.workers:
+            worker.drain(timeout)
+
     def close(self) -> None:
         self._stopping.set()
+        for worker in self.workers:
+            worker.close()
         self.sync.close()
         self.deps.reader.close()
         self.store.close()
@@ -95,7 +105,8 @@ class Service:
 
     def wsgi(self) -> WsgiApp:
         POLLING.source = self.poll_figures
-        return wsgi_app(self.app, self.store, self.polling_behind)
+        secret = self.settings.slack_signing_secret
+        return wsgi_app(self.app, self.store, secret.get_secret_value() if secret else None, self.polling_behind)
 
 
 def load_playbooks(paths: list[str]) -> dict[str, LoadedPlaybook]:
@@ -121,20 +132,31 @@ def build_service(
 ) -> Service:
     playbooks = load_playbooks(settings.playbook_paths)
     store = Store(settings.database_url)
-    client = make_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    token = settings.slack_bot_token.get_secret_value()
+    client = make_client(token, settings.slack_api_url)
     clock = clock or SystemClock()
+    directory = SlackDirectory(
+        lookup_client(token, settings.slack_api_url),
+        clock,
+        ttl=settings.role_cache_ttl,
+        max_stale=settings.role_cache_max_stale,
+    )
+    actions, replies = Worker("actions", 8), Worker("replies", 4)
     deps = Deps(
         store,
         clock,
         http or requests.Session(),
-        SlackDirectory(client, clock),
+        directory,
         max_response_bytes=settings.max_response_bytes,
+        background=actions,
     )
     sync = SlackSync(deps, client, playbooks, background=background)
     deps.notifier = sync
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = build_app(SlackRuntime(deps, playbooks, client, sync), secret)
-    return Service(settings, store, deps, playbooks, client, sync, app, started=deps.now())
+    identity = BotIdentity(user_id=settings.slack_bot_user_id)
+    app = build_app(SlackRuntime(deps, playbooks, client, sync, identity, replies))
+    service = Service(settings, store, deps, playbooks, client, sync, app, started=deps.now(), identity=identity)
+    service.workers += [replies, actions]
+    return service
 
 
 def start_scheduler(service: Service) -> BackgroundScheduler:
@@ -158,18 +180,26 @@ def start_scheduler(service: Service) -> BackgroundScheduler:
     return sched
 
 
-def check_slack(client: WebClient) -> None:
-    """Say at start-up whether the token works; never fatal (Slack may be down, the engine must run)."""
-    try:
-        who = client.auth_test()
+def check_slack(client: WebClient, identity: BotIdentity) -> None:
+    """Say at start-up whether the token works, and learn the bot's own IDs; never fatal, and in the background
+    (Slack may be down: the engine must run and people's clicks must be taken)."""
+
+    def run() -> None:
+        try:
+            who = client.auth_test()
+        except Exception as exc:
+            log.warning("Slack is not reachable or the token is refused (%s); will keep retrying", exc)
+            return
+        identity.user_id = identity.user_id or who.get("user_id")
+        identity.bot_id = identity.bot_id or who.get("bot_id")
         log.warning("connected to Slack as %s in %s", who.get("user"), who.get("team"))
-    except Exception as exc:
-        log.warning("Slack is not reachable or the token is refused (%s); will keep retrying", exc)
+
+    threading.Thread(target=run, name="auth.test", daemon=True).start()
 
 
 def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> None:
     service = build_service(settings)
-    check_slack(service.client)
+    check_slack(service.client, service.identity)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

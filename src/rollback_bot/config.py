@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000
     max_response_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)  # a metric answer larger is a failed read
+    # role membership from Slack user groups: re-read after ROLE_CACHE_TTL; while Slack cannot answer, a copy
+    # up to ROLE_CACHE_MAX_STALE old is used, and past that people are told their role cannot be checked
+    role_cache_ttl: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(seconds=30)
+    role_cache_max_stale: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(minutes=10)
+    slack_bot_user_id: str | None = None  # the bot's own user ID; without it, learned from auth.test when Slack answers
 
     @field_validator("slack_bot_token")
     @classmethod

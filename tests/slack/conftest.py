@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from tests.helpers import FakeHTTP, loopback_session
 from tests.slack.fake_slack import FakeSlack
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+_TRIGGERS = itertools.count(1)
 TOKEN = "xoxb-1234-5678-abcdefghijkl"
 
 
@@ -82,19 +84,21 @@ class SlackEnv:
                 "text": text,
                 "api_app_id": "A1",
                 "response_url": f"{self.slack.url}/response/{len(self.slack.calls)}",
-                "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+                "trigger_id": f"13345224609.{next(_TRIGGERS)}",  # Slack's are unique: so are the signatures
             }
         )
         return self.signed(body, **kw)
 
-    def click(self, action_id: str, user: str, incident: int = 1, **kw: Any) -> requests.Response:
+    def click(
+        self, action_id: str, user: str, incident: int = 1, trigger_id: str | None = None, **kw: Any
+    ) -> requests.Response:
         payload = {
             "type": "block_actions",
             "team": {"id": "T1"},
             "user": {"id": user, "name": user.lower()},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "1.2.3",
+            "trigger_id": trigger_id or f"1.2.{next(_TRIGGERS)}",
             "container": {"type": "message", "message_ts": "1001.000100", "channel_id": "COPS"},
             "channel": {"id": "COPS", "name": "ops"},
             "response_url": f"{self.slack.url}/response/click",

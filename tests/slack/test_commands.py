@@ -8,7 +8,9 @@ import pytest
 
 from rollback_bot import flows
 from rollback_bot.slack.commands import Parsed, parse
+from rollback_bot.store.audit import timeline
 from tests.slack.conftest import SlackEnv
+from tests.slack.fake_slack import Call, block_problems
 
 
 @pytest.mark.parametrize(
@@ -30,13 +32,14 @@ def test_parse(text: str, parsed: Parsed) -> None:
 
 
 def reply(env: SlackEnv, text: str, user: str = "URESP") -> str:
-    n = len(env.slack.responses())
+    """The ephemeral answer, as Slack shows it: it rides on the HTTP response itself (no Slack call)."""
     response = env.slash(text, user=user)
     assert response.status_code == 200, (text, response.status_code, response.text)
-    calls = env.wait_for(lambda: len(env.slack.responses()) > n and env.slack.responses())
-    call = calls[n]
-    assert call.params["response_type"] == "ephemeral"
-    return call.text_of_blocks()
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    problems = block_problems(body["blocks"])
+    assert not problems, problems
+    return Call("response", body).text_of_blocks()
 
 
 def test_help_unknown_and_empty_get_a_helpful_reply(slack_env: SlackEnv) -> None:
@@ -65,12 +68,13 @@ def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack
     assert reply(env, f"note {note}") == "Note added"
     assert len(flows.open_incidents(env.deps)) == 1
     with env.deps.store.session() as s:
-        from rollback_bot.store.audit import timeline
-
         assert timeline(s, 1)[-1].details["text"] == note
     shown = reply(env, "timeline")
     assert shown.startswith("*Incident #1* (test-release, critical, still open): ")
-    assert "The post-mortem draft (incident-1-postmortem.md) is in the incident's thread." in shown
+    assert "Putting the post-mortem draft (incident-1-postmortem.md) in the incident's thread." in shown
+    env.service.drain()
+    [told] = env.slack.ephemerals("URESP")
+    assert told.params["text"].endswith("The post-mortem draft (incident-1-postmortem.md) is in the incident's thread.")
     complete = env.wait_for(lambda: env.slack.of("files.completeUploadExternal"))[-1]
     assert complete.params["channel_id"] == "COPS" and complete.params["thread_ts"] == "1001.000100"
     draft = env.slack.uploaded()["incident-1-postmortem.md"].decode()
@@ -84,7 +88,10 @@ def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack
     assert reply(env, "resolve").startswith(":no_entry: Only incident_commander may resolve")
     assert reply(env, "resolve #1", user="UIC") == "Incident #1 resolved"
     assert reply(env, "status") == ":white_check_mark: No open incidents."
-    assert "resolved" in reply(env, "timeline 1")
+    again = reply(env, "timeline 1", user="UIC")  # within 5 minutes: a link to the last one, no second upload
+    assert "resolved" in again and "put in the incident's thread 0 min ago by <@URESP>: file F" in again
+    env.service.drain()
+    assert len(env.slack.of("files.completeUploadExternal")) == 1
     assert reply(env, "timeline 99") == "There is no incident #99. `/rollback status` lists the open ones."
 
 
@@ -97,9 +104,20 @@ def test_playbook_quick_lookup_table(slack_env: SlackEnv) -> None:
     assert reply(slack_env, "playbook nope") == "No playbook named `nope`. Known: `test-release`."
 
 
-def test_a_failed_response_url_falls_back_to_an_ephemeral_message(slack_env: SlackEnv) -> None:
+def test_commands_are_answered_while_slack_is_down(slack_env: SlackEnv) -> None:
+    """The reply rides on the HTTP response: no Slack call is needed to answer a command. Role membership
+    read before the outage is used (within ROLE_CACHE_MAX_STALE); a person whose group cannot be read is told
+    so, and that is recorded as 'role unknown', never as a refusal."""
     env = slack_env
-    env.slack.fail["/response/0"] = [(404, {"ok": False, "error": "expired_url"}, {})]
-    env.slash("help", user="UX")
-    call = env.wait_for(lambda: env.slack.ephemerals("UX"))[0]
-    assert call.params["channel"] == "COPS" and "`/rollback status`" in call.text_of_blocks()
+    env.open_incident()
+    assert "*1 open incident(s)*" in reply(env, "status")  # Rui's group (SONCALL) is read here
+    env.slack.down = True
+    assert "`/rollback status`" in reply(env, "help", user="UX")
+    assert reply(env, "ack") == "Acknowledged incident #1"
+    env.clock.advance(timedelta(minutes=11))  # past ROLE_CACHE_MAX_STALE: group members are unknown now
+    assert reply(env, "note 1 rolling back now", user="UAPP1").startswith(
+        ":no_entry: I cannot check your role right now (Slack did not give the members of SAPPROVERS"
+    )
+    with env.deps.store.session() as s:
+        kinds = [e.kind for e in timeline(s, 1)]
+    assert "role.unknown" in kinds and "access.denied" not in kinds and kinds[-2:] == ["ack", "role.unknown"]

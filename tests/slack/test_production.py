@@ -14,7 +14,7 @@ import yaml
 
 from tests.helpers import loopback_session
 from tests.slack.conftest import SlackEnv, free_port, start, wait_until
-from tests.slack.fake_slack import FakeSlack
+from tests.slack.fake_slack import Call, FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +46,9 @@ def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) 
     wait_until(lambda: _ok(session, f"{url}/healthz"), 30, "gunicorn", procs)
     # Slack's requests go to gunicorn's workers
     c = client(url, slack)
-    assert c.slash("status", user="URESP").status_code == 200
-    reply = wait_until(lambda: slack.responses(), 15, "the /rollback reply", procs)[0]
-    assert "*#1* `test-release` critical: step 1/3 *Flag*" in reply.text_of_blocks()
+    answer = c.slash("status", user="URESP")
+    assert answer.status_code == 200
+    assert "*#1* `test-release` critical: step 1/3 *Flag*" in Call("reply", answer.json()).text_of_blocks()
     assert c.click("ack", "URESP").status_code == 200
     wait_until(lambda: slack.ephemerals("URESP"), 15, "the ephemeral reply", procs)
     # the scheduler may update the alert too (watched values move); wait for the update the click caused
@@ -76,9 +76,8 @@ def test_serve_alone_runs_the_app_and_the_scheduler(deployment: dict[str, Any]) 
     wait_until(lambda: _ok(session, f"{url}/healthz"), 30, "serve", procs)
     wait_until(lambda: slack.parents(), 30, "the alert", procs)
     c = client(url, slack)
-    assert c.slash("note the payload service is down", user="URESP").status_code == 200
-    reply = wait_until(lambda: slack.responses(), 15, "the reply", procs)[0]
-    assert reply.text_of_blocks() == "Note added"
+    answer = c.slash("note the payload service is down", user="URESP")
+    assert answer.status_code == 200 and Call("reply", answer.json()).text_of_blocks() == "Note added"
     metrics = session.get(f"{url}/metrics", timeout=5).text
     assert re.search(r'rollback_bot_polls_total\{playbook="test-release",status="ok"\} [1-9]', metrics)
     serve.send_signal(signal.SIGTERM)

@@ -15,7 +15,7 @@ import pytest
 from websockets.sync.server import Server, ServerConnection, serve
 
 from tests.slack.conftest import TOKEN
-from tests.slack.fake_slack import FakeSlack
+from tests.slack.fake_slack import Call, FakeSlack
 from tests.slack.test_production import start, wait_until
 
 
@@ -93,9 +93,10 @@ def test_socket_mode_serves_commands_and_buttons(
             },
         }
     )
-    wait_until(lambda: any(a.get("envelope_id") == "env-1" for a in socket_endpoint.acks), 15, "the ack", procs)
-    reply = wait_until(lambda: slack.responses(), 15, "the reply", procs)[0]
-    assert reply.text_of_blocks() == "Note added"
+    ack = wait_until(
+        lambda: [a for a in socket_endpoint.acks if a.get("envelope_id") == "env-1"], 15, "the ack", procs
+    )[0]
+    assert Call("reply", ack["payload"]).text_of_blocks() == "Note added"  # the reply rides on the ack
 
     socket_endpoint.outbox.put(
         {

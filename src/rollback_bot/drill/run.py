@@ -21,16 +21,16 @@ from rollback_bot.drill.console import ConsoleNotifier, hhmm
 from rollback_bot.drill.people import Cue, drill_directory, script
 from rollback_bot.drill.report import Timings, render
 from rollback_bot.drill.sandbox import ModelState, Sandbox
-from rollback_bot.flows.actions import approvals_of, runs_of
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest
-from rollback_bot.ladder.approvals import Approved, missing_roles
+from rollback_bot.ladder.approvals import Approved, is_complete
 from rollback_bot.ladder.steps import position
 from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.playbook.yamlsource import load_with_lines
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.store import audit
+from rollback_bot.store.actions import approvals_of, runs_of
 from rollback_bot.store.database import Store
 from rollback_bot.store.incidents import open_incident
 from rollback_bot.store.models import Event, Incident, TriggerStateRow
@@ -153,15 +153,13 @@ def _conduct(
             if incident is not None and incident.id is not None:
                 t.opened_at, t.acked_at = incident.opened_at, incident.acknowledged_at
                 if rollback:
-                    approvals = approvals_of(s, incident.id, rollback)
+                    approvals = approvals_of(s, incident_id=incident.id, action_id=rollback)
                     _, action = pb.action(rollback)
-                    if approvals and not missing_roles(
-                        action.requires, [Approved(a.user_id, a.role) for a in approvals]
-                    ):
+                    if is_complete(action.requires, [Approved(a.user_id, a.role) for a in approvals]):
                         t.approved_at = max(a.at for a in approvals)
                     last = [
                         r
-                        for r in runs_of(s, incident.id, rollback)
+                        for r in runs_of(s, incident_id=incident.id, action_id=rollback)
                         if r.stage == action.stage_list[-1] and r.status == "succeeded"
                     ]
                     t.executed_at = last[0].finished_at if last else None

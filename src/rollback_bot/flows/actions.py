@@ -6,18 +6,19 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from rollback_bot import webhooks
 from rollback_bot.flows.deps import Deps
-from rollback_bot.ladder.approvals import Approved, missing_roles
+from rollback_bot.ladder.approvals import Approved, is_complete
 from rollback_bot.ladder.stages import StageRun, next_stage
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.models import ActionSpec, Playbook
 from rollback_bot.render.comms import render_value
 from rollback_bot.render.context import webhook_context
 from rollback_bot.store import audit
-from rollback_bot.store.models import ActionRun, Approval, Event, Incident
+from rollback_bot.store.actions import approvals_by_action, runs_by_action
+from rollback_bot.store.models import ActionRun, Event, Incident
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +27,11 @@ def idempotency_key(playbook: str, incident_id: int, action_id: str, stage: floa
     return f"rollback-bot/{playbook}/{incident_id}/{action_id}/{stage:g}"
 
 
-def approvals_of(s: Session, incident_id: int, action_id: str) -> list[Approval]:
-    return list(s.exec(select(Approval).where(Approval.incident_id == incident_id, Approval.action_id == action_id)))
-
-
-def runs_of(s: Session, incident_id: int, action_id: str) -> list[ActionRun]:
-    return list(s.exec(select(ActionRun).where(ActionRun.incident_id == incident_id, ActionRun.action_id == action_id)))
-
-
 def _lease(action: ActionSpec) -> timedelta:
-    """How long a 'running' stage may go unfinished before another worker may resend it."""
+    """How long a 'running' stage may go unfinished before another worker may resend it: every attempt's
+    timeout, the backoff between them (at most 8 s each), and a margin."""
     hook = action.webhook
-    return hook.timeout * (hook.retries + 1) + timedelta(seconds=30)
+    return (hook.timeout + timedelta(seconds=8)) * (hook.retries + 1) + timedelta(seconds=5)
 
 
 def run_due_actions(deps: Deps, incident_id: int) -> None:
@@ -56,8 +50,9 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
             return None
         pb = deps.snapshot(incident).playbook
         now = deps.now()
+        runs_by = runs_by_action(s, incident_id=incident_id)
         for action in _approved_actions(s, pb, incident_id):
-            runs = runs_of(s, incident_id, action.id)
+            runs = runs_by.get(action.id, [])
             orphan = next((r for r in runs if r.status == "running" and now - r.started_at > _lease(action)), None)
             if orphan is not None:  # its worker died mid-send; the same Idempotency-Key makes a resend safe
                 orphan.started_at = now
@@ -87,13 +82,13 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
 
 
 def _approved_actions(s: Session, pb: Playbook, incident_id: int) -> list[ActionSpec]:
-    out = []
-    for step in pb.ladder:
-        for action in step.actions:
-            approvals = [Approved(a.user_id, a.role) for a in approvals_of(s, incident_id, action.id)]
-            if approvals and not missing_roles(action.requires, approvals):
-                out.append(action)
-    return out
+    approvals = approvals_by_action(s, incident_id=incident_id)
+    return [
+        action
+        for step in pb.ladder
+        for action in step.actions
+        if is_complete(action.requires, [Approved(a.user_id, a.role) for a in approvals.get(action.id, [])])
+    ]
 
 
 def _started_event(s: Session, incident: Incident, action: ActionSpec, stage: float, now: datetime) -> Event:

@@ -20,6 +20,7 @@ from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
 from rollback_bot.rules.readings import Reading
 from rollback_bot.store.database import Store
 from rollback_bot.store.models import Incident
+from rollback_bot.worker import inline
 
 
 @dataclass
@@ -36,6 +37,9 @@ class Deps:
     # what this process read last, per playbook and signal: evaluation uses it instead of re-querying
     polled: defaultdict[str, dict[str, Reading]] = field(default_factory=lambda: defaultdict(dict))
     max_response_bytes: int = DEFAULT_MAX_BYTES  # a metric answer larger than this is a failed read
+    # where work goes that nobody should wait for (an action's webhook after the approval that completes it):
+    # at once in the caller's thread by default (CLI, drills), a worker pool in the service
+    background: Callable[[Callable[[], object]], object] = inline
     reader: Reader = field(init=False)  # reads metric sources concurrently over `http`, each within its deadline
     _snapshots: dict[str, LoadedPlaybook] = field(default_factory=dict)
 
@@ -69,3 +73,4 @@ class Outcome:
     ok: bool
     message: str
     incident_id: int | None = None
+    complete: bool = False  # an approval that completed its action's approvals (the action starts)

@@ -8,7 +8,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from rollback_bot.directory import holders
-from rollback_bot.flows.actions import approvals_of, runs_of
 from rollback_bot.flows.deps import Deps
 from rollback_bot.ladder.approvals import Approved, missing_roles
 from rollback_bot.ladder.reminders import ack_reminders, latest_due, step_end_reminder
@@ -17,6 +16,7 @@ from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.store import audit
+from rollback_bot.store.actions import approvals_of, runs_of
 from rollback_bot.store.models import Event, Incident, Reminder
 
 Due = tuple[str, tuple[str, ...], str]  # key, roles to mention, text; None text: claim silently
@@ -63,13 +63,13 @@ def _unfinished(s: Session, pb: Playbook, incident_id: int, index: int) -> tuple
     undone: list[str] = []
     roles: list[str] = []
     for action in pb.ladder[index].actions:
-        approvals = [Approved(a.user_id, a.role) for a in approvals_of(s, incident_id, action.id)]
+        approvals = [Approved(a.user_id, a.role) for a in approvals_of(s, incident_id=incident_id, action_id=action.id)]
         missing = missing_roles(action.requires, approvals)
         if missing:
             undone.append(f"{action.label} (needs {', '.join(missing)})")
             roles += missing
             continue
-        done = {r.stage for r in runs_of(s, incident_id, action.id) if r.status == "succeeded"}
+        done = {r.stage for r in runs_of(s, incident_id=incident_id, action_id=action.id) if r.status == "succeeded"}
         if not set(action.stage_list) <= done:
             undone.append(f"{action.label} (stages pending)")
     return undone, tuple(roles)

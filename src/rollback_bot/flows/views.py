@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from rollback_bot.flows.actions import approvals_of, runs_of
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest, with_builtins
 from rollback_bot.ladder.approvals import Approved, missing_roles
 from rollback_bot.ladder.steps import Position, position
 from rollback_bot.playbook.models import ActionSpec, Playbook
 from rollback_bot.rules.watch import WatchRow, watch_rows
+from rollback_bot.store.actions import approvals_by_action, runs_by_action
 from rollback_bot.store.models import Event, Incident
 
 
@@ -74,11 +74,13 @@ def build_view(deps: Deps, s: Session, incident: Incident) -> IncidentView:
     values = with_builtins(pb, latest(s, pb, deps.now(), deps.poll_floor), incident, deps.now())
     watch = watch_rows(pb.ladder[step_index].watch, values)
     actions = []
+    approvals_by = approvals_by_action(s, incident_id=incident.id)
+    runs_by = runs_by_action(s, incident_id=incident.id)
     for index, step in enumerate(pb.ladder[: step_index + 1]):
         for spec in step.actions:
-            approvals = approvals_of(s, incident.id, spec.id)
-            views = [ApprovalView(a.user_id, a.role, a.at) for a in sorted(approvals, key=lambda a: (a.at, a.id or 0))]
-            runs = {r.stage: r.status for r in runs_of(s, incident.id, spec.id)}
+            approvals = approvals_by.get(spec.id, [])
+            views = [ApprovalView(a.user_id, a.role, a.at) for a in approvals]
+            runs = {r.stage: r.status for r in runs_by.get(spec.id, [])}
             actions.append(
                 ActionView(
                     spec,

@@ -34,6 +34,12 @@ def missing_roles(requires: Sequence[str], approvals: Iterable[Approved]) -> tup
     return tuple(out)
 
 
+def is_complete(requires: Sequence[str], approvals: Iterable[Approved]) -> bool:
+    """Every role `requires` names has its approval (an action requiring nobody is never 'approved')."""
+    approvals = list(approvals)
+    return bool(approvals) and not missing_roles(requires, approvals)
+
+
 def assign_role(
     requires: Sequence[str], approvals: Sequence[Approved], user: str, user_roles: set[str]
 ) -> ApprovalOutcome:

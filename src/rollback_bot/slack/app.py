@@ -1,11 +1,19 @@
-"""build_app: the Bolt app with every listener registered, talking to Slack through our own client."""
+"""build_app: the Bolt app with every listener registered, talking to Slack through our own client.
+
+Accepting a click never needs Slack: the app is authorized from settings (no auth.test per request or at
+start-up), signatures are checked by slack/http.py before Bolt sees the request, and the reply leaves only
+when the listener has recorded what the person did (process_before_response): a crash after the 200 loses
+nothing. Slow work goes to the runtime's workers after the reply."""
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 
 from rollback_bot.slack import listeners
 from rollback_bot.slack.runtime import SlackRuntime
@@ -13,19 +21,38 @@ from rollback_bot.slack.runtime import SlackRuntime
 log = logging.getLogger(__name__)
 
 
-def build_app(rt: SlackRuntime, signing_secret: str | None) -> App:
+def build_app(rt: SlackRuntime) -> App:
+    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=rt.client.token,
+            bot_user_id=rt.identity.user_id,
+            bot_id=rt.identity.bot_id,
+        )
+
     app = App(
         client=rt.client,  # its base_url is SLACK_API_URL; Bolt has no setting of its own for that
-        signing_secret=signing_secret,
+        authorize=authorize,
         token_verification_enabled=False,  # no auth.test at construction: a Slack outage must not stop start-up
-        request_verification_enabled=signing_secret is not None,  # Socket Mode has no signatures
+        request_verification_enabled=False,  # slack/http.py checks the signature on the raw body, first
+        process_before_response=True,
         ignoring_self_events_enabled=False,
+        logger=logging.getLogger("slack_bolt"),
     )
     listeners.register(app, rt)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
-        log.exception("listener failed on %s", body.get("type") or body.get("command"), exc_info=error)
-        return BoltResponse(status=200, body="")
+        """Any listener failure: the person is told it failed and under which id it is logged."""
+        ref = uuid.uuid4().hex[:8]
+        log.error("listener failed on %s [%s]", body.get("type") or body.get("command"), ref, exc_info=error)
+        text = f":warning: Something went wrong; it is logged as `{ref}`. Nothing may have been recorded: try again."
+        rt.reply_later(body, text)
+        return BoltResponse(
+            status=200,
+            body=json.dumps({"response_type": "ephemeral", "text": text}),
+            headers={"content-type": "application/json"},
+        )
 
     return app

@@ -48,6 +48,13 @@ def hhmm(at: datetime | None) -> str:
     return f"{at:%H:%M} UTC" if at else "-"
 
 
+def _when(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+
+
 def who(user: str | None) -> str:
     """A mention (Slack shows the person's current name); the name as we knew it is in the timeline."""
     return f"<@{user}>" if user else "?"
@@ -150,10 +157,11 @@ def alert(view: IncidentView) -> Message:
         + (f" ({esc(str(e['note']))})" if e.get("note") else "")
         for e in view.evidence
     )
-    since = inc.evidence.get("since")
-    what = f"*What fired:* `{esc(inc.trigger)}` {esc(inc.summary.split(': ', 1)[-1])}\n{fired}"
+    rule = str(inc.evidence.get("rule") or "")
+    what = f"*What fired:* `{esc(inc.trigger)}` {esc(rule)}\n{fired}"
+    since = _when(inc.evidence.get("since"))
     if since:
-        what += f" \u00b7 since {since[11:16]} UTC"
+        what += f" \u00b7 since {hhmm(since)}"
     if view.attached:
         what += "\n*Also fired:* " + ", ".join(f"`{esc(t)}`" for t in dict.fromkeys(view.attached))
     blocks.append(section(what))
@@ -232,7 +240,10 @@ def thread_event(ev: Event) -> Message:
 
 def step_entered(ev: Event) -> Message:
     d = ev.details
-    title = f":footprints: *Entered {esc(ev.summary.split(' entered: ')[-1])}*"
+    number = f"{d['step'] + 1}: " if isinstance(d.get("step"), int) else ""
+    title = f":footprints: *Entered step {number}{esc(str(d.get('name', '')))}* ({esc(str(d.get('window', '')))})"
+    if d.get("skipped"):
+        title += f"; skipped while the bot was down: {esc(', '.join(map(str, d['skipped'])))}"
     if d.get("late_by_seconds", 0) >= 60:
         title += f" \u00b7 {d['late_by']} after its start"
     rows = [WatchRow(w["signal"], w["rule"], w["value"], w["status"]) for w in d.get("watch", [])]
@@ -257,10 +268,13 @@ def reply(text: str) -> Message:
 HELD = " \u00b7 *on hold*"
 
 
-def status(views: Sequence[IncidentView]) -> Message:
+def status(views: Sequence[IncidentView], note: str = "") -> Message:
+    """Every open incident the asker may see; `note` says what was left out and why."""
     if not views:
-        return reply(":white_check_mark: No open incidents.")
+        return reply(esc(note) if note else ":white_check_mark: No open incidents.")
     blocks: list[Block] = [section(f"*{len(views)} open incident(s)*")]
+    if note:
+        blocks.append(context(esc(note)))
     for view in views:
         inc, pos = view.incident, view.position
         step = (

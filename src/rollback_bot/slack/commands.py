@@ -1,42 +1,45 @@
-"""`/rollback` text -> what to do, and the reply. Any input gets a helpful answer, never an error."""
+"""`/rollback` text -> what to do, and the reply. Any input gets a helpful answer, never an error. Reads are
+gated like actions (flows/access.py); the timeline upload, which takes seconds, is returned as work for after
+the reply, at most once per incident every EXPORT_EVERY."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-
-from sqlmodel import func, select
+from datetime import timedelta
 
 from rollback_bot import flows
-from rollback_bot.export import export_text
-from rollback_bot.flows.deps import Deps
+from rollback_bot.directory import check_roles
+from rollback_bot.flows.access import Asker, may_read
+from rollback_bot.flows.deps import Deps, Outcome
 from rollback_bot.flows.views import incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message, esc
-from rollback_bot.store.incidents import open_incidents
-from rollback_bot.store.models import Event, Incident
+from rollback_bot.store.audit import DENIED
+from rollback_bot.store.incidents import claim_export, event_counts, open_incidents
+from rollback_bot.store.models import Incident
 
 VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
-_REF = re.compile(r"^#?(\d+)$")
+_REF = re.compile(r"^#?(\d{1,30})$")
+MAX_ID = 2**31 - 1  # incident numbers above this do not exist (and must not reach the database)
+EXPORT_EVERY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
-class Upload:
-    """Files to put in an incident's thread (the timeline's post-mortem draft and its charts)."""
+class Export:
+    """Put the timeline's post-mortem draft (and charts) in the incident's thread, after the reply."""
 
+    incident_id: int
     channel: str
     thread_ts: str | None
-    files: list[tuple[str, bytes]]  # (filename, content)
-    title: str
-    comment: str
+    summary: str  # what the asker is told once the file is there
 
 
 @dataclass(frozen=True)
 class Reply:
     message: Message
-    upload: Upload | None = None
+    export: Export | None = None
 
 
 @dataclass(frozen=True)
@@ -63,103 +66,132 @@ def parse(text: str) -> Parsed:
     return Parsed(verb, None, rest)
 
 
-def _open_ids(deps: Deps) -> list[tuple[int, str]]:
-    with deps.store.session() as s:
-        return [(i.id, i.playbook) for i in open_incidents(s) if i.id is not None]
-
-
-def _pick(deps: Deps, parsed: Parsed, verb_hint: str) -> int | Message:
-    if parsed.incident is not None:
-        return parsed.incident
-    open_ids = _open_ids(deps)
-    if len(open_ids) == 1:
-        return open_ids[0][0]
-    if not open_ids:
-        return blocks.reply(f"There is no open incident. Name one by its number, e.g. `/rollback {verb_hint} 12`.")
-    names = ", ".join(f"#{i} ({esc(p)})" for i, p in open_ids)
-    return blocks.reply(
-        f"Several incidents are open: {names}. Say which, e.g. `/rollback {verb_hint} {open_ids[0][0]}`."
-    )
-
-
-def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str, channel: str = "") -> Reply:
-    parsed = parse(text)
-    if parsed.verb == "timeline":
-        picked = _pick(deps, parsed, "timeline")
-        if isinstance(picked, Message):
-            return Reply(picked)
-        return timeline_reply(deps, picked, channel)
-    return Reply(answer(deps, playbooks, text, user))
-
-
-def timeline_reply(deps: Deps, incident_id: int, channel: str) -> Reply:
-    """A short summary here; the Markdown post-mortem draft (and charts) in the incident's thread."""
-    with deps.store.session() as s:
-        incident = s.get(Incident, incident_id)
-        if incident is None:
-            return Reply(blocks.reply(f"There is no incident #{incident_id}. `/rollback status` lists the open ones."))
-        counts = dict(
-            s.exec(select(Event.kind, func.count()).where(Event.incident_id == incident_id).group_by(Event.kind)).all()
-        )
-    total = sum(counts.values())
-    name = f"incident-{incident_id}-postmortem.md"
-    text, charts = export_text(deps.store, incident_id, "md", out=Path(name))
-    files = [(name, text.encode()), *charts.items()]
-    state = "still open" if incident.status == "open" else f"resolved {incident.resolved_at:%Y-%m-%d %H:%M} UTC"
-    refusals = counts.get("approval.denied", 0) + counts.get("ack.denied", 0)
-    summary = (
-        f"*Incident #{incident_id}* ({esc(incident.playbook)}, {incident.severity}, {state}): {total} events, "
-        f"{counts.get('approval', 0)} approval(s), {refusals} refusal(s), "
-        f"{counts.get('action.succeeded', 0)} action stage(s) done, {counts.get('action.failed', 0)} failed. "
-        f"The post-mortem draft ({name}) is in the incident's thread."
-    )
-    upload = Upload(
-        channel=incident.slack_channel or channel,
-        thread_ts=incident.slack_ts,
-        files=files,
-        title=f"Timeline of incident #{incident_id}",
-        comment=f"Post-mortem draft for incident #{incident_id} ({total} events; timeline hash in the file).",
-    )
-    return Reply(blocks.reply(summary), upload)
-
-
-def answer(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, user: str) -> Message:
+def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, asker: Asker) -> Reply:
     parsed = parse(text)
     if parsed.verb == "help":
-        return blocks.help_message()
+        return Reply(blocks.help_message())
     if parsed.verb == "unknown":
-        shown = esc(parsed.rest[:80])
-        return blocks.help_message(f"I don't know `{shown}`.")
+        return Reply(blocks.help_message(f"I don't know `{esc(parsed.rest[:80])}`."))
     if parsed.verb == "status":
-        views = [v for i, _ in _open_ids(deps) if (v := incident_view(deps, i)) is not None]
-        return blocks.status(views)
+        return Reply(_status(deps, asker))
     if parsed.verb == "playbook":
-        name = parsed.rest.strip()
-        if name in playbooks:
-            return blocks.playbook_table(playbooks[name].playbook)
-        known = ", ".join(f"`{n}`" for n in sorted(playbooks)) or "none loaded"
-        asked = f"No playbook named `{esc(name)}`." if name else "Which playbook?"
-        return blocks.reply(f"{asked} Known: {known}.")
-    if parsed.verb == "note" and parsed.incident is None and not parsed.rest:
-        return blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`.")
-    picked = _pick(deps, parsed, parsed.verb)
-    if isinstance(picked, Message):
-        return picked
-    if not _exists(deps, picked):
-        return blocks.reply(f"There is no incident #{picked}. `/rollback status` lists the open ones.")
+        return Reply(_playbook(deps, playbooks, parsed.rest.strip(), asker))
     if parsed.verb == "note" and not parsed.rest:
-        return blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`.")
-    actions = {
-        "ack": lambda: flows.acknowledge(deps, picked, user),
-        "resolve": lambda: flows.resolve(deps, picked, user),
-        "hold": lambda: flows.hold(deps, picked, user),
-        "release": lambda: flows.release(deps, picked, user),
-        "note": lambda: flows.add_note(deps, picked, user, parsed.rest),
+        return Reply(blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`."))
+    picked = _pick(deps, parsed)
+    if isinstance(picked, Message):
+        return Reply(picked)
+    if parsed.verb == "timeline":
+        return _timeline(deps, picked, asker)
+    if parsed.verb == "note":
+        refused = may_read(deps, deps.snapshot(picked).playbook, asker, "add a note to", picked)
+        if refused:
+            return Reply(_said(refused))
+    assert picked.id is not None
+    incident_id, user = picked.id, asker.user
+    verbs = {
+        "ack": lambda: flows.acknowledge(deps, incident_id, user),
+        "resolve": lambda: flows.resolve(deps, incident_id, user),
+        "hold": lambda: flows.hold(deps, incident_id, user),
+        "release": lambda: flows.release(deps, incident_id, user),
+        "note": lambda: flows.add_note(deps, incident_id, user, parsed.rest),
     }
-    outcome = actions[parsed.verb]()
-    return blocks.reply(("" if outcome.ok else ":no_entry: ") + esc(outcome.message[:1].upper() + outcome.message[1:]))
+    return Reply(_said(verbs[parsed.verb]()))
 
 
-def _exists(deps: Deps, incident_id: int) -> bool:
+def _said(outcome: Outcome) -> Message:
+    text = outcome.message[:1].upper() + outcome.message[1:]
+    return blocks.reply(("" if outcome.ok else ":no_entry: ") + esc(text))
+
+
+def _pick(deps: Deps, parsed: Parsed) -> Incident | Message:
+    """The incident named, or the only open one; otherwise a reply that says how to name one."""
     with deps.store.session() as s:
-        return s.get(Incident, incident_id) is not None
+        if parsed.incident is not None:
+            incident = s.get(Incident, parsed.incident) if parsed.incident <= MAX_ID else None
+            if incident is None:
+                return blocks.reply(f"There is no incident #{parsed.incident}. `/rollback status` lists the open ones.")
+            return incident
+        found = open_incidents(s)
+    if len(found) == 1:
+        return found[0]
+    hint = f"`/rollback {parsed.verb} {found[0].id if found else 12}`"
+    if not found:
+        return blocks.reply(f"There is no open incident. Name one by its number, e.g. {hint}.")
+    names = ", ".join(f"#{i.id} ({esc(i.playbook)})" for i in found)
+    return blocks.reply(f"Several incidents are open: {names}. Say which, e.g. {hint}.")
+
+
+def _status(deps: Deps, asker: Asker) -> Message:
+    with deps.store.session() as s:
+        found = open_incidents(s)
+    views, hidden = [], []
+    for incident in found:
+        assert incident.id is not None
+        refused = may_read(deps, deps.snapshot(incident).playbook, asker, "see the status of", incident)
+        if refused:
+            hidden.append(refused.message)
+            continue
+        if (view := incident_view(deps, incident.id)) is not None:
+            views.append(view)
+    message = blocks.status(views)
+    if hidden:
+        note = f"{len(hidden)} open incident(s) not shown to you: {' '.join(dict.fromkeys(hidden))}"
+        message = blocks.status(views, note=note)
+    return message
+
+
+def _playbook(deps: Deps, playbooks: dict[str, LoadedPlaybook], name: str, asker: Asker) -> Message:
+    if name in playbooks:
+        pb = playbooks[name].playbook
+        refused = may_read(deps, pb, asker, "view the playbook")
+        return _said(refused) if refused else blocks.playbook_table(pb)
+    mine = sorted(n for n, lp in playbooks.items() if check_roles(lp.playbook, asker.user, deps.directory).held)
+    known = ", ".join(f"`{n}`" for n in mine) or "none in which you hold a role"
+    asked = f"No playbook named `{esc(name)}`." if name else "Which playbook?"
+    return blocks.reply(f"{asked} Known: {known}.")
+
+
+def _timeline(deps: Deps, incident: Incident, asker: Asker) -> Reply:
+    """A short summary now; the Markdown post-mortem draft (and charts) in the incident's thread after the reply,
+    once per EXPORT_EVERY per incident (later asks are pointed at the last one)."""
+    assert incident.id is not None
+    refused = may_read(deps, deps.snapshot(incident).playbook, asker, "export the timeline of", incident)
+    if refused:
+        return Reply(_said(refused))
+    now = deps.now()
+    with deps.store.session() as s:
+        counts = event_counts(s, incident_id=incident.id)
+        claimed = claim_export(s, incident_id=incident.id, by=asker.user, now=now, every=EXPORT_EVERY)
+        s.commit()
+        if not claimed:
+            fresh = s.get(Incident, incident.id)
+            assert fresh is not None
+            incident = fresh
+    total = sum(counts.values())
+    name = f"incident-{incident.id}-postmortem.md"
+    state = "still open" if incident.status == "open" else f"resolved {incident.resolved_at:%Y-%m-%d %H:%M} UTC"
+    refusals = sum(n for kind, n in counts.items() if kind in DENIED)
+    summary = (
+        f"*Incident #{incident.id}* ({esc(incident.playbook)}, {incident.severity}, {state}): {total} events, "
+        f"{counts.get('approval', 0)} approval(s), {refusals} refusal(s), "
+        f"{counts.get('action.succeeded', 0)} action stage(s) done, {counts.get('action.failed', 0)} failed."
+    )
+    if not claimed:
+        ago = (now - incident.exported_at).total_seconds() / 60 if incident.exported_at else 0.0
+        by = blocks.who(incident.exported_by)
+        where = f": {incident.export_link}" if incident.export_link else " (being uploaded now)"
+        again = (incident.exported_at + EXPORT_EVERY) if incident.exported_at else now
+        text = (
+            f"{summary} The post-mortem draft was put in the incident's thread {ago:.0f} min ago by {by}{where}. "
+            f"A new one can be made from {blocks.hhmm(again)}."
+        )
+        return Reply(blocks.reply(text))
+    assert incident.id is not None
+    export = Export(
+        incident_id=incident.id,
+        channel=incident.slack_channel or asker.channel_id,
+        thread_ts=incident.slack_ts,
+        summary=f"{summary} The post-mortem draft ({name}) is in the incident's thread.",
+    )
+    return Reply(blocks.reply(f"{summary} Putting the post-mortem draft ({name}) in the incident's thread."), export)

@@ -4,48 +4,110 @@ serve it in production; `serve()` runs it on a threaded development server."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt import App, BoltRequest, BoltResponse
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt import App, BoltRequest
 from slack_bolt.context import BoltContext
 from slack_bolt.request.internals import build_context
 from sqlalchemy import text
 
+from rollback_bot.slack import inbound
+from rollback_bot.store import inbound as store_inbound
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import REGISTRY, REQUESTS
 
 StartResponse = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
-class GuardedHandler(SlackRequestHandler):
-    """Bolt 1.30 reads any form body containing the word 'payload' as an interactivity payload, finds
-    none, and drops the request: `/rollback note the payload service is down` would get a 404. A slash
-    command is a form body with a `command` field and no `payload` field; parse it as such."""
+class SlackEndpoint:
+    """POST /slack/events. The signature and timestamp are checked on the raw body before anything is parsed;
+    a request that fails any check gets a 4xx and one log line, never a listener call or a 5xx. A signature
+    seen before (a replay within Slack's 5-minute window) is answered and ignored.
 
-    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
-        req = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
-        if not req.body and "payload" in req.raw_body:
-            fields = dict(parse_qsl(req.raw_body, keep_blank_values=True))
-            if "command" in fields and "payload" not in fields:
-                req.body = fields
-                req.context = build_context(BoltContext({}), fields)
-        return self.app.dispatch(req)
+    Bolt's own body parser is bypassed: Bolt 1.30 reads any form body containing the word 'payload' as an
+    interaction, so `/rollback note the payload service is down` would be dropped."""
+
+    def __init__(self, app: App, store: Store, signing_secret: str | None, now: Callable[[], float] = time.time):
+        self.app, self.store, self.secret, self.now = app, store, signing_secret, now
+        self._taken = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        headers = {
+            key[5:].lower().replace("_", "-") if key.startswith("HTTP_") else key.lower().replace("_", "-"): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        }
+        try:
+            raw = _read_body(environ)
+            if not self.secret:
+                raise inbound.Rejected(401, "SLACK_SIGNING_SECRET is not set, so no request can be verified")
+            signature, ts = inbound.verify(self.secret, headers, raw, self.now)
+            body = inbound.parse(raw, headers.get("content-type", ""))
+            if not self._take(signature, ts):
+                log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
+                return _answer(start_response, 200, b"", "text/plain")
+        except inbound.Rejected as exc:
+            log.warning("refused a request to /slack/events with %s: %s", exc.status, exc.reason)
+            return _answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
+        request = BoltRequest(body=raw.decode(), query=environ.get("QUERY_STRING", ""), headers=dict(headers))
+        request.body = body
+        request.context = build_context(BoltContext({}), body)
+        response = self.app.dispatch(request)
+        data = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
+        start_response(
+            f"{response.status} {_REASONS.get(response.status, 'OK')}",
+            [(k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-length"]
+            + [("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def _take(self, signature: str, ts: int) -> bool:
+        at = datetime.fromtimestamp(ts, UTC)
+        with self.store.session() as s:
+            taken = store_inbound.take(s, signature=signature, at=at)
+            self._taken += 1
+            if self._taken % 500 == 1:  # keep the table to Slack's window (any process may do it)
+                store_inbound.forget_before(s, before=datetime.fromtimestamp(self.now() - 2 * inbound.WINDOW, UTC))
+            s.commit()
+        return taken
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length_text = str(environ.get("CONTENT_LENGTH") or "0")
+    if not length_text.isdigit():
+        raise inbound.Rejected(400, "Content-Length is not a number")
+    length = int(length_text)
+    if length > inbound.MAX_BODY:
+        raise inbound.Rejected(413, f"body of {length} bytes; Slack's requests are a few KB")
+    stream = environ.get("wsgi.input")
+    return bytes(stream.read(length)) if stream is not None and length else b""
+
+
+def _answer(start_response: StartResponse, status: int, data: bytes, content_type: str) -> list[bytes]:
+    start_response(
+        f"{status} {_REASONS.get(status, 'Error')}",
+        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+    )
+    return [data]
 
 
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Health = Callable[[], list[str]]  # what is behind, in words; empty when polling keeps up
 
 
-def wsgi_app(app: App, store: Store, polling: Health | None = None) -> WsgiApp:
-    slack = GuardedHandler(app)
+def wsgi_app(app: App, store: Store, signing_secret: str | None, polling: Health | None = None) -> WsgiApp:
+    slack = SlackEndpoint(app, store, signing_secret)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -89,6 +151,7 @@ def wsgi_app(app: App, store: Store, polling: Health | None = None) -> WsgiApp:
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = 2048  # like gunicorn's backlog: a burst of clicks queues instead of waiting on SYN retries
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -34,6 +34,10 @@ KINDS = frozenset(
         "approval",
         "approval.denied",
         "approval.duplicate",
+        "hold.denied",
+        "resolve.denied",
+        "access.denied",
+        "role.unknown",
         "action.started",
         "action.succeeded",
         "action.failed",
@@ -46,6 +50,11 @@ KINDS = frozenset(
         "drill.recovered",
     }
 )
+
+# refusals of a person (what `/rollback timeline` counts and the post-mortem lists)
+DENIED = frozenset({"ack.denied", "approval.denied", "hold.denied", "resolve.denied", "access.denied"})
+# recorded, never posted to Slack: a refused or unknown person must not be able to make the bot spam a channel
+UNPOSTED = frozenset({"access.denied", "role.unknown"})
 
 
 def record(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from datetime import datetime, timedelta
 
-from rollback_bot.store.models import Incident
+from sqlmodel import Session, col, func, select, update
+
+from rollback_bot.store.models import Event, Incident
 
 
 def open_incident(session: Session, *, playbook: str) -> Incident | None:
@@ -14,3 +16,29 @@ def open_incident(session: Session, *, playbook: str) -> Incident | None:
 
 def open_incidents(session: Session) -> list[Incident]:
     return list(session.exec(select(Incident).where(Incident.status == "open").order_by(col(Incident.id))))
+
+
+def event_counts(session: Session, *, incident_id: int) -> dict[str, int]:
+    """How many events of each kind an incident's timeline holds."""
+    stmt = select(Event.kind, func.count()).where(Event.incident_id == incident_id).group_by(Event.kind)
+    return {str(kind): int(n) for kind, n in session.exec(stmt).all()}
+
+
+def claim_export(session: Session, *, incident_id: int, by: str, now: datetime, every: timedelta) -> bool:
+    """Take the right to upload the incident's timeline now: at most one upload per `every` (the caller
+    commits). An upload that failed gives the right back (release_export)."""
+    done = session.exec(
+        update(Incident)
+        .where(
+            col(Incident.id) == incident_id,
+            col(Incident.exported_at).is_(None) | (col(Incident.exported_at) <= now - every),
+        )
+        .values(exported_at=now, exported_by=by, export_link=None)
+    )
+    return bool(done.rowcount)
+
+
+def finish_export(session: Session, *, incident_id: int, link: str | None) -> None:
+    """Where the upload went (None: it failed, and the next ask may upload again at once)."""
+    values: dict[str, object] = {"export_link": link} if link else {"exported_at": None, "exported_by": None}
+    session.exec(update(Incident).where(col(Incident.id) == incident_id).values(**values))

@@ -1,45 +1,48 @@
-"""Buttons on the incident alert: Acknowledge, Approve <action>, Hold / Release hold, Resolve."""
+"""Buttons on the incident alert: Acknowledge, Approve <action>, Hold / Release hold, Resolve. The click is
+recorded before Bolt answers Slack (process_before_response); the clicker's answer follows as an ephemeral."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from slack_bolt import Ack, App
-from slack_sdk import WebClient
 
 from rollback_bot import flows
 from rollback_bot.flows.deps import Outcome
+from rollback_bot.slack import inbound
 from rollback_bot.slack.limits import esc
 from rollback_bot.slack.runtime import SlackRuntime
 
 BUTTONS = re.compile(r"^(ack|hold|release|resolve|approve:[a-z0-9][a-z0-9_-]*)$")
+log = logging.getLogger(__name__)
 
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.action(BUTTONS)
-    def click(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
-        ack()
-        user = body["user"]["id"]
+    def click(ack: Ack, body: dict[str, Any]) -> None:
         try:
-            incident_id = int(json.loads(action.get("value") or "{}")["i"])
-        except (ValueError, KeyError, TypeError):
-            outcome = Outcome(False, "this button carries no incident; use /rollback status")
-        else:
-            outcome = _dispatch(rt, action["action_id"], incident_id, user)
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        thread = (body.get("container") or {}).get("message_ts")
+            clicked = inbound.click(body)  # checked already over HTTP; Socket Mode delivers unchecked
+        except inbound.Rejected as exc:
+            log.warning("ignored a malformed click: %s", exc.reason)
+            ack()
+            return
+        outcome = _dispatch(rt, clicked)
+        ack()
         mark = ":white_check_mark:" if outcome.ok else ":no_entry:"
-        text = f"{mark} {esc(outcome.message[:1].upper() + outcome.message[1:])}"
-        if channel:
-            client.chat_postEphemeral(channel=str(channel), user=user, text=text, thread_ts=thread)
-        if outcome.incident_id is not None:
-            rt.sync.kick(outcome.incident_id)
+        rt.reply_later(body, f"{mark} {esc(outcome.message[:1].upper() + outcome.message[1:])}")
 
 
-def _dispatch(rt: SlackRuntime, action_id: str, incident_id: int, user: str) -> Outcome:
-    deps = rt.deps
+def _dispatch(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
+    try:
+        incident_id = int(json.loads(clicked.action.value or "{}")["i"])
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return Outcome(False, "this button carries no incident; use /rollback status")
+    if not 0 < incident_id < 2**31:
+        return Outcome(False, f"there is no incident #{incident_id}")
+    deps, user, action_id = rt.deps, clicked.user.id, clicked.action.action_id
     if action_id.startswith("approve:"):
         return flows.approve(deps, incident_id, action_id.removeprefix("approve:"), user)
     verbs = {"ack": flows.acknowledge, "hold": flows.hold, "release": flows.release, "resolve": flows.resolve}

@@ -1,43 +1,61 @@
-"""The /rollback slash command."""
+"""The /rollback slash command. The reply rides on the acknowledgement itself (no Slack call needed); an
+export is uploaded after it, by the runtime's worker."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt import Ack, App
 
-from rollback_bot.slack.commands import handle
+from rollback_bot.export import export_text
+from rollback_bot.flows.access import Asker
+from rollback_bot.slack import inbound
+from rollback_bot.slack.commands import Export, handle
 from rollback_bot.slack.runtime import SlackRuntime
+from rollback_bot.store.incidents import finish_export
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, rt: SlackRuntime) -> None:
     @app.command("/rollback")
-    def rollback(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()  # within Slack's 3 seconds, always; the work below may take longer
-        reply = handle(rt.deps, rt.playbooks, command.get("text") or "", command["user_id"], command["channel_id"])
-        payload = reply.message.payload()
-        answer = respond(response_type="ephemeral", replace_original=False, **payload)
-        if answer.status_code != 200:  # respond() does not raise; fall back to an ephemeral message
-            log.warning("response_url answered %s; sending the reply with chat.postEphemeral", answer.status_code)
-            client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"], **payload)
-        if reply.upload is not None:
-            up = reply.upload
-            try:
-                client.files_upload_v2(
-                    channel=up.channel,
-                    thread_ts=up.thread_ts,
-                    title=up.title,
-                    initial_comment=up.comment,
-                    file_uploads=[{"filename": name, "content": data, "title": name} for name, data in up.files],
-                )
-            except Exception as exc:  # the reply already went out; say what failed, never drop it silently
-                log.warning("files_upload_v2 failed: %s", exc)
-                client.chat_postEphemeral(
-                    channel=command["channel_id"],
-                    user=command["user_id"],
-                    text=f":no_entry: Could not upload the timeline file: {exc}",
-                )
+    def rollback(ack: Ack, body: dict[str, Any]) -> None:
+        try:
+            cmd = inbound.command(body)  # checked already over HTTP; Socket Mode delivers unchecked
+        except inbound.Rejected as exc:
+            ack(response_type="ephemeral", text=f"I could not read that command: {exc.reason}")
+            return
+        asker = Asker(cmd.user_id, cmd.channel_id, cmd.channel_name)
+        reply = handle(rt.deps, rt.playbooks, cmd.text, asker)
+        ack(response_type="ephemeral", **reply.message.payload())
+        if reply.export is not None:
+            export = reply.export
+            rt.replies(lambda: upload(rt, export, cmd))
+
+
+def upload(rt: SlackRuntime, export: Export, cmd: inbound.Command) -> None:
+    """Build the post-mortem draft and its charts, put them in the incident's thread, tell the asker."""
+    name = f"incident-{export.incident_id}-postmortem.md"
+    link: str | None = None
+    try:
+        text, charts = export_text(rt.deps.store, export.incident_id, "md", out=Path(name))
+        files = [(name, text.encode()), *charts.items()]
+        answer = rt.client.files_upload_v2(
+            channel=export.channel,
+            thread_ts=export.thread_ts,
+            title=f"Timeline of incident #{export.incident_id}",
+            initial_comment=f"Post-mortem draft for incident #{export.incident_id} (timeline hash in the file).",
+            file_uploads=[{"filename": n, "content": data, "title": n} for n, data in files],
+        )
+        first = (answer.get("files") or [{}])[0]
+        link = str(first.get("permalink") or f"file {first.get('id', name)} in the incident's thread")
+        said = export.summary
+    except Exception as exc:  # the reply already went out; say what failed, never drop it silently
+        log.warning("timeline upload of incident %s failed: %s", export.incident_id, exc)
+        said = f":no_entry: Could not put the timeline in the incident's thread ({type(exc).__name__}); ask again."
+    with rt.deps.store.session() as s:
+        finish_export(s, incident_id=export.incident_id, link=link)
+        s.commit()
+    rt.tell(cmd.user_id, cmd.channel_id, said, response_url=cmd.response_url)
