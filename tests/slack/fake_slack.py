@@ -1,11 +1,14 @@
 """A fake Slack Web API on loopback: records every call, validates every Block Kit payload with
-slack_sdk's models (plus the limits the SDK does not check), and can be told to fail."""
+slack_sdk's models (plus the limits the SDK does not check), keeps the messages it was sent per channel
+and thread (read back with conversations.history/replies, metadata included only when asked, like Slack),
+and can be told to fail, or to perform a call and lose its answer."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,12 +16,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
 
+# How the answer to a performed call is lost: "drop" closes the connection without answering, "hang" waits
+# `hang_seconds` (past the client's timeout) and then closes it, "500" answers a server error; a function is
+# called (say, to kill -9 the caller) and the connection then closed; None answers that call as usual.
+Loss = str | Callable[[], None]
+
 
 @dataclass
 class Call:
     method: str
     params: dict[str, Any]
     ok: bool = True  # False: the fake refused it (outage, rate limit, invalid blocks)
+    loss: Loss | None = None  # performed, but the answer was lost (how)
 
     @property
     def blocks(self) -> list[dict[str, Any]]:
@@ -87,10 +96,14 @@ class FakeSlack:
     down: bool = False  # every method answers 503
     socket_url: str = ""  # what apps.connections.open hands out (Socket Mode)
     uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes uploaded
+    channels: dict[str, str] = field(default_factory=lambda: {f"chan-{i:03}": f"CNOISE{i:03}" for i in range(150)})
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel ID -> messages, oldest first
+    lose: dict[str, list[Loss | None]] = field(default_factory=dict)  # method -> its next performed calls' fate
+    hang_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         self._ts = 1000
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,8 +137,17 @@ class FakeSlack:
                     else:
                         params.update(dict(parse_qsl(raw)))
                 method = parts.path.rsplit("/", 1)[-1] if parts.path.startswith("/api/") else parts.path
-                status, body, headers = fake.answer(method, params)
-                self._answer(status, body, headers)
+                call, status, body, headers = fake.perform(method, params)
+                loss = call.loss
+                if loss is None:
+                    self._answer(status, body, headers)
+                elif loss == "500":
+                    self._answer(500, {"ok": False, "error": "internal_error"})
+                elif loss == "hang":
+                    time.sleep(fake.hang_seconds)
+                elif callable(loss):
+                    loss()
+                # "drop", and after "hang" or a function: the connection closes with no answer
 
             do_GET = do_POST = _handle
 
@@ -144,6 +166,22 @@ class FakeSlack:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def channel_id(self, channel: str) -> str:
+        """'#ops' -> 'COPS' (registered as a channel); an ID stays as it is."""
+        if not channel.startswith("#"):
+            return channel
+        name = channel[1:]
+        return self.channels.setdefault(name, "C" + name.upper().replace("-", "")[:10])
+
+    def perform(self, method: str, params: dict[str, Any]) -> tuple[Call, int, dict[str, Any], dict[str, str]]:
+        """Answer a call; a call performed while a loss is queued for its method takes that loss."""
+        with self._lock:
+            status, body, headers = self.answer(method, params)
+            queued = self.lose.get(method)
+            if status == 200 and body.get("ok") and queued:
+                self.calls[-1].loss = queued.pop(0)
+            return self.calls[-1], status, body, headers
 
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
@@ -177,13 +215,23 @@ class FakeSlack:
                 return 200, {"ok": True, "user": "rollback-bot", "team": "Test", "user_id": "UBOT"}, {}
             if method == "chat.postMessage":
                 self._ts += 1
-                channel = params["channel"]
-                channel_id = (
-                    "C" + channel.lstrip("#").upper().replace("-", "")[:10] if channel.startswith("#") else channel
-                )
-                return 200, {"ok": True, "channel": channel_id, "ts": f"{self._ts}.000100"}, {}
+                channel_id = self.channel_id(params["channel"])
+                message = {"type": "message", "ts": f"{self._ts}.000100", "user": "UBOT", "bot_id": "BBOT"}
+                message |= {k: params[k] for k in ("text", "blocks", "thread_ts", "metadata") if k in params}
+                if isinstance(message.get("metadata"), str):
+                    message["metadata"] = json.loads(message["metadata"])
+                self.messages.setdefault(channel_id, []).append(message)
+                return 200, {"ok": True, "channel": channel_id, "ts": message["ts"], "message": message}, {}
             if method == "chat.update":
+                for message in self.messages.get(params["channel"], []):
+                    if message["ts"] == params["ts"]:
+                        message |= {k: params[k] for k in ("text", "blocks") if k in params}
                 return 200, {"ok": True, "channel": params["channel"], "ts": params["ts"]}, {}
+            if method in ("conversations.history", "conversations.replies"):
+                return self._read(method, params)
+            if method == "conversations.list":
+                listed = [{"id": i, "name": n, "is_channel": True} for n, i in self.channels.items()]
+                return 200, {"ok": True, **_page(listed, "channels", params)}, {}
             if method == "chat.postEphemeral":
                 return 200, {"ok": True, "message_ts": "1.1"}, {}
             if method == "usergroups.users.list":
@@ -204,7 +252,30 @@ class FakeSlack:
                 )
             return 200, {"ok": False, "error": "unknown_method"}, {}
 
+    def _read(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """conversations.history (top-level messages, newest first) and .replies (a thread, oldest first),
+        with message metadata only when include_all_metadata is set, as Slack does."""
+        channel = params.get("channel", "")
+        if channel not in self.messages and channel not in self.channels.values():
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        stored = self.messages.get(channel, [])
+        if method == "conversations.history":
+            found = [m for m in reversed(stored) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        else:
+            found = [m for m in stored if m["ts"] == params.get("ts") or m.get("thread_ts") == params.get("ts")]
+            if not found:
+                return 200, {"ok": False, "error": "thread_not_found"}, {}
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [{k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in found]
+        return 200, {"ok": True, **_page(shown, "messages", params)}, {}
+
     # --- what tests read ---------------------------------------------------------------------------
+    def visible(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The messages people see: in one channel (name or ID) or all, threads included, in posting order."""
+        if channel is not None:
+            return list(self.messages.get(self.channel_id(channel), []))
+        return sorted((m for ms in self.messages.values() for m in ms), key=lambda m: float(m["ts"]))
+
     def of(self, method: str) -> list[Call]:
         """Calls Slack accepted."""
         return [c for c in self.calls if c.method == method and c.ok]
@@ -240,3 +311,11 @@ class FakeSlack:
 
     def __iter__(self) -> Iterator[Call]:
         return iter(list(self.calls))
+
+
+def _page(items: list[dict[str, Any]], key: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Slack's cursor pagination: `limit` items from `cursor` on, and the cursor of the next page."""
+    start = int(params.get("cursor") or 0)
+    end = start + int(params.get("limit") or 100)
+    more = end < len(items)
+    return {key: items[start:end], "has_more": more, "response_metadata": {"next_cursor": str(end) if more else ""}}

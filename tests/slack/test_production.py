@@ -96,21 +96,29 @@ def _ok(session: Any, url: str) -> bool:
 def test_manifest_asks_for_exactly_the_scopes_the_code_uses() -> None:
     manifest = yaml.safe_load((ROOT / "bot" / "manifest.yaml").read_text())
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    needs = {
-        "chat_postMessage": "chat:write",
-        "chat.postMessage": "chat:write",
-        "chat_update": "chat:write",
-        "chat.update": "chat:write",
-        "chat_postEphemeral": "chat:write",
-        "usergroups_users_list": "usergroups:read",
-        "users_info": "users:read",
-        "files_upload_v2": "files:write",
-        "auth_test": None,
+    history = {"channels:history", "groups:history"}  # the playbook's channel may be public or private
+    needs: dict[str, set[str]] = {
+        "chat_postMessage": {"chat:write"},
+        "chat.postMessage": {"chat:write"},
+        "chat_update": {"chat:write"},
+        "chat.update": {"chat:write"},
+        "chat_postEphemeral": {"chat:write"},
+        "usergroups_users_list": {"usergroups:read"},
+        "users_info": {"users:read"},
+        "files_upload_v2": {"files:write"},
+        "auth_test": set(),
+        "conversations.history": history,
+        "conversations.replies": history,
+        "conversations.list": {"channels:read", "groups:read"},
     }
     source = "\n".join(p.read_text() for p in (ROOT / "src").rglob("*.py"))
-    called = set(re.findall(r"client\.([a-z0-9_]+)\(", source)) | set(re.findall(r'_call\(\s*"([a-z.]+)"', source))
+    called = (
+        set(re.findall(r"client\.([a-z0-9_]+)\(", source))
+        | set(re.findall(r'_call\(\s*"([a-z.]+)"', source))
+        | set(re.findall(r'"(conversations\.[a-z]+)"', source))  # slack/lookup.py names them for its pager
+    )
     assert called <= set(needs), f"unknown Slack methods in the code: {called - set(needs)}"
-    assert scopes == {"commands"} | {needs[m] for m in called if needs[m]}
+    assert scopes == {"commands"}.union(*(needs[m] for m in called))
     assert manifest["features"]["slash_commands"][0]["command"] == "/rollback"
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["slash_commands"][0]["url"].endswith("/slack/events")

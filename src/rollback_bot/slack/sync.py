@@ -1,9 +1,14 @@
 """Keeps Slack in step with the timeline: one parent message per incident (posted once, then chat.update),
 each event as a thread reply, and playbook-level events (no incident) in the playbook's channel.
 
-The timeline is the outbox: a cursor per incident says how far the thread got, so a Slack outage loses
-nothing; the next sync (after any event, and every minute) posts what is missing. A lease on the incident
-row keeps two processes from posting the same event.
+The timeline is the outbox: a cursor per incident (and per playbook channel) says how far Slack got, so a
+Slack outage loses nothing; the next sync (after any event, and every minute) posts what is missing. A
+lease keeps two processes from posting the same event.
+
+Exactly one message per event, also when Slack's answer is lost: each post is recorded as in flight
+before Slack is called and carries a marker (message metadata); the cursor advances, and the in-flight
+mark clears, in one statement once Slack confirms. A post still in flight at the next sync (answer lost,
+process killed) is looked for in Slack before it is sent again (slack/lookup.py).
 """
 
 from __future__ import annotations
@@ -12,33 +17,60 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import col, select, update
+from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
-from rollback_bot.flows.views import incident_view
+from rollback_bot.flows.views import build_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack.blocks import alert, thread_event
-from rollback_bot.slack.limits import Message
-from rollback_bot.store import slack_cursors
-from rollback_bot.store.models import Event, Incident, SlackCursor
+from rollback_bot.slack.client import never_reached_slack
+from rollback_bot.slack.lookup import Lookup, marker
+from rollback_bot.store import slack_cursors as outbox
+from rollback_bot.store.models import Event, Incident
 from rollback_bot.telemetry import SLACK_API_ERRORS
 
 log = logging.getLogger(__name__)
 NOT_IN_THREAD = {"incident.opened"}  # the parent message is that event
 LEASE = timedelta(seconds=60)
+PARENT = 0  # Incident.slack_pending while the parent message is in flight (event ids start at 1)
+EVENT_POST = "rollback_bot_event"  # metadata event_type of a thread reply or a channel event
+PARENT_POST = "rollback_bot_incident"  # ... and of an incident's parent message
 
 
-def _fingerprint(message: Message) -> str:
+def _fingerprint(payload: dict[str, Any]) -> str:
     """A hash of what the parent shows, minus its 'updated at' footer, to skip needless chat.update."""
-    payload = message.payload()
-    payload["blocks"] = payload["blocks"][:-1]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    shown = {**payload, "blocks": payload["blocks"][:-1]}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _refused(exc: Exception) -> bool:
+    """Slack did not post: it answered ok=false or 429/4xx, or was never reached. A 5xx or no answer at
+    all (connection dropped, timeout): it may have."""
+    return (isinstance(exc, SlackApiError) and exc.response.status_code < 500) or never_reached_slack(exc)
+
+
+def _event_marker(ev: Event) -> dict[str, Any]:
+    """What finds this event's post again. `at` tells it from an equal id of an earlier database."""
+    assert ev.id is not None
+    keys: dict[str, str | int] = {"playbook": ev.playbook, "event_id": ev.id, "at": ev.at.isoformat()}
+    if ev.incident_id is not None:
+        keys["incident_id"] = ev.incident_id
+    return marker(EVENT_POST, **keys)
+
+
+def _parent_marker(incident: Incident) -> dict[str, Any]:
+    assert incident.id is not None
+    return marker(
+        PARENT_POST, playbook=incident.playbook, incident_id=incident.id, opened_at=incident.opened_at.isoformat()
+    )
 
 
 class SlackSync:
@@ -46,12 +78,13 @@ class SlackSync:
         self, deps: Deps, client: WebClient, playbooks: Mapping[str, LoadedPlaybook], background: bool = True
     ) -> None:
         self.deps, self.client, self.playbooks = deps, client, playbooks
+        self.lookup = Lookup(self._call)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-sync") if background else None
         self._queued: set[int | str] = set()
         self._lock = threading.Lock()
         with deps.store.session() as s:  # history from before the first start is not replayed; all else is posted
             for name in playbooks:
-                slack_cursors.ensure(s, playbook=name)
+                outbox.ensure(s, playbook=name)
             s.commit()
 
     # --- Notifier ---------------------------------------------------------------------------------
@@ -83,7 +116,7 @@ class SlackSync:
                 self.sync_playbook(key)
         except SlackApiError as exc:  # Slack said no (down, rate limited, ...): the next sync retries
             log.warning("slack sync of %s failed: %s; will retry", key, exc.response.get("error"))
-        except OSError as exc:  # unreachable
+        except OSError as exc:  # unreachable, or the answer was lost: the next sync looks before posting
             log.warning("slack sync of %s failed: %s; will retry", key, exc)
         except Exception:  # a bug: say where, but never let it escape into the engine
             log.exception("slack sync of %s failed; will retry", key)
@@ -99,118 +132,153 @@ class SlackSync:
 
     # --- the periodic catch-up ------------------------------------------------------------------------
     def sync_all(self) -> None:
-        since = self.deps.now() - timedelta(days=1)
         with self.deps.store.session() as s:
-            ids = [
-                i.id
-                for i in s.exec(select(Incident).order_by(col(Incident.id)))
-                if i.id is not None and (i.status == "open" or i.slack_ts is None or (i.resolved_at or since) > since)
-            ]
+            ids = outbox.to_sync(s, since=self.deps.now() - timedelta(days=1))
         for incident_id in ids:
             self._run(incident_id)
         for name in self.playbooks:
             self._run(name)
 
-    # --- one incident ---------------------------------------------------------------------------------
-    def sync_incident(self, incident_id: int) -> None:
-        if not self._take_lease(incident_id):
-            return
-        try:
-            self._post_parent(incident_id)
-            self._post_thread(incident_id)
-            self._update_parent(incident_id)
-        finally:
-            with self.deps.store.session() as s:
-                s.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_lease_until=None))
-                s.commit()
-
-    def _take_lease(self, incident_id: int) -> bool:
-        now = self.deps.now()
-        with self.deps.store.session() as s:
-            taken = s.exec(
-                update(Incident)
-                .where(
-                    col(Incident.id) == incident_id,
-                    col(Incident.slack_lease_until).is_(None) | (col(Incident.slack_lease_until) < now),
-                )
-                .values(slack_lease_until=now + LEASE)
-            )
-            s.commit()
-            return taken.rowcount == 1
-
-    def _call(self, method: str, **kwargs: object) -> dict[str, object]:
+    def _call(self, method: str, **kwargs: object) -> dict[str, Any]:
         try:
             return dict(getattr(self.client, method.replace(".", "_"))(**kwargs).data)
         except Exception:
             SLACK_API_ERRORS.labels(method=method).inc()
             raise
 
-    def _post_parent(self, incident_id: int) -> None:
-        view = incident_view(self.deps, incident_id)
-        if view is None or view.incident.slack_ts is not None:
-            return
-        message = alert(view)
-        resp = self._call("chat.postMessage", channel=view.incident.channel, **message.payload())
+    def _write(self, change: Callable[[Session], None]) -> None:
         with self.deps.store.session() as s:
-            incident = s.get(Incident, incident_id)
-            assert incident is not None
-            incident.slack_channel, incident.slack_ts = str(resp["channel"]), str(resp["ts"])
-            incident.slack_rendered = _fingerprint(message)
-            s.add(incident)
+            change(s)
             s.commit()
 
-    def _post_thread(self, incident_id: int) -> None:
+    def _post(self, unmark: Callable[[Session], None], **kwargs: object) -> dict[str, Any]:
+        """chat.postMessage, already marked in flight. Refused: nothing is in flight any more. No answer or a
+        5xx: it stays in flight, and the next sync looks for it before posting again."""
+        try:
+            return self._call("chat.postMessage", **kwargs)
+        except Exception as exc:
+            if _refused(exc):
+                self._write(unmark)
+            raise
+
+    # --- one incident ---------------------------------------------------------------------------------
+    def sync_incident(self, incident_id: int) -> None:
+        now = self.deps.now()
         with self.deps.store.session() as s:
-            incident = s.get(Incident, incident_id)
-            assert incident is not None
-            events = list(
-                s.exec(
-                    select(Event)
-                    .where(Event.incident_id == incident_id, col(Event.id) > incident.slack_cursor)
-                    .order_by(col(Event.id))
-                )
+            taken = outbox.take_incident_lease(s, incident_id=incident_id, now=now, until=now + LEASE)
+            s.commit()
+        if not taken:
+            return
+        try:
+            with self.deps.store.session() as s:  # one read of the state; the alert is built from it once
+                incident = s.get(Incident, incident_id)
+                if incident is None:
+                    return
+                events = outbox.thread_events(s, incident_id=incident_id, after=incident.slack_cursor)
+                view = build_view(self.deps, s, incident)
+            payload = alert(view).payload()
+            fingerprint = _fingerprint(payload)
+            if incident.slack_ts is None:
+                self._post_parent(incident, payload, fingerprint)
+            self._post_thread(incident, events)
+            if incident.slack_rendered != fingerprint:
+                self._call("chat.update", channel=incident.slack_channel, ts=incident.slack_ts, **payload)
+                self._write(partial(outbox.rendered, incident_id=incident_id, fingerprint=fingerprint))
+        finally:
+            self._write(partial(outbox.release_incident_lease, incident_id=incident_id))
+
+    def _post_parent(self, incident: Incident, payload: dict[str, Any], fingerprint: str) -> None:
+        """Post the alert (or find the one whose answer was lost); `incident` then says where it is."""
+        assert incident.id is not None
+        incident_id, meta = incident.id, _parent_marker(incident)
+        found = None
+        if incident.slack_pending == PARENT:
+            found = self.lookup.in_channel(incident.channel, PARENT_POST, meta["event_payload"])
+        if found is not None:
+            (channel, ts), fingerprint = found, ""  # what it shows is not known: chat.update makes it current
+        else:
+            if incident.slack_pending != PARENT:
+                self._write(partial(outbox.mark_incident, incident_id=incident_id, pending=PARENT))
+            resp = self._post(
+                partial(outbox.mark_incident, incident_id=incident_id, pending=None),
+                channel=incident.channel,
+                metadata=meta,
+                **payload,
             )
-        for ev in events:
-            if ev.kind not in NOT_IN_THREAD:
-                payload = thread_event(ev).payload()
-                self._call("chat.postMessage", channel=incident.slack_channel, thread_ts=incident.slack_ts, **payload)
-            with self.deps.store.session() as s:  # advance the cursor event by event: a failure resumes here
-                s.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_cursor=ev.id))
-                s.commit()
+            channel, ts = str(resp["channel"]), str(resp["ts"])
+            self.lookup.remember(incident.channel, channel)
+        self._write(
+            partial(outbox.confirm_parent, incident_id=incident_id, channel=channel, ts=ts, rendered=fingerprint)
+        )
+        incident.slack_channel, incident.slack_ts, incident.slack_rendered = channel, ts, fingerprint
+        incident.slack_pending = None
 
-    def _update_parent(self, incident_id: int) -> None:
-        view = incident_view(self.deps, incident_id)
-        if view is None or view.incident.slack_ts is None:
-            return
-        message = alert(view)
-        fingerprint = _fingerprint(message)
-        if fingerprint == view.incident.slack_rendered:
-            return
-        self._call("chat.update", channel=view.incident.slack_channel, ts=view.incident.slack_ts, **message.payload())
-        with self.deps.store.session() as s:
-            s.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_rendered=fingerprint))
-            s.commit()
+    def _post_thread(self, incident: Incident, events: list[Event]) -> None:
+        assert incident.id is not None and incident.slack_channel is not None and incident.slack_ts is not None
+        incident_id, channel, thread_ts = incident.id, incident.slack_channel, incident.slack_ts
+        for ev in events:
+            assert ev.id is not None
+            event_id, meta = ev.id, _event_marker(ev)
+            confirm = partial(outbox.confirm_thread, incident_id=incident_id, event_id=event_id)
+            if ev.kind in NOT_IN_THREAD:
+                self._write(confirm)
+                continue
+            message = thread_event(ev).payload()  # before the mark: a message that cannot be built is not sent
+            if incident.slack_pending == event_id:
+                if self.lookup.in_thread(channel, thread_ts, EVENT_POST, meta["event_payload"]) is not None:
+                    self._write(confirm)
+                    incident.slack_pending = None
+                    continue
+            else:
+                self._write(partial(outbox.mark_incident, incident_id=incident_id, pending=event_id))
+                incident.slack_pending = event_id
+            self._post(
+                partial(outbox.mark_incident, incident_id=incident_id, pending=None),
+                channel=channel,
+                thread_ts=thread_ts,
+                metadata=meta,
+                **message,
+            )
+            self._write(confirm)  # the cursor advances and the mark clears in one statement
+            incident.slack_pending = None
 
     # --- playbook-level events (no incident) ----------------------------------------------------------
     def sync_playbook(self, name: str) -> None:
         loaded = self.playbooks.get(name)
         if loaded is None:
             return
+        now = self.deps.now()
         with self.deps.store.session() as s:
-            cursor = s.get(SlackCursor, name)
+            cursor = outbox.take_channel_lease(s, playbook=name, now=now, until=now + LEASE)
+            s.commit()
             if cursor is None:
                 return
-            events = list(
-                s.exec(
-                    select(Event)
-                    .where(
-                        Event.playbook == name, col(Event.incident_id).is_(None), col(Event.id) > cursor.last_event_id
-                    )
-                    .order_by(col(Event.id))
-                )
-            )
+            events = outbox.channel_events(s, playbook=name, after=cursor.last_event_id)
+        try:
+            self._post_channel(name, loaded.playbook.channel, cursor.pending, events)
+        finally:
+            self._write(partial(outbox.release_channel_lease, playbook=name))
+
+    def _post_channel(self, name: str, channel: str, pending: int | None, events: list[Event]) -> None:
         for ev in events:
-            self._call("chat.postMessage", channel=loaded.playbook.channel, **thread_event(ev).payload())
-            with self.deps.store.session() as s:
-                s.exec(update(SlackCursor).where(col(SlackCursor.playbook) == name).values(last_event_id=ev.id))
-                s.commit()
+            assert ev.id is not None
+            event_id, meta = ev.id, _event_marker(ev)
+            confirm = partial(outbox.confirm_channel, playbook=name, event_id=event_id)
+            message = thread_event(ev).payload()
+            if pending == event_id:
+                if self.lookup.in_channel(channel, EVENT_POST, meta["event_payload"]) is not None:
+                    self._write(confirm)
+                    pending = None
+                    continue
+            else:
+                self._write(partial(outbox.mark_channel, playbook=name, pending=event_id))
+                pending = event_id
+            resp = self._post(
+                partial(outbox.mark_channel, playbook=name, pending=None),
+                channel=channel,
+                metadata=meta,
+                **message,
+            )
+            self.lookup.remember(channel, str(resp["channel"]))
+            self._write(confirm)
+            pending = None

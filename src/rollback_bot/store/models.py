@@ -49,6 +49,9 @@ class Incident(SQLModel, table=True):
     slack_channel: str | None = None  # where the parent message lives (channel ID) ...
     slack_ts: str | None = None  # ... and its ts
     slack_cursor: int = 0  # the last timeline event posted to the thread
+    # the post sent to Slack with no answer yet, set before the call: a thread event's id, or 0 for the
+    # parent message. While set, the bot looks for it in Slack before posting it again.
+    slack_pending: int | None = None
     slack_rendered: str = ""  # hash of the parent message as last sent, to skip needless chat.update
     slack_lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
     exported_at: datetime | None = _when(default=None)  # the last timeline upload (one per few minutes) ...
@@ -115,6 +118,8 @@ class SlackCursor(SQLModel, table=True):
     __tablename__ = "slack_cursor"
     playbook: str = Field(primary_key=True)
     last_event_id: int = 0
+    pending: int | None = None  # the event sent to Slack with no answer yet (looked for before posting again)
+    lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
 
 
 class ActionRun(SQLModel, table=True):

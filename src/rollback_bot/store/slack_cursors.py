@@ -1,11 +1,14 @@
-"""How far each playbook's channel events (no incident) have been posted to Slack."""
+"""The Slack outbox's bookkeeping: how far each incident's thread and each playbook's channel got, the post
+in flight (recorded before Slack is called, cleared with the cursor's advance), and the sync leases."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from datetime import datetime
+
+from sqlmodel import Session, col, select, update
 
 from rollback_bot.store.database import insert_for
-from rollback_bot.store.models import Event, SlackCursor
+from rollback_bot.store.models import Event, Incident, SlackCursor
 
 
 def ensure(session: Session, *, playbook: str) -> None:
@@ -14,3 +17,104 @@ def ensure(session: Session, *, playbook: str) -> None:
     newest = session.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first() or 0
     stmt = insert_for(session)(SlackCursor).values(playbook=playbook, last_event_id=newest)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["playbook"]))
+
+
+def to_sync(session: Session, *, since: datetime) -> list[int]:
+    """Incidents the catch-up looks at: open ones, ones without a parent message, and recently resolved."""
+    return [
+        i.id
+        for i in session.exec(select(Incident).order_by(col(Incident.id)))
+        if i.id is not None and (i.status == "open" or i.slack_ts is None or (i.resolved_at or since) > since)
+    ]
+
+
+# --- one incident's thread ----------------------------------------------------------------------------
+def take_incident_lease(session: Session, *, incident_id: int, now: datetime, until: datetime) -> bool:
+    taken = session.exec(
+        update(Incident)
+        .where(
+            col(Incident.id) == incident_id,
+            col(Incident.slack_lease_until).is_(None) | (col(Incident.slack_lease_until) < now),
+        )
+        .values(slack_lease_until=until)
+    )
+    return bool(taken.rowcount == 1)
+
+
+def release_incident_lease(session: Session, *, incident_id: int) -> None:
+    session.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_lease_until=None))
+
+
+def thread_events(session: Session, *, incident_id: int, after: int) -> list[Event]:
+    return list(
+        session.exec(
+            select(Event).where(Event.incident_id == incident_id, col(Event.id) > after).order_by(col(Event.id))
+        )
+    )
+
+
+def mark_incident(session: Session, *, incident_id: int, pending: int | None) -> None:
+    """Record the post about to be sent (None: the last one was refused, nothing is in flight)."""
+    session.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_pending=pending))
+
+
+def confirm_parent(session: Session, *, incident_id: int, channel: str, ts: str, rendered: str) -> None:
+    """The parent message exists: where it is and what it shows, and nothing in flight any more."""
+    session.exec(
+        update(Incident)
+        .where(col(Incident.id) == incident_id)
+        .values(slack_channel=channel, slack_ts=ts, slack_rendered=rendered, slack_pending=None)
+    )
+
+
+def confirm_thread(session: Session, *, incident_id: int, event_id: int) -> None:
+    """The thread has every event up to `event_id`; the cursor never moves back."""
+    session.exec(
+        update(Incident)
+        .where(col(Incident.id) == incident_id, col(Incident.slack_cursor) < event_id)
+        .values(slack_cursor=event_id, slack_pending=None)
+    )
+
+
+def rendered(session: Session, *, incident_id: int, fingerprint: str) -> None:
+    session.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_rendered=fingerprint))
+
+
+# --- a playbook's channel (events without an incident) ----------------------------------------------------
+def take_channel_lease(session: Session, *, playbook: str, now: datetime, until: datetime) -> SlackCursor | None:
+    """The playbook's cursor if this syncer may post to its channel now, else None."""
+    taken = session.exec(
+        update(SlackCursor)
+        .where(
+            col(SlackCursor.playbook) == playbook,
+            col(SlackCursor.lease_until).is_(None) | (col(SlackCursor.lease_until) < now),
+        )
+        .values(lease_until=until)
+    )
+    return session.get(SlackCursor, playbook) if taken.rowcount == 1 else None
+
+
+def release_channel_lease(session: Session, *, playbook: str) -> None:
+    session.exec(update(SlackCursor).where(col(SlackCursor.playbook) == playbook).values(lease_until=None))
+
+
+def channel_events(session: Session, *, playbook: str, after: int) -> list[Event]:
+    return list(
+        session.exec(
+            select(Event)
+            .where(Event.playbook == playbook, col(Event.incident_id).is_(None), col(Event.id) > after)
+            .order_by(col(Event.id))
+        )
+    )
+
+
+def mark_channel(session: Session, *, playbook: str, pending: int | None) -> None:
+    session.exec(update(SlackCursor).where(col(SlackCursor.playbook) == playbook).values(pending=pending))
+
+
+def confirm_channel(session: Session, *, playbook: str, event_id: int) -> None:
+    session.exec(
+        update(SlackCursor)
+        .where(col(SlackCursor.playbook) == playbook, col(SlackCursor.last_event_id) < event_id)
+        .values(last_event_id=event_id, pending=None)
+    )
