@@ -70,14 +70,16 @@ class SlackEnv:
         headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature, "Content-Type": content_type}
         return loopback_session().post(f"{self.url}/slack/events", data=body.encode(), headers=headers, timeout=10)
 
-    def slash(self, text: str, user: str = "URESP", **kw: Any) -> requests.Response:
+    def slash(
+        self, text: str, user: str = "URESP", channel: tuple[str, str] = ("COPS", "ops"), **kw: Any
+    ) -> requests.Response:
         body = urlencode(
             {
                 "token": "legacy",
                 "team_id": "T1",
                 "team_domain": "acme",
-                "channel_id": "COPS",
-                "channel_name": "ops",
+                "channel_id": channel[0],
+                "channel_name": channel[1],
                 "user_id": user,
                 "user_name": user.lower(),
                 "command": "/rollback",

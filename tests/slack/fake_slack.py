@@ -93,7 +93,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     fail: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = field(default_factory=dict)
-    down: bool = False  # every method answers 503
+    down: bool = False  # every method answers 503 ...
+    down_answer: tuple[int, dict[str, Any], dict[str, str]] = (503, {"ok": False, "error": "service_unavailable"}, {})
     socket_url: str = ""  # what apps.connections.open hands out (Socket Mode)
     uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> bytes uploaded
     channels: dict[str, str] = field(default_factory=lambda: {f"chan-{i:03}": f"CNOISE{i:03}" for i in range(150)})
@@ -189,7 +190,7 @@ class FakeSlack:
             self.calls.append(call)
             if self.down and not method.startswith("/response/"):
                 call.ok = False
-                return 503, {"ok": False, "error": "service_unavailable"}, {}
+                return self.down_answer  # ... or this (say, 429 with Retry-After)
             queued = self.fail.get(method)
             if queued:
                 call.ok = False

@@ -21,7 +21,7 @@ from rollback_bot.store.incidents import claim_export, event_counts, open_incide
 from rollback_bot.store.models import Incident
 
 VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
-_REF = re.compile(r"^#?(\d{1,30})$")
+_REF = re.compile(r"^#?([0-9]{1,30})\Z")
 MAX_ID = 2**31 - 1  # incident numbers above this do not exist (and must not reach the database)
 EXPORT_EVERY = timedelta(minutes=5)
 

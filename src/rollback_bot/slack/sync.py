@@ -34,11 +34,12 @@ from rollback_bot.slack.blocks import alert, thread_event
 from rollback_bot.slack.client import never_reached_slack
 from rollback_bot.slack.lookup import Lookup, marker
 from rollback_bot.store import slack_cursors as outbox
+from rollback_bot.store.audit import UNPOSTED
 from rollback_bot.store.models import Event, Incident
 from rollback_bot.telemetry import SLACK_API_ERRORS
 
 log = logging.getLogger(__name__)
-NOT_IN_THREAD = {"incident.opened"}  # the parent message is that event
+NOT_IN_THREAD = {"incident.opened"} | UNPOSTED  # the parent message is that event; refusals of reads stay quiet
 LEASE = timedelta(seconds=60)
 PARENT = 0  # Incident.slack_pending while the parent message is in flight (event ids start at 1)
 EVENT_POST = "rollback_bot_event"  # metadata event_type of a thread reply or a channel event
@@ -264,6 +265,9 @@ class SlackSync:
             assert ev.id is not None
             event_id, meta = ev.id, _event_marker(ev)
             confirm = partial(outbox.confirm_channel, playbook=name, event_id=event_id)
+            if ev.kind in UNPOSTED:  # in the timeline, not in the channel: a refused person cannot spam it
+                self._write(confirm)
+                continue
             message = thread_event(ev).payload()
             if pending == event_id:
                 if self.lookup.in_channel(channel, EVENT_POST, meta["event_payload"]) is not None:

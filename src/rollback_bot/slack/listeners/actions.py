@@ -16,7 +16,7 @@ from rollback_bot.slack import inbound
 from rollback_bot.slack.limits import esc
 from rollback_bot.slack.runtime import SlackRuntime
 
-BUTTONS = re.compile(r"^(ack|hold|release|resolve|approve:[a-z0-9][a-z0-9_-]*)$")
+BUTTONS = re.compile(r"^(ack|hold|release|resolve|approve:[a-z0-9][a-z0-9_-]*)\Z")  # \Z: "$" lets "ack\n" in
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +37,10 @@ def register(app: App, rt: SlackRuntime) -> None:
 
 def _dispatch(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
     try:
-        incident_id = int(json.loads(clicked.action.value or "{}")["i"])
-    except (ValueError, KeyError, TypeError, OverflowError):
+        incident_id = json.loads(clicked.action.value or "{}")["i"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        incident_id = None
+    if type(incident_id) is not int:  # what our buttons carry; not a bool, a float or a string
         return Outcome(False, "this button carries no incident; use /rollback status")
     if not 0 < incident_id < 2**31:
         return Outcome(False, f"there is no incident #{incident_id}")
