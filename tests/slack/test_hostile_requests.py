@@ -262,7 +262,7 @@ def test_an_approver_is_never_refused_because_user_groups_cannot_be_read(slack_e
     env.clock.advance(timedelta(hours=1))
     flows.tick(env.deps)
     env.settle()
-    failure = (500, {"ok": False, "error": "internal_error"}, {})
+    failure: tuple[int, dict[str, Any], dict[str, str]] = (500, {"ok": False, "error": "internal_error"}, {})
     env.slack.fail["usergroups.users.list"] = [failure] * 10
     env.clock.advance(timedelta(minutes=11))  # what was read before is older than ROLE_CACHE_MAX_STALE now
     env.click("approve:rollback", "UAPP1")
