@@ -27,11 +27,12 @@ def idempotency_key(playbook: str, incident_id: int, action_id: str, stage: floa
     return f"rollback-bot/{playbook}/{incident_id}/{action_id}/{stage:g}"
 
 
-def _lease(action: ActionSpec) -> timedelta:
-    """How long a 'running' stage may go unfinished before another worker may resend it: every attempt's
-    timeout, the backoff between them (at most 8 s each), and a margin."""
+def _lease(action: ActionSpec, backoff: float) -> timedelta:
+    """How long a 'running' stage may go unfinished before another worker may resend it (its worker died):
+    every attempt's timeout, the backoff between them (as webhooks.send waits), and a margin."""
     hook = action.webhook
-    return (hook.timeout + timedelta(seconds=8)) * (hook.retries + 1) + timedelta(seconds=5)
+    waits = sum(min(backoff * 2**i, 8.0) for i in range(hook.retries))
+    return hook.timeout * (hook.retries + 1) + timedelta(seconds=waits + 5)
 
 
 def run_due_actions(deps: Deps, incident_id: int) -> None:
@@ -53,7 +54,14 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
         runs_by = runs_by_action(s, incident_id=incident_id)
         for action in _approved_actions(s, pb, incident_id):
             runs = runs_by.get(action.id, [])
-            orphan = next((r for r in runs if r.status == "running" and now - r.started_at > _lease(action)), None)
+            orphan = next(
+                (
+                    r
+                    for r in runs
+                    if r.status == "running" and now - r.started_at > _lease(action, deps.webhook_backoff)
+                ),
+                None,
+            )
             if orphan is not None:  # its worker died mid-send; the same Idempotency-Key makes a resend safe
                 orphan.started_at = now
                 s.add(orphan)
