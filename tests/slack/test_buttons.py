@@ -90,7 +90,7 @@ def test_two_person_approval_runs_the_action_once_whatever_the_clicks(slack_env:
     for t in threads:
         t.join()
     assert results == [200, 200, 200]
-    env.wait_for(lambda: len(env.slack.ephemerals("USAFE")) == 1 and len(env.slack.ephemerals("UAPP2")) == 1)
+    env.wait_for(lambda: len(env.slack.ephemerals("USAFE")) >= 1 and len(env.slack.ephemerals("UAPP2")) == 1)
     env.wait_for(lambda: any(c.params["text"].startswith("Roll back stage 10%: succeeded") for c in env.slack.thread()))
     env.settle()
     assert len(env.http.posts("/rollback")) == 1
@@ -99,7 +99,9 @@ def test_two_person_approval_runs_the_action_once_whatever_the_clicks(slack_env:
     assert sorted((a.user_id, a.role) for a in approvals) == [("UAPP1", "approver"), ("USAFE", "safety_lead")]
     assert all(a.evidence["errors"]["value"] == 0.05 for a in approvals)
     env.service.drain()
-    [safe] = [c.params["text"] for c in env.slack.ephemerals("USAFE")]
+    # the copy is ignored, or (when both arrive at the same instant) told the action is already approved
+    safe, *copy = [c.params["text"] for c in env.slack.ephemerals("USAFE")]
+    assert len(copy) <= 1 and all(c.startswith(":no_entry: 'Roll back' was already fully approved") for c in copy)
     assert (
         safe == ":white_check_mark: Approved 'Roll back' as safety_lead; approvals complete: it starts now (stage 10%)."
     )

@@ -170,7 +170,8 @@ def test_malformed_requests_get_4xx_never_5xx_and_the_bot_keeps_working(
     assert incident.acknowledged_by is None
     assert env.click("ack", "URESP").status_code == 200
     env.service.drain()
-    assert env.slack.ephemerals("URESP")[-1].params["text"] == ":white_check_mark: Acknowledged incident #1"
+    told = [c.params["text"] for c in env.slack.ephemerals("URESP")]
+    assert ":white_check_mark: Acknowledged incident #1" in told
 
 
 def test_a_replayed_request_changes_nothing(slack_env: SlackEnv) -> None:

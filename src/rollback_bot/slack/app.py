@@ -17,6 +17,7 @@ from slack_bolt.authorization import AuthorizeResult
 
 from rollback_bot.slack import listeners
 from rollback_bot.slack.runtime import SlackRuntime
+from rollback_bot.store.inbound import Replayed
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ def build_app(rt: SlackRuntime) -> App:
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         """Any listener failure: the person is told it failed and under which id it is logged."""
+        if isinstance(error, Replayed):  # the same signed request again: it already did what it does
+            log.warning("ignored a replayed Slack request: %s", error)
+            return BoltResponse(status=200, body="")
         ref = uuid.uuid4().hex[:8]
         log.error("listener failed on %s [%s]", body.get("type") or body.get("command"), ref, exc_info=error)
         text = f":warning: Something went wrong; it is logged as `{ref}`. Nothing may have been recorded: try again."

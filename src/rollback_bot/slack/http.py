@@ -37,7 +37,7 @@ class SlackEndpoint:
 
     def __init__(self, app: App, store: Store, signing_secret: str | None, now: Callable[[], float] = time.time):
         self.app, self.store, self.secret, self.now = app, store, signing_secret, now
-        self._taken = 0
+        self._handled = 0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         headers = {
@@ -51,16 +51,20 @@ class SlackEndpoint:
                 raise inbound.Rejected(401, "SLACK_SIGNING_SECRET is not set, so no request can be verified")
             signature, ts = inbound.verify(self.secret, headers, raw, self.now)
             body = inbound.parse(raw, headers.get("content-type", ""))
-            if not self._take(signature, ts):
-                log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
-                return _answer(start_response, 200, b"", "text/plain")
         except inbound.Rejected as exc:
             log.warning("refused a request to /slack/events with %s: %s", exc.status, exc.reason)
             return _answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
         request = BoltRequest(body=raw.decode(), query=environ.get("QUERY_STRING", ""), headers=dict(headers))
         request.body = body
         request.context = build_context(BoltContext({}), body)
-        response = self.app.dispatch(request)
+        with self.store.session() as s:
+            replayed = store_inbound.seen(s, signature=signature)
+        if replayed:  # the same signed request again (a replay within Slack's window): answered, ignored
+            log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
+            return _answer(start_response, 200, b"", "text/plain")
+        with store_inbound.handling(signature, datetime.fromtimestamp(ts, UTC)):
+            response = self.app.dispatch(request)
+        self._forget_now_and_then()
         data = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
         start_response(
             f"{response.status} {_REASONS.get(response.status, 'OK')}",
@@ -69,15 +73,17 @@ class SlackEndpoint:
         )
         return [data]
 
-    def _take(self, signature: str, ts: int) -> bool:
-        at = datetime.fromtimestamp(ts, UTC)
-        with self.store.session() as s:
-            taken = store_inbound.take(s, signature=signature, at=at)
-            self._taken += 1
-            if self._taken % 500 == 1:  # keep the table to Slack's window (any process may do it)
+    def _forget_now_and_then(self) -> None:
+        """Keep the table of taken requests to Slack's window (any process may do it)."""
+        self._handled += 1
+        if self._handled % 500 != 1:
+            return
+        try:
+            with self.store.session() as s:
                 store_inbound.forget_before(s, before=datetime.fromtimestamp(self.now() - 2 * inbound.WINDOW, UTC))
-            s.commit()
-        return taken
+                s.commit()
+        except Exception as exc:  # the next try will do; a request's answer must not depend on it
+            log.warning("could not forget old Slack requests: %s", exc)
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}

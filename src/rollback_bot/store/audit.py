@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
+from rollback_bot.store import inbound
 from rollback_bot.store.chain import GENESIS, chain_of, hash_of, json_safe
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import ChainHead, Event
@@ -72,6 +73,7 @@ def record(
     """Append one event to its chain, inside the caller's transaction."""
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
+    inbound.take_current(session)  # a replayed Slack request raises here, so its transaction records nothing
     chain = chain_of(incident_id, playbook)
     seq, prev = _advance_head(session, chain)
     clean = json_safe(details or {})
@@ -98,16 +100,19 @@ def record(
 def _advance_head(session: Session, chain: str) -> tuple[int, str]:
     """Take the chain's next seq and the hash to follow. The UPDATE locks the head row (PostgreSQL) or the
     database (SQLite) until commit, so concurrent appends to one chain queue up instead of forking it."""
-    insert = insert_for(session)
-    session.exec(
-        insert(ChainHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
-    )
-    row = session.exec(
+    advance = (
         update(ChainHead)
         .where(col(ChainHead.chain) == chain)
         .values(seq=ChainHead.seq + 1)
         .returning(col(ChainHead.seq), col(ChainHead.hash))
-    ).one()
+    )
+    row = session.exec(advance).first()
+    if row is None:  # the chain's first event: create its head (once, whoever races), then advance it
+        insert = insert_for(session)
+        session.exec(
+            insert(ChainHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
+        )
+        row = session.exec(advance).one()
     return int(row[0]), str(row[1])
 
 

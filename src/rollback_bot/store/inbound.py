@@ -1,14 +1,63 @@
 """Signed Slack requests already taken: Slack signs each delivery once, so the same signature again is a
-replay (an attacker, or a proxy resending) and must change nothing."""
+replay (an attacker, or a proxy resending) and must change nothing.
+
+The signature is written in the same transaction as the first event the request records (audit.record calls
+take_current), so a request is 'taken' exactly when what it did is: no extra transaction on a click's path,
+and a replay's transaction rolls back whole. Requests that record nothing (help, a status read) change
+nothing, replayed or not."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, delete
 
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import InboundRequest
+
+
+class Replayed(Exception):
+    """This request was taken before: nothing it would do may happen again."""
+
+
+@dataclass
+class _Current:
+    signature: str
+    at: datetime
+    taken: bool = False
+
+
+_current: ContextVar[_Current | None] = ContextVar("inbound_request", default=None)
+
+
+@contextmanager
+def handling(signature: str, at: datetime) -> Iterator[None]:
+    """While a signed request is handled (in this thread), the events it records take its signature."""
+    token = _current.set(_Current(signature, at))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def take_current(session: Session) -> None:
+    """Inside a recording transaction: take the request being handled, once; raise Replayed if it was taken
+    before (the caller's transaction then rolls back)."""
+    current = _current.get()
+    if current is None or current.taken:
+        return
+    if not take(session, signature=current.signature, at=current.at):
+        raise Replayed(f"request {current.signature[:16]}... was taken before")
+    current.taken = True
+
+
+def seen(session: Session, *, signature: str) -> bool:
+    """Whether the request was taken before (a read: the first check, before anything is done)."""
+    return session.get(InboundRequest, signature) is not None
 
 
 def take(session: Session, *, signature: str, at: datetime) -> bool:
