@@ -94,6 +94,61 @@ CASES = [
         "impossible date", variant("label: Fatal error rate", "label: 2001-02-30"), "day is out of range", "2001-02-30"
     ),
     Case("list as a key", SHIPPED.read_text() + "? [a, b]\n: c\n", "a key must be a plain name", "? [a, b]"),
+    # templates
+    Case(
+        "comms template divides by zero",
+        SHIPPED.read_text(),
+        "template comms/status-update.md.j2 does not render: line 2: ZeroDivisionError: division by zero",
+        "comms: [status-update]",
+        {"status-update.md.j2": "Status\n{{ 1 / 0 }}\n"},
+    ),
+    Case(
+        "comms template recurses",
+        SHIPPED.read_text(),
+        "RecursionError",
+        "comms: [all-clear",
+        {"all-clear.md.j2": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"},
+    ),
+    Case(
+        "comms template syntax",
+        SHIPPED.read_text(),
+        "checkpoint-status.md.j2 does not render: line 2: ",
+        "comms: [checkpoint-status]",
+        {"checkpoint-status.md.j2": "ok\n{% for %}\n"},
+    ),
+    Case(
+        "comms template not UTF-8",
+        SHIPPED.read_text(),
+        "UnicodeDecodeError",
+        "comms: [rollback-notice",
+        {"rollback-notice.md.j2": b"\xff\xfe{{ service }}"},
+    ),
+    Case(
+        "comms template leaves the sandbox",
+        SHIPPED.read_text(),
+        "unsafe",
+        "comms: [internal-alert",
+        {"internal-alert.md.j2": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
+    ),
+    Case(
+        "comms template huge range",
+        SHIPPED.read_text(),
+        "OverflowError",
+        "comms: [internal-alert",
+        {"internal-alert.md.j2": "{{ range(10 ** 9) | list }}"},
+    ),
+    Case(
+        "webhook body raises",
+        variant(BODY, BODY.replace('percent: "1"', 'percent: "{{ 1 // 0 }}"')),
+        "webhook of 'checkpoint': body.percent does not render: ZeroDivisionError",
+        "1 // 0",
+    ),
+    Case(
+        "webhook url raises",
+        variant("url: http://deploy.internal/v1/lock", "url: http://deploy.internal/{{ incident.nope }}"),
+        "webhook of 'lock': url does not render:",
+        "incident.nope",
+    ),
 ]
 
 
