@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 _ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
@@ -30,6 +31,34 @@ def expand(value: str, *, strict: bool = False) -> str:
         return found
 
     return _ENV.sub(one, value)
+
+
+def strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string inside a JSON-like value, with its path (webhook bodies)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from strings(v, (*path, i))
+
+
+def expand_all(value: Any, *, strict: bool = False) -> Any:
+    """`expand` on every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return expand(value, strict=strict)
+    if isinstance(value, dict):
+        return {k: expand_all(v, strict=strict) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_all(v, strict=strict) for v in value]
+    return value
+
+
+def unset_in(value: str) -> list[str]:
+    """The names of the `${VAR}`s in `value` that are unset or empty, once each."""
+    return list(dict.fromkeys(name for name in _ENV.findall(value) if not os.environ.get(name)))
 
 
 def secrets_in(value: str) -> list[str]:

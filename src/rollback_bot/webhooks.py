@@ -10,9 +10,9 @@ from typing import Any
 import requests
 
 from rollback_bot.playbook.models import WebhookSpec
-from rollback_bot.secrets import expand, redact, secrets_in
+from rollback_bot.secrets import MissingVariable, expand, expand_all, redact, secrets_in, strings
 
-__all__ = ["WebhookResult", "redact", "send"]
+__all__ = ["WebhookResult", "redact", "send", "webhook_secrets"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,12 @@ class WebhookResult:
     status: int | None
     attempts: int
     response: str  # a short excerpt of the answer or the error; never headers (they may hold secrets)
+
+
+def webhook_secrets(spec: WebhookSpec) -> list[str]:
+    """The values of every `${VAR}` the webhook uses (url, headers, body): never to be recorded."""
+    texts = [spec.url, *spec.headers.values(), *(text for _, text in strings(spec.body))]
+    return list(dict.fromkeys(s for text in texts for s in secrets_in(text)))
 
 
 def send(
@@ -32,11 +38,16 @@ def send(
     sleep: Callable[[float], None],
     backoff: float = 0.5,
 ) -> WebhookResult:
-    """POST (or PUT/PATCH) the body; retry connection errors, timeouts, 429 and 5xx; never 4xx."""
-    headers = {k: expand(v) for k, v in spec.headers.items()}
-    secrets = [m for v in spec.headers.values() for m in secrets_in(v)]
+    """POST (or PUT/PATCH) the body; retry connection errors, timeouts, 429 and 5xx; never 4xx. `url` and
+    `body` are rendered; their `${VAR}`s, and the headers', are expanded here. An unset one: not sent."""
+    secrets = webhook_secrets(spec)
+    try:
+        url = expand(url, strict=True)
+        headers = {k: expand(v, strict=True) for k, v in spec.headers.items()}
+        data = json.dumps(expand_all(body, strict=True))
+    except MissingVariable as exc:
+        return WebhookResult(False, None, 0, f"{exc}; the webhook was not sent")
     headers.update({"Idempotency-Key": idempotency_key, "Content-Type": "application/json"})
-    data = json.dumps(body)
     attempts = 0
     last = WebhookResult(False, None, 0, "not sent")
     for attempt in range(spec.retries + 1):

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +152,28 @@ CASES = [
         "webhook of 'lock': url does not render:",
         "incident.nope",
     ),
+    # environment
+    Case(
+        "unset header variable",
+        variant(
+            "url: http://deploy.internal/v1/hotfix",
+            f'url: http://deploy.internal/v1/hotfix\n          headers: {{Authorization: "Bearer ${{{UNSET}}}"}}',
+        ),
+        f"webhook of 'hotfix' uses ${{{UNSET}}}, which is not set",
+        "Bearer",
+    ),
+    Case(
+        "unset body variable",
+        variant(BODY, BODY.replace('percent: "1"', f'token: "${{{UNSET}}}"')),
+        f"uses ${{{UNSET}}}, which is not set",
+        "token:",
+    ),
+    Case(
+        "header with a line break",
+        variant("url: http://deploy.internal/v1/hotfix", 'url: http://x/\n          headers: {X-A: "a\\nb"}'),
+        "header 'X-A' has a line break",
+        "headers: {X-A",
+    ),
 ]
 
 
@@ -193,3 +218,51 @@ def test_shipped_playbooks_check_clean() -> None:
         started = time.perf_counter()
         assert check_file(path)[1] == [], path
         assert time.perf_counter() - started < GUARD_S
+
+
+def test_a_set_variable_or_check_outside_production_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [case] = [c for c in CASES if c.id == "unset header variable"]
+    path = playbook_dir(tmp_path, case)
+    monkeypatch.delenv(UNSET, raising=False)
+    assert check_file(path, env=False)[1] == []
+    monkeypatch.setenv(UNSET, "a-real-token")
+    assert check_file(path)[1] == []
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rollback_bot.cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_check_and_serve_refuse_without_a_traceback(tmp_path: Path) -> None:
+    case = Case(
+        "both",
+        variant(
+            "url: http://deploy.internal/v1/hotfix",
+            f'url: http://deploy.internal/v1/hotfix\n          headers: {{Authorization: "Bearer ${{{UNSET}}}"}}',
+        ),
+        "",
+        "",
+        {"status-update.md.j2": "Status\n{{ 1 / 0 }}\n"},
+    )
+    path = playbook_dir(tmp_path, case)
+    text = path.read_text()
+    unset = f"{path}:{expected_line(Case('', text, '', 'Bearer'))}: webhook of 'hotfix' uses ${{{UNSET}}}"
+    template = f"{path}:{expected_line(Case('', text, '', 'comms: [status-update]'))}: template comms/status-update"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", UNSET))}
+    env |= {
+        "SLACK_BOT_TOKEN": "xoxb-1-test",
+        "SLACK_SIGNING_SECRET": "0123456789abcdef0123456789abcdef",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: the playbooks are refused first
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+        "ROLLBACK_PLAYBOOKS": str(path.parent),
+    }
+    checked = cli("check", str(path), env=env)
+    assert checked.returncode == 1 and unset in checked.stderr and template in checked.stderr
+    lenient = cli("check", "--no-env", str(path), env=env)
+    assert lenient.returncode == 1 and unset not in lenient.stderr and template in lenient.stderr
+    served = cli("serve", env=env)
+    assert served.returncode == 1, served.stderr
+    assert unset in served.stderr and template in served.stderr
+    assert "Traceback" not in served.stderr + checked.stderr
