@@ -153,6 +153,7 @@ def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun)
                 "http_status": result.status,
                 "attempts": result.attempts,
                 "response": result.response,
+                "headers": result.headers,
                 "idempotency_key": run.idempotency_key,
                 "last_stage": run.stage == action.stage_list[-1],
             },
