@@ -22,12 +22,14 @@ class Recorded:
     body: Any
 
 
-Answer = tuple[int, Any] | Callable[["Recorded"], tuple[int, Any]]
+Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]]  # status, JSON body (or bytes), extra headers
+Answer = Reply | Callable[["Recorded"], Reply]
 
 
 @dataclass
 class FakeHTTP:
-    """Routes map a path to (status, JSON body) or to a function of the request; raw bytes pass as is."""
+    """Routes map a path to (status, JSON body[, headers]) or to a function of the request; raw bytes pass
+    as is."""
 
     routes: dict[str, Answer] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
@@ -53,10 +55,13 @@ class FakeHTTP:
                 if path in fake.delay:
                     time.sleep(fake.delay[path])
                 answer = fake.routes.get(path, (404, {"error": "no route"}))
-                status, payload = answer(rec) if callable(answer) else answer
+                reply = answer(rec) if callable(answer) else answer
+                status, payload = reply[0], reply[1]
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                headers = {"Content-Type": "application/json", **(reply[2] if len(reply) > 2 else {})}
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -3,9 +3,16 @@ scheduler; run `rollback-bot serve --scheduler-only` as exactly one other proces
 
 from __future__ import annotations
 
+import sys
+
 from rollback_bot.bootstrap import build_service
 from rollback_bot.config import load_settings
+from rollback_bot.playbook.loader import PlaybookInvalid
 
-service = build_service(load_settings())
+try:
+    service = build_service(load_settings())
+except PlaybookInvalid as exc:  # refuse to start, saying why in file:line form, without a traceback
+    print("\n".join(map(str, exc.errors)) or "no playbooks found", file=sys.stderr)
+    raise SystemExit(1) from None
 service.start_watchdog()  # says so in Slack when the scheduler process stalls or dies
 application = service.wsgi()

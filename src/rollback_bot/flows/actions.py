@@ -117,8 +117,8 @@ def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun)
     pb = deps.snapshot(incident).playbook
     ctx = webhook_context(pb, incident.id, action.id, run.stage)
     try:
-        url = str(render_value(action.webhook.url, ctx))
-        body = render_value(action.webhook.body, ctx)
+        url = str(render_value(action.webhook.url, ctx, ("url",)))
+        body = render_value(action.webhook.body, ctx, ("body",))
         result = webhooks.send(
             deps.http,
             action.webhook,
@@ -156,6 +156,7 @@ def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun)
                 "http_status": result.status,
                 "attempts": result.attempts,
                 "response": result.response,
+                "headers": result.headers,
                 "idempotency_key": run.idempotency_key,
                 "last_stage": run.stage == action.stage_list[-1],
             },

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=3650)  # ten years: longer is a typo, and would overflow date arithmetic
 
 
 def parse_duration(value: object) -> timedelta:
@@ -14,9 +16,12 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     text = str(value).strip().replace(" ", "")
+    shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
     if not text or _PART.sub("", text) != "" or not _PART.match(text):
-        raise ValueError(f"bad duration '{value}': write a number and a unit, e.g. 30s, 10m, 2h, 1h30m")
+        raise ValueError(f"bad duration '{shown}': write a number and a unit, e.g. 30s, 10m, 2h, 1h30m")
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration '{shown}' is too long: at most {MAX_DURATION.days}d (ten years)")
     return timedelta(seconds=seconds)
 
 

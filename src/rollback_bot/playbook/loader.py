@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import BUILTIN_SIGNALS, Playbook
-from rollback_bot.playbook.yamlsource import LineMap, YamlSyntaxError, load_with_lines
+from rollback_bot.playbook.yamlsource import MAX_BYTES, TOO_LARGE, LineMap, YamlSyntaxError, load_with_lines
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,17 @@ def version_of(text: str) -> str:
 def load_playbook(path: str | Path) -> LoadedPlaybook:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fp:
+            raw = fp.read(MAX_BYTES + 1)  # never more: the path may name a device or a huge file
     except OSError as exc:
         raise PlaybookInvalid([PlaybookError(str(p), 1, f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise PlaybookInvalid([PlaybookError(str(p), 1, TOO_LARGE)])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PlaybookInvalid([PlaybookError(str(p), line, "not UTF-8 text; save the file as UTF-8")]) from None
     return parse_playbook(text, str(p))
 
 

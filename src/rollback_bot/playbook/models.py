@@ -100,23 +100,26 @@ class BasicAuthSpec(Strict):
     password: EnvText = Field(min_length=1, description="use ${ENV_VAR}; never logged")
 
 
+def header_values(v: dict[str, str]) -> dict[str, str]:
+    """Headers as written: valid names, values on one line, `${UPPER_CASE}` references only."""
+    for name, value in v.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"'{name}' is not a valid HTTP header name")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header '{name}' has a line break in its value")
+        env_references(value)
+    return v
+
+
+Headers = Annotated[dict[str, str], AfterValidator(header_values)]
+
+
 class ConnectionSpec(Strict):
     """Headers, basic auth and TLS of an HTTP source; header values and credentials may use ${ENV_VAR}."""
 
-    headers: dict[str, str] = {}
+    headers: Headers = {}
     basic_auth: BasicAuthSpec | None = None
     tls: TlsSpec = TlsSpec()
-
-    @field_validator("headers")
-    @classmethod
-    def _header_names(cls, v: dict[str, str]) -> dict[str, str]:
-        for name, value in v.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"'{name}' is not a valid HTTP header name")
-            if "\r" in value or "\n" in value:
-                raise ValueError(f"header '{name}' has a line break in its value")
-            env_references(value)
-        return v
 
     @model_validator(mode="after")
     def _one_authorization(self) -> ConnectionSpec:
@@ -280,11 +283,27 @@ class TriggerSpec(Strict):
         return text
 
 
+def _env_references_in(value: Any) -> Any:
+    """`env_references` on every string of a JSON-like value."""
+    if isinstance(value, str):
+        env_references(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _env_references_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            _env_references_in(v)
+    return value
+
+
 class WebhookSpec(Strict):
-    url: str
+    """Where an action goes. Url, header values and body strings may use ${ENV_VAR} (expanded when sent,
+    required at start-up, never recorded); url and body strings are Jinja2 first."""
+
+    url: EnvText
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    body: dict[str, Any] = {}
-    headers: dict[str, str] = Field({}, description="values may use ${ENV_VAR}; never logged")
+    body: Annotated[dict[str, Any], AfterValidator(_env_references_in)] = {}
+    headers: Headers = Field({}, description="values may use ${ENV_VAR}; never logged")
     timeout: Duration = timedelta(seconds=10)
     retries: int = Field(3, ge=0, le=10)
 

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import traceback
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookError
 
 
 class TemplateProblem(Exception):
-    pass
+    """A template that cannot be found or raised while rendering (whatever it raised), said in one line;
+    `path` is where in a rendered value (webhook body) the failing string is."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _problem(exc: Exception, filename: str | None) -> str:
+    """'line 3: ZeroDivisionError: division by zero': where in the template, and what it raised."""
+    if filename is None:
+        line = None
+    else:
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+        for frame in traceback.extract_tb(exc.__traceback__):  # jinja2 rewrites frames to template lines
+            if frame.filename == filename:
+                line = frame.lineno
+    what = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+    what = what if len(what) <= 300 else what[:300] + "..."
+    return f"line {line}: {what}" if line else what
 
 
 @lru_cache(maxsize=16)
@@ -36,22 +56,29 @@ def template_name(comm: str) -> str:
 
 
 def render_comms(templates_dir: Path, comm: str, context: dict[str, Any]) -> str:
+    """The rendered draft; TemplateProblem for anything the template raises, never another exception."""
     try:
         return _env(str(templates_dir)).get_template(template_name(comm)).render(**context).strip()
     except TemplateNotFound:
         raise TemplateProblem(f"template {templates_dir / template_name(comm)} does not exist") from None
-    except TemplateError as exc:
-        raise TemplateProblem(f"template {template_name(comm)} does not render: {exc}") from None
+    except Exception as exc:  # a template may raise anything: ZeroDivisionError, RecursionError, bad UTF-8
+        filename = str(templates_dir / template_name(comm))
+        raise TemplateProblem(f"template {template_name(comm)} does not render: {_problem(exc, filename)}") from None
 
 
-def render_value(value: Any, context: dict[str, Any]) -> Any:
-    """Render every string inside a JSON-like value (webhook bodies)."""
+def render_value(value: Any, context: dict[str, Any], path: tuple[str | int, ...] = ()) -> Any:
+    """Render every string inside a JSON-like value (webhook bodies); TemplateProblem says which one."""
     if isinstance(value, str):
-        return _STRING_ENV.from_string(value).render(**context)
+        try:
+            return _STRING_ENV.from_string(value).render(**context)
+        except Exception as exc:  # anything a template raises
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "value"
+            filename = "<template>" if "\n" in value else None  # a line number only where there are lines
+            raise TemplateProblem(f"{where} does not render: {_problem(exc, filename)}", path) from None
     if isinstance(value, dict):
-        return {k: render_value(v, context) for k, v in value.items()}
+        return {k: render_value(v, context, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context) for v in value]
+        return [render_value(v, context, (*path, i)) for i, v in enumerate(value)]
     return value
 
 
@@ -69,10 +96,11 @@ def check_templates(loaded: LoadedPlaybook) -> list[PlaybookError]:
             except TemplateProblem as exc:
                 errors.append(PlaybookError(loaded.source, loaded.lines.line_of(("ladder", i, "comms", j)), str(exc)))
         for j, action in enumerate(step.actions):
-            try:
-                render_value(action.webhook.body, webhook_context(pb, 1, action.id, action.stage_list[0]))
-                render_value(action.webhook.url, webhook_context(pb, 1, action.id, action.stage_list[0]))
-            except TemplateError as exc:
-                line = loaded.lines.line_of(("ladder", i, "actions", j, "webhook"))
-                errors.append(PlaybookError(loaded.source, line, f"webhook of '{action.id}' does not render: {exc}"))
+            hook_ctx = webhook_context(pb, 1, action.id, action.stage_list[0])
+            for part in ("url", "body"):
+                try:
+                    render_value(getattr(action.webhook, part), hook_ctx, (part,))
+                except TemplateProblem as exc:
+                    line = loaded.lines.line_of(("ladder", i, "actions", j, "webhook", *exc.path))
+                    errors.append(PlaybookError(loaded.source, line, f"webhook of '{action.id}': {exc}"))
     return errors
