@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, delete, update
 
 from rollback_bot.directory import check_roles
@@ -102,7 +103,8 @@ class Scene:
 
 
 def _open(deps: Deps, s: Session, incident_id: int, user: str, *, must_be_open: bool = True) -> Scene | Outcome:
-    incident = s.get(Incident, incident_id)
+    # the playbook's text is loaded only when this process has not parsed that version yet
+    incident = s.get(Incident, incident_id, options=[defer(Incident.playbook_text)])  # type: ignore[arg-type]
     if incident is None:
         return Outcome(False, f"no incident #{incident_id}")
     if must_be_open and incident.status != "open":

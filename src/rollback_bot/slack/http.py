@@ -57,8 +57,8 @@ class SlackEndpoint:
         request = BoltRequest(body=raw.decode(), query=environ.get("QUERY_STRING", ""), headers=dict(headers))
         request.body = body
         request.context = build_context(BoltContext({}), body)
-        with self.store.session() as s:
-            replayed = store_inbound.seen(s, signature=signature)
+        with self.store.engine.connect() as conn:
+            replayed = store_inbound.seen(conn, signature=signature)
         if replayed:  # the same signed request again (a replay within Slack's window): answered, ignored
             log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
             return _answer(start_response, 200, b"", "text/plain")

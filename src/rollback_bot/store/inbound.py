@@ -14,7 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, delete
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col, delete, select
 
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import InboundRequest
@@ -55,9 +56,10 @@ def take_current(session: Session) -> None:
     current.taken = True
 
 
-def seen(session: Session, *, signature: str) -> bool:
-    """Whether the request was taken before (a read: the first check, before anything is done)."""
-    return session.get(InboundRequest, signature) is not None
+def seen(conn: Connection, *, signature: str) -> bool:
+    """Whether the request was taken before (one indexed read, before anything is done)."""
+    stmt = select(col(InboundRequest.signature)).where(col(InboundRequest.signature) == signature)
+    return conn.execute(stmt).first() is not None
 
 
 def take(session: Session, *, signature: str, at: datetime) -> bool:
