@@ -314,3 +314,28 @@ def test_signatures_are_checked_on_the_raw_body(slack_env: SlackEnv) -> None:
     altered = body.replace(b"status", b"help&x")
     assert session.post(f"{env.url}/slack/events", data=altered, headers=headers, timeout=5).status_code == 401
     assert session.post(f"{env.url}/slack/events", data=body, headers=headers, timeout=5).status_code == 200
+
+
+def test_a_slack_that_never_answers_lookups_still_gets_clicks_answered_in_time(slack_env: SlackEnv) -> None:
+    """Role and name lookups sit on a click's path: each gives up after 1 s, and after a failure Slack is not
+    asked again for a while, so the next clicks are answered at once."""
+    env = slack_env
+    env.open_incident()
+    env.clock.advance(timedelta(hours=1))
+    flows.tick(env.deps)
+    env.settle()
+    env.clock.advance(timedelta(minutes=11))  # what was read before is too old to use
+    env.slack.hang_seconds = 5.0
+    env.slack.lose["usergroups.users.list"] = ["hang"] * 20
+    env.slack.lose["users.info"] = ["hang"] * 20
+    started = time.monotonic()
+    assert env.click("approve:rollback", "UAPP2").status_code == 200
+    first = time.monotonic() - started
+    assert first < 3.0, first  # within Slack's 3 seconds
+    started = time.monotonic()
+    assert env.click("approve:rollback", "UAPP2").status_code == 200
+    again = time.monotonic() - started
+    assert again < 0.5, again
+    env.service.drain()
+    told = [c.params["text"] for c in env.slack.ephemerals("UAPP2")]
+    assert len(told) == 2 and all(t.startswith(":no_entry: I cannot check your role right now") for t in told)

@@ -19,6 +19,7 @@ from rollback_bot.telemetry import SLACK_API_ERRORS
 
 log = logging.getLogger(__name__)
 NAMES_TTL = timedelta(hours=1)
+FAILURE_PAUSE = timedelta(seconds=10)  # after a failed lookup, Slack is asked again only after this
 LOOKUP_TIMEOUT = 1  # seconds per lookup: a click's whole answer must fit in Slack's 3 seconds
 
 
@@ -49,6 +50,9 @@ class SlackDirectory:
         self.ttl, self.max_stale, self.refresh_floor = ttl, max_stale, refresh_floor
         self._groups: dict[str, tuple[datetime, set[str]]] = {}
         self._names: dict[str, tuple[datetime, str]] = {}
+        # after a failed lookup, Slack is not asked again for a while: clicks use what is known at once instead
+        # of each waiting out a timeout while Slack hangs
+        self._failed: dict[str, tuple[datetime, str]] = {}
         self._lock = threading.Lock()
 
     def group_members(self, group_id: str, *, fresh: bool = False) -> set[str]:
@@ -58,6 +62,10 @@ class SlackDirectory:
         age = now - cached[0] if cached else None
         if cached and age is not None and age < (self.refresh_floor if fresh else self.ttl):
             return set(cached[1])
+        with self._lock:
+            failed = self._failed.get(group_id)
+        if failed and now - failed[0] < FAILURE_PAUSE:
+            return self._fallback(group_id, cached, age, failed[1])
         try:
             users = self.client.usergroups_users_list(usergroup=group_id).get("users")
             if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
@@ -66,15 +74,23 @@ class SlackDirectory:
             SLACK_API_ERRORS.labels(method="usergroups.users.list").inc()
             why = exc.response.get("error") if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
             reason = f"Slack did not give the members of {group_id} ({str(why)[:120]})"
-            if cached and age is not None and age <= self.max_stale:
-                log.warning("%s; using the copy from %.0f s ago", reason, age.total_seconds())
-                return set(cached[1])
-            log.warning("%s; no copy younger than %s", reason, self.max_stale)
-            raise MembershipUnknown(reason) from None
+            with self._lock:
+                self._failed[group_id] = (now, reason)
+            log.warning("%s", reason)
+            return self._fallback(group_id, cached, age, reason)
         members = set(users)
         with self._lock:
             self._groups[group_id] = (now, members)
+            self._failed.pop(group_id, None)
         return set(members)
+
+    def _fallback(
+        self, group_id: str, cached: tuple[datetime, set[str]] | None, age: timedelta | None, reason: str
+    ) -> set[str]:
+        """The last known members while they are recent enough; past that, the members are unknown."""
+        if cached and age is not None and age <= self.max_stale:
+            return set(cached[1])
+        raise MembershipUnknown(reason)
 
     def display_name(self, user_id: str) -> str:
         now = self.clock.now()
@@ -86,10 +102,13 @@ class SlackDirectory:
             user = self.client.users_info(user=user_id).get("user") or {}
         except Exception:
             SLACK_API_ERRORS.labels(method="users.info").inc()
-            return cached[1] if cached else user_id
+            known = cached[1] if cached else user_id
+            with self._lock:  # asked again after FAILURE_PAUSE, not on every click while Slack hangs
+                self._names[user_id] = (now - NAMES_TTL + FAILURE_PAUSE, known)
+            return known
         profile = user.get("profile") or {}
-        name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
-        name = str(name or user_id)
+        found = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
+        name = str(found or user_id)
         with self._lock:
             self._names[user_id] = (now, name)
         return name
