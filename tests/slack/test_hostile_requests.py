@@ -276,7 +276,8 @@ def test_an_approver_is_never_refused_because_user_groups_cannot_be_read(slack_e
         kinds = [e.kind for e in timeline(s, 1)]
         assert s.exec(select(Approval)).all() == []
     assert "role.unknown" in kinds and "approval.denied" not in kinds
-    env.slack.fail["usergroups.users.list"] = []  # Slack answers again: the same click now counts
+    env.slack.fail["usergroups.users.list"] = []  # Slack answers again: once asked again (10 s on), it counts
+    env.clock.advance(timedelta(seconds=11))
     env.click("approve:rollback", "UAPP1")
     env.service.drain()
     assert env.slack.ephemerals("UAPP1")[-1].params["text"].startswith(":white_check_mark: Approved 'Roll back'")

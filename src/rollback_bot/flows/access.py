@@ -42,36 +42,32 @@ def may_read(deps: Deps, pb: Playbook, asker: Asker, verb: str, incident: Incide
     place = in_place(pb, asker, incident)
     if check.held and place:
         return None
-    incident_id = incident.id if incident is not None else None
     name = deps.directory.display_name(asker.user)
-    where = {"channel": asker.channel_id, "channel_name": asker.channel_name, "name": name}
+    who = f"{name} ({asker.user})"
+    if not check.held and check.unknown:
+        kind, summary = "role.unknown", f"could not check whether {who} may {verb} {pb.name}: {check.reason}"
+        extra = {"reason": check.reason}
+        answer = f"I cannot check your role right now ({check.reason}); try again in a minute."
+    elif not check.held:
+        needs = "a role in the playbook"
+        kind, summary, extra = "access.denied", f"{who} may not {verb} {pb.name} here: needs {needs}", {"needs": needs}
+        roles = ", ".join(pb.roles) or "none"
+        answer = f"Only people holding a role of playbook {pb.name} ({roles}) may {verb} it."
+    else:
+        needs = f"to ask in {pb.channel} or by direct message"
+        kind, summary, extra = "access.denied", f"{who} may not {verb} {pb.name} here: needs {needs}", {"needs": needs}
+        answer = f"Ask in {pb.channel} or by direct message to {verb} {pb.name}."
     with deps.store.session() as s:
-        if not check.held and check.unknown:
-            audit.record(
-                s,
-                playbook=pb.name,
-                incident_id=incident_id,
-                kind="role.unknown",
-                at=deps.now(),
-                actor=asker.user,
-                summary=f"could not check whether {name} ({asker.user}) may {verb} {pb.name}: {check.reason}",
-                details={"action": verb, "reason": check.reason, **where},
-            )
-            s.commit()
-            return Outcome(False, f"I cannot check your role right now ({check.reason}); try again in a minute.")
-        needs = "a role in the playbook" if not check.held else f"to ask in {pb.channel} or by direct message"
         audit.record(
             s,
             playbook=pb.name,
-            incident_id=incident_id,
-            kind="access.denied",
+            incident_id=incident.id if incident is not None else None,
+            kind=kind,
             at=deps.now(),
             actor=asker.user,
-            summary=f"{name} ({asker.user}) may not {verb} {pb.name} here: needs {needs}",
-            details={"action": verb, "needs": needs, **where},
+            summary=summary,
+            details={"action": verb, "channel": asker.channel_id, "channel_name": asker.channel_name, "name": name}
+            | extra,
         )
         s.commit()
-    if not check.held:
-        roles = ", ".join(pb.roles) or "none"
-        return Outcome(False, f"Only people holding a role of playbook {pb.name} ({roles}) may {verb} it.")
-    return Outcome(False, f"Ask in {pb.channel} or by direct message to {verb} {pb.name}.")
+    return Outcome(False, answer)
