@@ -340,3 +340,25 @@ def test_a_slack_that_never_answers_lookups_still_gets_clicks_answered_in_time(s
     env.service.drain()
     told = [c.params["text"] for c in env.slack.ephemerals("UAPP2")]
     assert len(told) == 2 and all(t.startswith(":no_entry: I cannot check your role right now") for t in told)
+
+
+def test_a_person_clicking_a_refused_button_again_and_again_does_not_flood_the_thread(slack_env: SlackEnv) -> None:
+    env = slack_env
+    env.open_incident()
+    env.settle()
+    for _ in range(12):
+        assert env.click("ack", "UX").status_code == 200
+    env.service.drain()
+    env.settle()
+    env.service.sync.sync_all()
+    with env.deps.store.session() as s:
+        denied = [e for e in timeline(s, 1) if e.kind == "ack.denied"]
+    assert len(denied) == 12  # every refusal is in the timeline ...
+    posted = [c for c in env.slack.thread() if "may not acknowledge" in str(c.params.get("text"))]
+    assert len(posted) == 1  # ... and the thread shows it once per 10 minutes
+    assert len(env.slack.ephemerals("UX")) == 12  # the person is answered every time
+    env.clock.advance(timedelta(minutes=11))
+    env.click("ack", "UX")
+    env.service.drain()
+    env.settle()
+    assert len([c for c in env.slack.thread() if "may not acknowledge" in str(c.params.get("text"))]) == 2

@@ -34,12 +34,13 @@ from rollback_bot.slack.blocks import alert, thread_event
 from rollback_bot.slack.client import never_reached_slack
 from rollback_bot.slack.lookup import Lookup, marker
 from rollback_bot.store import slack_cursors as outbox
-from rollback_bot.store.audit import UNPOSTED
+from rollback_bot.store.audit import DENIED, UNPOSTED
 from rollback_bot.store.models import Event, Incident
 from rollback_bot.telemetry import SLACK_API_ERRORS
 
 log = logging.getLogger(__name__)
 NOT_IN_THREAD = {"incident.opened"} | UNPOSTED  # the parent message is that event; refusals of reads stay quiet
+QUIET_REPEATS = timedelta(minutes=10)  # the same refusal of the same person is posted once per this
 LEASE = timedelta(seconds=60)
 PARENT = 0  # Incident.slack_pending while the parent message is in flight (event ids start at 1)
 EVENT_POST = "rollback_bot_event"  # metadata event_type of a thread reply or a channel event
@@ -147,6 +148,10 @@ class SlackSync:
             SLACK_API_ERRORS.labels(method=method).inc()
             raise
 
+    def _repeated(self, ev: Event) -> bool:
+        with self.deps.store.session() as s:
+            return outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS)
+
     def _write(self, change: Callable[[Session], None]) -> None:
         with self.deps.store.session() as s:
             change(s)
@@ -221,7 +226,7 @@ class SlackSync:
             assert ev.id is not None
             event_id, meta = ev.id, _event_marker(ev)
             confirm = partial(outbox.confirm_thread, incident_id=incident_id, event_id=event_id)
-            if ev.kind in NOT_IN_THREAD:
+            if ev.kind in NOT_IN_THREAD or (ev.kind in DENIED and self._repeated(ev)):
                 self._write(confirm)
                 continue
             message = thread_event(ev).payload()  # before the mark: a message that cannot be built is not sent

@@ -3,7 +3,7 @@ in flight (recorded before Slack is called, cleared with the cursor's advance), 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select, update
 
@@ -118,3 +118,16 @@ def confirm_channel(session: Session, *, playbook: str, event_id: int) -> None:
         .where(col(SlackCursor.playbook) == playbook, col(SlackCursor.last_event_id) < event_id)
         .values(last_event_id=event_id, pending=None)
     )
+
+
+def repeats_a_refusal(session: Session, *, event: Event, within: timedelta) -> bool:
+    """Whether the same person was refused the same way on the same incident shortly before: such repeats
+    stay in the timeline but are not posted again (clicking a button over and over must not flood a thread)."""
+    stmt = select(col(Event.id)).where(
+        Event.incident_id == event.incident_id,
+        Event.kind == event.kind,
+        Event.actor == event.actor,
+        col(Event.id) < event.id,
+        col(Event.at) > event.at - within,
+    )
+    return session.exec(stmt.limit(1)).first() is not None
