@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, delete, update
 
-from rollback_bot.directory import check_roles
+from rollback_bot.directory import RoleCheck, check_roles
 from rollback_bot.flows.actions import run_due_actions
 from rollback_bot.flows.deps import Deps, Outcome
 from rollback_bot.flows.readings import latest, with_builtins
@@ -80,21 +80,25 @@ class Scene:
         if check.held:
             return check.held, None
         if check.unknown:
-            self.record(
-                "role.unknown",
-                f"could not check whether {self.who()} may {verb}: {check.reason}",
-                action=verb,
-                needs=list(required),
-                reason=check.reason,
-            )
-            self.s.commit()
-            msg = f"I cannot check your role right now ({check.reason}). Nothing was refused; try again in a minute."
-            return check.held, Outcome(False, msg, self.id)
+            return check.held, self.cannot_check(check, required, verb)
         needed = " or ".join(dict.fromkeys(required))
         ev = self.record(denied, f"{self.who()} may not {verb}: needs {needed}", action=verb, needs=list(required))
         self.s.commit()
         publish_all(self.deps.notifier, self.incident, [ev])
         return check.held, Outcome(False, f"Only {needed} may {verb} this incident.", self.id)
+
+    def cannot_check(self, check: RoleCheck, required: Sequence[str], verb: str) -> Outcome:
+        """A role needed here could not be checked: recorded as such (not a refusal of the person)."""
+        self.record(
+            "role.unknown",
+            f"could not check whether {self.who()} may {verb}: {check.reason}",
+            action=verb,
+            needs=list(required),
+            reason=check.reason,
+        )
+        self.s.commit()
+        msg = f"I cannot check your role right now ({check.reason}). Nothing was refused; try again in a minute."
+        return Outcome(False, msg, self.id)
 
     def done(self, ev: Event, message: str) -> Outcome:
         self.s.commit()
@@ -191,9 +195,8 @@ def _approve_once(deps: Deps, incident_id: int, action_id: str, user: str) -> Ou
             msg = f"'{action.label}' was already fully approved (last by {by} at {last.at:%H:%M:%S} UTC)"
             return Outcome(False, msg, incident_id)
         if decided.result == "denied" and check.unknown:
-            _, refused = scene.gate(action.requires, f"approve '{action.label}'", "approval.denied")
-            assert refused is not None
-            return refused
+            # a role still missing may be one the person holds (they may hold another, already filled, one)
+            return scene.cannot_check(check, action.requires, f"approve '{action.label}'")
         evidence = scene.evidence()
         common: dict[str, Any] = {"action": action_id, "label": action.label, "missing": list(decided.missing)}
         if decided.result == "accepted":

@@ -51,12 +51,10 @@ class SlackEndpoint:
                 raise inbound.Rejected(401, "SLACK_SIGNING_SECRET is not set, so no request can be verified")
             signature, ts = inbound.verify(self.secret, headers, raw, self.now)
             body = inbound.parse(raw, headers.get("content-type", ""))
+            request = _bolt_request(raw, body, environ.get("QUERY_STRING", ""), headers)
         except inbound.Rejected as exc:
             log.warning("refused a request to /slack/events with %s: %s", exc.status, exc.reason)
             return _answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
-        request = BoltRequest(body=raw.decode(), query=environ.get("QUERY_STRING", ""), headers=dict(headers))
-        request.body = body
-        request.context = build_context(BoltContext({}), body)
         with self.store.engine.connect() as conn:
             replayed = store_inbound.seen(conn, signature=signature)
         if replayed:  # the same signed request again (a replay within Slack's window): answered, ignored
@@ -84,6 +82,19 @@ class SlackEndpoint:
                 s.commit()
         except Exception as exc:  # the next try will do; a request's answer must not depend on it
             log.warning("could not forget old Slack requests: %s", exc)
+
+
+def _bolt_request(raw: bytes, body: dict[str, Any], query: str, headers: dict[str, str]) -> BoltRequest:
+    """Bolt's request around the body we parsed. Bolt must not parse the raw body again (its parser reads a
+    form body starting with '{' as JSON and raises), and its context extraction raises on odd shapes a signed
+    body may still have (`"team": true`): both are a 400, not a 500."""
+    try:
+        request = BoltRequest(body="", query=query, headers=dict(headers))
+        request.raw_body, request.body = raw.decode(), body
+        request.context = build_context(BoltContext({}), body)
+    except Exception as exc:
+        raise inbound.Rejected(400, f"Bolt cannot read this request ({type(exc).__name__}: {str(exc)[:80]})") from None
+    return request
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}

@@ -125,10 +125,12 @@ def parse(raw: bytes, content_type: str) -> dict[str, Any]:
     if "\x00" in text:
         raise Rejected(400, "body contains a NUL byte")
     if content_type.startswith("application/json"):
-        return _json_object(text, "body")
+        return _no_nul(_json_object(text, "body"))
     fields = dict(parse_qsl(text, keep_blank_values=True))
+    if any("\x00" in k or "\x00" in v for k, v in fields.items()):  # %00: PostgreSQL cannot store it
+        raise Rejected(400, "a field contains a NUL byte")
     if "payload" in fields:
-        body = _json_object(fields["payload"], "payload")
+        body = _no_nul(_json_object(fields["payload"], "payload"))
         kind = body.get("type")
         if not isinstance(kind, str):
             raise Rejected(400, "payload has no 'type'")
@@ -162,6 +164,22 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         raise Rejected(400, f"{what} is not JSON: {str(exc)[:80]}") from None
     if not isinstance(value, dict):
         raise Rejected(400, f"{what} is not a JSON object")
+    return value
+
+
+def _no_nul(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a JSON body with a NUL anywhere ("\\u0000"): no listener can record it in PostgreSQL."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise Rejected(400, "a JSON string contains a NUL character")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return value
 
 

@@ -65,10 +65,15 @@ def seen(conn: Connection, *, signature: str) -> bool:
 def take(session: Session, *, signature: str, at: datetime) -> bool:
     """Record the request; False when it was taken before (the caller commits)."""
     insert = insert_for(session)
-    done = session.exec(
-        insert(InboundRequest).values(signature=signature, at=at).on_conflict_do_nothing(index_elements=["signature"])
+    # RETURNING, not rowcount: through the ORM session, PostgreSQL's rowcount of this INSERT is -1 (true)
+    # whether or not a row went in, which let concurrent replays all record
+    stmt = (
+        insert(InboundRequest)
+        .values(signature=signature, at=at)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(col(InboundRequest.signature))
     )
-    return bool(done.rowcount)
+    return session.exec(stmt).first() is not None
 
 
 def forget_before(session: Session, *, before: datetime) -> int:
