@@ -53,6 +53,7 @@ class SlackDirectory:
         # after a failed lookup, Slack is not asked again for a while: clicks use what is known at once instead
         # of each waiting out a timeout while Slack hangs
         self._failed: dict[str, tuple[datetime, str]] = {}
+        self._slack_down: tuple[datetime, str] | None = None  # no answer at all (timeout, refused): all wait
         self._lock = threading.Lock()
 
     def group_members(self, group_id: str, *, fresh: bool = False) -> set[str]:
@@ -63,7 +64,7 @@ class SlackDirectory:
         if cached and age is not None and age < (self.refresh_floor if fresh else self.ttl):
             return set(cached[1])
         with self._lock:
-            failed = self._failed.get(group_id)
+            failed = self._failed.get(group_id) or self._slack_down
         if failed and now - failed[0] < FAILURE_PAUSE:
             return self._fallback(group_id, cached, age, failed[1])
         try:
@@ -76,12 +77,15 @@ class SlackDirectory:
             reason = f"Slack did not give the members of {group_id} ({str(why)[:120]})"
             with self._lock:
                 self._failed[group_id] = (now, reason)
+                if not isinstance(exc, SlackApiError):  # no answer at all: every lookup would wait the same
+                    self._slack_down = (now, reason)
             log.warning("%s", reason)
             return self._fallback(group_id, cached, age, reason)
         members = set(users)
         with self._lock:
             self._groups[group_id] = (now, members)
             self._failed.pop(group_id, None)
+            self._slack_down = None
         return set(members)
 
     def _fallback(
@@ -98,13 +102,19 @@ class SlackDirectory:
             cached = self._names.get(user_id)
         if cached and now - cached[0] < NAMES_TTL:
             return cached[1]
+        with self._lock:
+            down = self._slack_down
+        if down and now - down[0] < FAILURE_PAUSE:
+            return cached[1] if cached else user_id
         try:
             user = self.client.users_info(user=user_id).get("user") or {}
-        except Exception:
+        except Exception as exc:
             SLACK_API_ERRORS.labels(method="users.info").inc()
             known = cached[1] if cached else user_id
             with self._lock:  # asked again after FAILURE_PAUSE, not on every click while Slack hangs
                 self._names[user_id] = (now - NAMES_TTL + FAILURE_PAUSE, known)
+                if not isinstance(exc, SlackApiError):
+                    self._slack_down = (now, f"Slack did not answer users.info ({type(exc).__name__})")
             return known
         profile = user.get("profile") or {}
         found = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name")
