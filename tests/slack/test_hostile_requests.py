@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import sqlalchemy.exc
 from slack_sdk.signature import SignatureVerifier
 from sqlmodel import select
 
@@ -364,3 +365,19 @@ def test_a_person_clicking_a_refused_button_again_and_again_does_not_flood_the_t
     env.service.drain()
     env.settle()
     assert len([c for c in env.slack.thread() if "may not acknowledge" in str(c.params.get("text"))]) == 2
+
+
+def test_a_database_that_cannot_be_reached_is_said_out_loud(
+    slack_env: SlackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = slack_env
+    env.open_incident()
+
+    def unreachable(*args: object, **kw: object) -> None:
+        raise sqlalchemy.exc.OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(env.service.store.engine, "connect", unreachable)
+    answer = env.slash("ack", user="URESP")
+    assert answer.status_code == 200
+    assert answer.json()["text"].startswith(":warning: I cannot reach my database right now, so nothing was recorded")
+    assert env.click("ack", "URESP").status_code == 503  # Slack shows the clicker the click failed

@@ -55,8 +55,16 @@ class SlackEndpoint:
         except inbound.Rejected as exc:
             log.warning("refused a request to /slack/events with %s: %s", exc.status, exc.reason)
             return _answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
-        with self.store.engine.connect() as conn:
-            replayed = store_inbound.seen(conn, signature=signature)
+        try:
+            with self.store.engine.connect() as conn:
+                replayed = store_inbound.seen(conn, signature=signature)
+        except Exception as exc:  # the database is unreachable: nothing can be recorded, so say so
+            log.error("cannot take a Slack request: the database is unreachable (%s)", type(exc).__name__)
+            if "command" in body:  # a command's answer is shown to the person; a click's is not, but a 503 is
+                text = ":warning: I cannot reach my database right now, so nothing was recorded. Try again shortly."
+                data = json.dumps({"response_type": "ephemeral", "text": text}).encode()
+                return _answer(start_response, 200, data, "application/json")
+            return _answer(start_response, 503, b"database unreachable", "text/plain")
         if replayed:  # the same signed request again (a replay within Slack's window): answered, ignored
             log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
             return _answer(start_response, 200, b"", "text/plain")
