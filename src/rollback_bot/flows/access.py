@@ -24,7 +24,7 @@ class Asker:
 
     @property
     def in_dm(self) -> bool:
-        return self.channel_id.startswith("D") or self.channel_name in ("directmessage", "mpdm")
+        return self.channel_id.startswith("D") or self.channel_name == "directmessage"  # not group DMs
 
 
 def in_place(pb: Playbook, asker: Asker, incident: Incident | None = None) -> bool:
