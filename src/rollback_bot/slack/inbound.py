@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -85,15 +84,6 @@ class Click(_Model):
     @property
     def message_ts(self) -> str | None:
         return self.container.message_ts if self.container and self.container.message_ts else None
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """A request that passed every check: its signature (the replay key), its timestamp and its fields."""
-
-    signature: str
-    timestamp: int
-    body: dict[str, Any]
 
 
 def verify(
