@@ -222,22 +222,34 @@ class SlackSync:
     def _post_thread(self, incident: Incident, events: list[Event]) -> None:
         assert incident.id is not None and incident.slack_channel is not None and incident.slack_ts is not None
         incident_id, channel, thread_ts = incident.id, incident.slack_channel, incident.slack_ts
+        skipped: int | None = None  # events not posted since the last write: the cursor passes them in one go
+
+        def passing(then: Callable[[Session], None] | None = None) -> Callable[[Session], None]:
+            def change(s: Session) -> None:
+                if skipped is not None:
+                    outbox.confirm_thread(s, incident_id=incident_id, event_id=skipped)
+                if then is not None:
+                    then(s)
+
+            return change
+
         for ev in events:
             assert ev.id is not None
             event_id, meta = ev.id, _event_marker(ev)
             confirm = partial(outbox.confirm_thread, incident_id=incident_id, event_id=event_id)
             if ev.kind in NOT_IN_THREAD or (ev.kind in DENIED and self._repeated(ev)):
-                self._write(confirm)
+                skipped = event_id
                 continue
             message = thread_event(ev).payload()  # before the mark: a message that cannot be built is not sent
             if incident.slack_pending == event_id:
                 if self.lookup.in_thread(channel, thread_ts, EVENT_POST, meta["event_payload"]) is not None:
                     self._write(confirm)
-                    incident.slack_pending = None
+                    skipped, incident.slack_pending = None, None
                     continue
             else:
-                self._write(partial(outbox.mark_incident, incident_id=incident_id, pending=event_id))
-                incident.slack_pending = event_id
+                mark = partial(outbox.mark_incident, incident_id=incident_id, pending=event_id)
+                self._write(passing(mark))
+                skipped, incident.slack_pending = None, event_id
             self._post(
                 partial(outbox.mark_incident, incident_id=incident_id, pending=None),
                 channel=channel,
@@ -247,6 +259,8 @@ class SlackSync:
             )
             self._write(confirm)  # the cursor advances and the mark clears in one statement
             incident.slack_pending = None
+        if skipped is not None:
+            self._write(passing())
 
     # --- playbook-level events (no incident) ----------------------------------------------------------
     def sync_playbook(self, name: str) -> None:
