@@ -83,11 +83,6 @@ def _check(pb: Playbook, user_id: str, directory: Directory, roles: list[str], *
     return RoleCheck(frozenset(held), unknown)
 
 
-def roles_of(pb: Playbook, user_id: str, directory: Directory) -> set[str]:
-    """Every role `user_id` is known to hold (roles that cannot be checked now are left out)."""
-    return set(check_roles(pb, user_id, directory).held)
-
-
 def holders(pb: Playbook, role: str, directory: Directory) -> set[str]:
     """Everyone known to hold `role` (groups that cannot be read now add nobody)."""
     spec = pb.roles.get(role)

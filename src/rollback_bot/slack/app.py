@@ -7,6 +7,7 @@ nothing. Slow work goes to the runtime's workers after the reply."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from rollback_bot.slack import listeners
+from rollback_bot.slack import inbound, listeners
 from rollback_bot.slack.runtime import SlackRuntime
 from rollback_bot.store.inbound import Replayed
 
@@ -52,7 +53,9 @@ def build_app(rt: SlackRuntime) -> App:
         ref = uuid.uuid4().hex[:8]
         log.error("listener failed on %s [%s]", body.get("type") or body.get("command"), ref, exc_info=error)
         text = f":warning: Something went wrong; it is logged as `{ref}`. Nothing may have been recorded: try again."
-        rt.reply_later(body, text)
+        if body.get("type") == "block_actions":  # a command's answer is the response below; a click's is not
+            with contextlib.suppress(inbound.Rejected):  # too malformed to say where to answer
+                rt.answer_later(inbound.click(body), text)
         return BoltResponse(
             status=200,
             body=json.dumps({"response_type": "ephemeral", "text": text}),

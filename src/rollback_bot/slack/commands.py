@@ -134,11 +134,8 @@ def _status(deps: Deps, asker: Asker) -> Message:
             continue
         if (view := incident_view(deps, incident.id)) is not None:
             views.append(view)
-    message = blocks.status(views)
-    if hidden:
-        note = f"{len(hidden)} open incident(s) not shown to you: {' '.join(dict.fromkeys(hidden))}"
-        message = blocks.status(views, note=note)
-    return message
+    note = f"{len(hidden)} open incident(s) not shown to you: {' '.join(dict.fromkeys(hidden))}" if hidden else ""
+    return blocks.status(views, note=note)
 
 
 def _playbook(deps: Deps, playbooks: dict[str, LoadedPlaybook], name: str, asker: Asker) -> Message:

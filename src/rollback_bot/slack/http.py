@@ -105,7 +105,14 @@ def _bolt_request(raw: bytes, body: dict[str, Any], query: str, headers: dict[st
     return request
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Payload Too Large",
+    503: "Service Unavailable",
+}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -4,7 +4,7 @@ for what happens after the reply (ephemeral answers to clicks, uploads)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from slack_sdk.webhook import WebhookClient
 
 from rollback_bot.flows.deps import Deps
 from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.slack import inbound
 from rollback_bot.slack.sync import SlackSync
 from rollback_bot.worker import inline
 
@@ -37,16 +38,11 @@ class SlackRuntime:
     identity: BotIdentity = field(default_factory=BotIdentity)
     replies: Callable[[Callable[[], object]], object] = inline
 
-    def reply_later(self, body: Mapping[str, Any], text: str) -> None:
-        """An ephemeral answer to whoever sent `body`, after the acknowledgement (a click's answer cannot ride
-        on the HTTP response)."""
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        thread = (body.get("container") or {}).get("message_ts")
-        response_url = body.get("response_url")
-        if not isinstance(user, str):
-            return
-        self.replies(lambda: self.tell(user, channel, text, thread, response_url))
+    def answer_later(self, clicked: inbound.Click, text: str) -> None:
+        """An ephemeral answer to whoever clicked, after the acknowledgement (a click's answer cannot ride on
+        the HTTP response, as a command's does)."""
+        user, channel, thread, url = clicked.user.id, clicked.channel_id, clicked.message_ts, clicked.response_url
+        self.replies(lambda: self.tell(user, channel, text, thread, url))
 
     def tell(self, user: str, channel: object, text: str, thread: object = None, response_url: object = None) -> None:
         """chat.postEphemeral, or the request's response_url when that fails (e.g. the bot is not in the

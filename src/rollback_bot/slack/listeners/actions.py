@@ -32,7 +32,7 @@ def register(app: App, rt: SlackRuntime) -> None:
         outcome = _dispatch(rt, clicked)
         ack()
         mark = ":white_check_mark:" if outcome.ok else ":no_entry:"
-        rt.reply_later(body, f"{mark} {esc(outcome.message[:1].upper() + outcome.message[1:])}")
+        rt.answer_later(clicked, f"{mark} {esc(outcome.message[:1].upper() + outcome.message[1:])}")
 
 
 def _dispatch(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
