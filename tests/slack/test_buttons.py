@@ -71,8 +71,13 @@ def test_two_person_approval_runs_the_action_once_whatever_the_clicks(slack_env:
     shown = env.slack.last_alert().text_of_blocks()
     assert "*Roll back* (needs approver + safety_lead): :white_check_mark: approver: <@UAPP1> 10:00 UTC" in shown
     assert ":hourglass: safety_lead" in shown
+    posted, updated = len(env.slack.thread()), updates(env)
     env.click("approve:rollback", "UAPP1")  # a double click
     assert ephemeral_text(env, "UAPP1", 2).startswith(":no_entry: You already approved as approver")
+    env.settle()  # answered and in the timeline, but the thread and the alert stay as they were
+    assert (len(env.slack.thread()), updates(env)) == (posted, updated)
+    with env.deps.store.session() as s:
+        assert s.exec(select(Event).where(Event.kind == "approval.duplicate")).one().actor == "UAPP1"
 
     # the last approval: two people at the same moment, and Slack delivering one click twice (the same signed
     # request: the second is a replay, answered and ignored)

@@ -148,9 +148,12 @@ class SlackSync:
             SLACK_API_ERRORS.labels(method=method).inc()
             raise
 
-    def _repeated(self, ev: Event) -> bool:
-        with self.deps.store.session() as s:
-            return outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS)
+    def _quiet(self, s: Session, ev: Event) -> bool:
+        """Kept in the timeline, not posted in the thread: the parent itself, reads refused, repeated clicks,
+        and a refusal of someone refused the same way shortly before."""
+        return ev.kind in NOT_IN_THREAD or (
+            ev.kind in DENIED and outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS)
+        )
 
     def _write(self, change: Callable[[Session], None]) -> None:
         with self.deps.store.session() as s:
@@ -175,23 +178,35 @@ class SlackSync:
             s.commit()
         if not taken:
             return
+        released = False
         try:
             with self.deps.store.session() as s:  # one read of the state; the alert is built from it once
                 incident = s.get(Incident, incident_id)
                 if incident is None:
                     return
                 events = outbox.thread_events(s, incident_id=incident_id, after=incident.slack_cursor)
+                quiet = [ev for ev in events if self._quiet(s, ev)]
+                if incident.slack_ts is not None and events and len(quiet) == len(events):
+                    # only quiet events (a click repeated, say): nothing to show, so the alert is not rebuilt;
+                    # the cursor passes them and the lease goes back in one write
+                    assert events[-1].id is not None
+                    outbox.confirm_thread(s, incident_id=incident_id, event_id=events[-1].id)
+                    outbox.release_incident_lease(s, incident_id=incident_id)
+                    s.commit()
+                    released = True
+                    return
                 view = build_view(self.deps, s, incident)
             payload = alert(view).payload()
             fingerprint = _fingerprint(payload)
             if incident.slack_ts is None:
                 self._post_parent(incident, payload, fingerprint)
-            self._post_thread(incident, events)
+            self._post_thread(incident, events, {ev.id for ev in quiet})
             if incident.slack_rendered != fingerprint:
                 self._call("chat.update", channel=incident.slack_channel, ts=incident.slack_ts, **payload)
                 self._write(partial(outbox.rendered, incident_id=incident_id, fingerprint=fingerprint))
         finally:
-            self._write(partial(outbox.release_incident_lease, incident_id=incident_id))
+            if not released:
+                self._write(partial(outbox.release_incident_lease, incident_id=incident_id))
 
     def _post_parent(self, incident: Incident, payload: dict[str, Any], fingerprint: str) -> None:
         """Post the alert (or find the one whose answer was lost); `incident` then says where it is."""
@@ -219,7 +234,7 @@ class SlackSync:
         incident.slack_channel, incident.slack_ts, incident.slack_rendered = channel, ts, fingerprint
         incident.slack_pending = None
 
-    def _post_thread(self, incident: Incident, events: list[Event]) -> None:
+    def _post_thread(self, incident: Incident, events: list[Event], quiet: set[int | None]) -> None:
         assert incident.id is not None and incident.slack_channel is not None and incident.slack_ts is not None
         incident_id, channel, thread_ts = incident.id, incident.slack_channel, incident.slack_ts
         skipped: int | None = None  # events not posted since the last write: the cursor passes them in one go
@@ -237,7 +252,7 @@ class SlackSync:
             assert ev.id is not None
             event_id, meta = ev.id, _event_marker(ev)
             confirm = partial(outbox.confirm_thread, incident_id=incident_id, event_id=event_id)
-            if ev.kind in NOT_IN_THREAD or (ev.kind in DENIED and self._repeated(ev)):
+            if event_id in quiet:
                 skipped = event_id
                 continue
             message = thread_event(ev).payload()  # before the mark: a message that cannot be built is not sent

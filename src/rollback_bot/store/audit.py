@@ -54,8 +54,9 @@ KINDS = frozenset(
 
 # refusals of a person (what `/rollback timeline` counts and the post-mortem lists)
 DENIED = frozenset({"ack.denied", "approval.denied", "hold.denied", "resolve.denied", "access.denied"})
-# recorded, never posted to Slack: a refused or unknown person must not be able to make the bot spam a channel
-UNPOSTED = frozenset({"access.denied", "role.unknown"})
+# recorded, never posted to Slack: a refused or unknown person must not be able to make the bot spam a channel,
+# nor an approver clicking Approve again (they are answered; their approval was posted once)
+UNPOSTED = frozenset({"access.denied", "role.unknown", "approval.duplicate"})
 
 
 def record(
