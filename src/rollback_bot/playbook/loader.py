@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
-from rollback_bot.playbook.models import BUILTIN_SIGNALS, Playbook
+from rollback_bot.playbook.models import BUILTIN_SIGNALS, VERSION, Playbook
 from rollback_bot.playbook.yamlsource import MAX_BYTES, TOO_LARGE, LineMap, YamlSyntaxError, load_with_lines
 
 
@@ -148,6 +148,12 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
         for i, role in enumerate(roles):
             if role not in pb.roles:
                 yield (*where, i), f"role '{role}' is used but not defined under roles"
+    if pb.rollout is not None:
+        yield from _rollout_errors(pb)
+    for name, trig in pb.triggers.items():
+        for sig in trig.signals:
+            if sig in pb.signals and pb.signals[sig].compared:
+                yield ("triggers", name), f"trigger '{name}' reads '{sig}', a compared signal: it is for the rollout"
     seen_actions: dict[str, int] = {}
     expected_start = format_duration(pb.ladder[0].start)
     for i, step in enumerate(pb.ladder):
@@ -181,3 +187,46 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
                         ("ladder", i, "actions", j, "requires", k),
                         f"role '{role}' is used but not defined under roles",
                     )
+
+
+def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
+    """A rollout's names must exist, and what it compares must be read per version."""
+    ro = pb.rollout
+    assert ro is not None
+
+    def compared(sig: str, where: tuple[str | int, ...], what: str) -> Iterable[Issue]:
+        spec = pb.signals.get(sig)
+        if spec is None:
+            yield where, f"{what} uses unknown signal '{sig}'; define it under signals"
+        elif not spec.compared:
+            yield (
+                where,
+                (
+                    f"{what} compares '{sig}' between baseline and candidate, but the signal is read once: put {VERSION} "
+                    "in its query, URL or json path"
+                ),
+            )
+
+    yield from compared(ro.sample, ("rollout", "sample"), "the rollout's sample")
+    if ro.sample in pb.signals and pb.signals[ro.sample].segments:
+        yield ("rollout", "sample"), f"the sample '{ro.sample}' must not have segments: it is one count"
+    for sig in ro.gate.kpi:
+        yield from compared(sig, ("rollout", "gate", "kpi", sig), "the gate's kpi")
+    for kind in ("guardrails", "holds"):
+        for i, rule in enumerate(getattr(ro, kind)):
+            spec = pb.signals.get(rule.signal)
+            if rule.above is not None:  # the candidate's own value: any signal will do
+                if spec is None:
+                    yield (
+                        ("rollout", kind, i, "signal"),
+                        f"{kind[:-1]} uses unknown signal '{rule.signal}'; define it under signals",
+                    )
+            else:
+                yield from compared(rule.signal, ("rollout", kind, i, "signal"), kind[:-1])
+    for i, sig in enumerate(ro.diagnostics):
+        if sig not in pb.signals:
+            yield ("rollout", "diagnostics", i), f"diagnostic uses unknown signal '{sig}'; define it under signals"
+    for kind in ("advance", "hold", "rollback"):
+        for i, role in enumerate(getattr(ro, kind).requires):
+            if role not in pb.roles:
+                yield ("rollout", kind, "requires", i), f"role '{role}' is used but not defined under roles"

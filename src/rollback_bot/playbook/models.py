@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from datetime import timedelta
@@ -155,6 +156,11 @@ class SignalSpec(ConnectionSpec):
     silent_after: int = Field(5, ge=1, description="consecutive reads without data before 'signal silent'")
     unit: str = ""
     label: str | None = None
+    segments: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        [],
+        description="read per segment: Prometheus, the labels keying the answer's series; JSON, one name, and the "
+        "path points at an object of segment -> number",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -178,7 +184,18 @@ class SignalSpec(ConnectionSpec):
             raise ValueError("max_age must be positive")
         if self.timeout >= self.every:
             raise ValueError("timeout must be shorter than every")
+        if self.segments and self.builtin is not None:
+            raise ValueError("a builtin signal has no segments")
+        if len(self.segments) > 1 and self.http is not None:
+            raise ValueError("a JSON signal has one segment name: its path points at an object of segment -> number")
+        if len(set(self.segments)) != len(self.segments):
+            raise ValueError("segments are named once each")
         return self
+
+    @property
+    def compared(self) -> bool:
+        """Read once per version (baseline and candidate of a rollout): `{version}` in its query, URL or path."""
+        return any(VERSION in (text or "") for text in (self.prometheus, self.http, self.json_path))
 
     @property
     def sample_max_age(self) -> timedelta:
@@ -389,6 +406,121 @@ class ResolveSpec(Strict):
     requires: list[str] = ["incident_commander"]
 
 
+VERSION = "{version}"  # in a compared signal's query, URL or JSON path: the rollout's baseline or candidate
+
+
+def _increasing(percents: list[float]) -> None:
+    if any(b <= a for a, b in itertools.pairwise(percents)):
+        raise ValueError("stages must increase, e.g. 10, 25, 50, 100")
+
+
+class RolloutStageSpec(Strict):
+    percent: float = Field(gt=0, le=100, description="share of traffic on the candidate in this stage")
+    min_duration: Duration = Field(timedelta(0), description="no GO before the stage has run this long")
+    min_sample: int = Field(0, ge=0, description="no verdict before the candidate served this many (the sample)")
+
+
+class RolloutRuleSpec(Strict):
+    """A guardrail or hold signal: the candidate worse than the baseline by more than `by` (and the difference
+    significant), or the candidate's own value above `above` (a drift or bias score; `warn` only shows)."""
+
+    signal: str
+    worse: Literal["higher", "lower"] | None = None
+    by: float | None = Field(None, ge=0)
+    above: float | None = None
+    warn: float | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RolloutRuleSpec:
+        relative = self.worse is not None or self.by is not None
+        absolute = self.above is not None or self.warn is not None
+        if relative == absolute:
+            raise ValueError(
+                "a rollout rule needs either 'worse' + 'by' (against the baseline) or 'above' (the "
+                "candidate's own value, e.g. a drift score), not both"
+            )
+        if relative and (self.worse is None or self.by is None):
+            raise ValueError("'worse' (higher or lower) and 'by' go together: worse: higher, by: 0.05")
+        if absolute and self.above is None:
+            raise ValueError("'warn' needs 'above': warn shows, above decides")
+        if self.warn is not None and self.above is not None and self.warn >= self.above:
+            raise ValueError("'warn' must be below 'above' (a warning comes before a hold)")
+        return self
+
+    def describe(self) -> str:
+        if self.above is not None:
+            warn = f" (warn above {self.warn:g})" if self.warn is not None else ""
+            return f"{self.signal} above {self.above:g}{warn}"
+        return f"{self.signal} {self.worse} than baseline by more than {self.by:g}"
+
+
+class RolloutGateSpec(Strict):
+    """The weighted KPI, sum of w_i * m_i, of the candidate minus the baseline's: under hold_below, HOLD; under
+    rollback_below, ROLLBACK."""
+
+    kpi: dict[str, float] = Field(min_length=1)
+    hold_below: float
+    rollback_below: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RolloutGateSpec:
+        zero = [name for name, w in self.kpi.items() if w == 0]
+        if zero:
+            raise ValueError(f"kpi weight of '{zero[0]}' is 0: leave it out, or list it under diagnostics")
+        if self.rollback_below > self.hold_below:
+            raise ValueError("rollback_below must not be above hold_below (a hold comes before a rollback)")
+        return self
+
+    def describe(self) -> str:
+        terms = " ".join(f"{'-' if w < 0 else '+'} {abs(w):g}*{s}" for s, w in self.kpi.items()).removeprefix("+ ")
+        gate = f"hold below {self.hold_below:g}, roll back below {self.rollback_below:g}"
+        return f"KPI {terms}, candidate minus baseline: {gate}"
+
+
+class AdvanceSpec(Strict):
+    requires: list[str] = []
+    auto: StrictBool = Field(False, description="advance by itself when the gate says GO")
+
+    @model_validator(mode="after")
+    def _someone(self) -> AdvanceSpec:
+        if not self.auto and not self.requires:
+            raise ValueError("advance needs 'requires' (the roles that may advance) or 'auto: true'")
+        return self
+
+
+class RolloutSpec(Strict):
+    """A phased rollout guarded forward: stages of traffic on the candidate, each gated by the weighted KPI of
+    candidate against baseline, by segment, with guardrails (roll back), holds (stop and investigate) and
+    diagnostics (shown, never decide)."""
+
+    baseline: str = Field("baseline", min_length=1, description="what {version} becomes for the baseline")
+    candidate: str = Field("candidate", min_length=1, description="what {version} becomes for the candidate")
+    sample: str = Field(description="a compared signal counting requests served; its growth is a stage's sample")
+    stages: list[RolloutStageSpec] = Field(min_length=1)
+    advance: AdvanceSpec
+    hold: HoldSpec = HoldSpec()
+    rollback: HoldSpec = HoldSpec()
+    webhook: WebhookSpec = Field(description="sets the candidate's traffic share; body may use {{ percent }}")
+    gate: RolloutGateSpec
+    guardrails: list[RolloutRuleSpec] = []
+    holds: list[RolloutRuleSpec] = []
+    diagnostics: list[str] = []
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="a difference counts when the test's p-value is under this")
+    min_points: int = Field(3, ge=2, description="readings of each version in a stage before any comparison")
+
+    @model_validator(mode="after")
+    def _stages(self) -> RolloutSpec:
+        _increasing([s.percent for s in self.stages])
+        if self.baseline == self.candidate:
+            raise ValueError("baseline and candidate must differ")
+        return self
+
+    @property
+    def signals(self) -> list[str]:
+        names = [self.sample, *self.gate.kpi, *(r.signal for r in self.guardrails), *(r.signal for r in self.holds)]
+        return list(dict.fromkeys([*names, *self.diagnostics]))
+
+
 class DrillSpec(Strict):
     """Targets the drill holds the team to (simulated time)."""
 
@@ -414,6 +546,7 @@ class Playbook(Strict):
     triggers: dict[str, TriggerSpec] = Field(min_length=1)
     ladder: list[StepSpec] = Field(min_length=1)
     drill: DrillSpec = DrillSpec()
+    rollout: RolloutSpec | None = None
 
     def action(self, action_id: str) -> tuple[int, ActionSpec]:
         for index, step in enumerate(self.ladder):
