@@ -202,8 +202,8 @@ def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
             yield (
                 where,
                 (
-                    f"{what} compares '{sig}' between baseline and candidate, but the signal is read once: put {VERSION} "
-                    "in its query, URL or json path"
+                    f"{what} compares '{sig}' between baseline and candidate, but the signal is read once: "
+                    f"put {VERSION} in its query, URL or json path"
                 ),
             )
 
