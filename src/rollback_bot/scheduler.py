@@ -16,6 +16,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rollback_bot import flows
+from rollback_bot.flows import rollout
 from rollback_bot.flows.deps import Deps
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.rules.polling import PollGroup, poll_groups
@@ -38,6 +39,13 @@ def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
         flows.poll(deps, loaded, list(group.signals), group=group)
     except Exception:  # a broken source or database hiccup must not kill the job (the watchdog will tell)
         log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
+
+
+def _observe_rollout(deps: Deps, loaded: LoadedPlaybook) -> None:
+    try:
+        rollout.observe(deps, loaded)
+    except Exception:  # a broken source or database hiccup must not kill the job
+        log.exception("observing the rollout of %s failed; next run will try again", loaded.playbook.name)
 
 
 def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
@@ -90,6 +98,16 @@ def build_scheduler(
                 args=[deps, loaded, group],
                 id=f"poll:{pb.name}:{group.name}",
                 name=f"poll {len(group.signals)} signal(s) of {pb.name} every {group.name}",
+                next_run_time=start,
+            )
+        if pb.rollout is not None:
+            every = min(pb.signals[name].every for name in pb.rollout.signals if name in pb.signals)
+            sched.add_job(
+                _observe_rollout,
+                IntervalTrigger(seconds=real_seconds(deps, every, deps.min_real_interval), timezone=UTC),
+                args=[deps, loaded],
+                id=f"rollout:{pb.name}",
+                name=f"read both versions of {pb.name}'s rollout and ask its gate every {every}",
                 next_run_time=start,
             )
     sched.add_job(

@@ -95,7 +95,7 @@ def latest(
     """The newest reading of each signal (default: all of the playbook's), stale ones as no data.
 
     `poll_floor` is the shortest interval the scheduler really polls at (a compressed clock has one)."""
-    wanted = [n for n in (pb.signals if signals is None else signals) if n in pb.signals]
+    wanted = [n for n in (pb.signals if signals is None else signals) if n in pb.signals and not pb.signals[n].compared]
     if not wanted:
         return {}
     horizon = max(stale_after(pb.signals[n], poll_floor) for n in wanted)

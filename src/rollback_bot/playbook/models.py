@@ -508,9 +508,14 @@ class RolloutSpec(Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="a difference counts when the test's p-value is under this")
     min_points: int = Field(3, ge=2, description="readings of each version in a stage before any comparison")
 
+    @field_validator("stages")
+    @classmethod
+    def _stages_increase(cls, v: list[RolloutStageSpec]) -> list[RolloutStageSpec]:
+        _increasing([s.percent for s in v])
+        return v
+
     @model_validator(mode="after")
-    def _stages(self) -> RolloutSpec:
-        _increasing([s.percent for s in self.stages])
+    def _versions(self) -> RolloutSpec:
         if self.baseline == self.candidate:
             raise ValueError("baseline and candidate must differ")
         return self

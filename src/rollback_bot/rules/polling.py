@@ -29,7 +29,8 @@ class PollGroup:
 def poll_groups(pb: Playbook, poll_floor: timedelta = timedelta(0)) -> list[PollGroup]:
     groups: defaultdict[timedelta, list[str]] = defaultdict(list)
     for name, spec in pb.signals.items():
-        groups[spec.every].append(name)
+        if not spec.compared:  # read per version by the rollout's own job
+            groups[spec.every].append(name)
     return [PollGroup(pb.name, every, max(every, poll_floor), tuple(names)) for every, names in sorted(groups.items())]
 
 

@@ -49,11 +49,22 @@ KINDS = frozenset(
         "incident.resolved",
         "drill.fault",
         "drill.recovered",
+        "rollout.started",
+        "rollout.verdict",
+        "rollout.advanced",
+        "rollout.held",
+        "rollout.released",
+        "rollout.rolled_back",
+        "rollout.completed",
+        "rollout.traffic",
+        "rollout.denied",
     }
 )
 
 # refusals of a person (what `/rollback timeline` counts and the post-mortem lists)
-DENIED = frozenset({"ack.denied", "approval.denied", "hold.denied", "resolve.denied", "access.denied"})
+DENIED = frozenset(
+    {"ack.denied", "approval.denied", "hold.denied", "resolve.denied", "access.denied", "rollout.denied"}
+)
 # recorded, never posted to Slack: a refused or unknown person must not be able to make the bot spam a channel,
 # nor an approver clicking Approve again (they are answered; their approval was posted once)
 UNPOSTED = frozenset({"access.denied", "role.unknown", "approval.duplicate"})

@@ -197,3 +197,51 @@ class InboundRequest(SQLModel, table=True):
     __tablename__ = "inbound_request"
     signature: str = Field(primary_key=True)
     at: datetime = _when(index=True)  # Slack's timestamp of the request; rows past its 5-minute window go
+
+
+class Rollout(SQLModel, table=True):
+    """A phased rollout of a candidate, guarded forward by the playbook's gate: which stage, since when, the
+    gate's last verdict, and who held it."""
+
+    __table_args__ = (
+        # at most one rollout under way per playbook
+        Index(
+            "uq_rollout_active_per_playbook",
+            "playbook",
+            unique=True,
+            sqlite_where=text("status IN ('running', 'held')"),
+            postgresql_where=text("status IN ('running', 'held')"),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    playbook: str = Field(index=True)
+    playbook_version: str
+    baseline: str
+    candidate: str
+    status: str = "running"  # running | held | rolled_back | complete
+    stage: int = 0  # index into the playbook's rollout stages
+    started_at: datetime = _when()
+    started_by: str
+    stage_started_at: datetime = _when()
+    verdict: str = ""  # the gate's last verdict in this stage ('' before the first)
+    verdict_at: datetime | None = _when(default=None)
+    held_by: str | None = None  # a user ID, or 'gate' when the gate held it
+    traffic: float | None = None  # the candidate's share last confirmed by the webhook
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")  # opened by a rollback
+    finished_at: datetime | None = _when(default=None)
+
+
+class RolloutReading(SQLModel, table=True):
+    """One reading of a rollout's signal for one version (and segment): what the gate compares."""
+
+    __tablename__ = "rollout_reading"
+    __table_args__ = (Index("ix_rollout_reading_at", "rollout_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int = Field(foreign_key="rollout.id")
+    signal: str
+    version: str  # baseline | candidate
+    segment: str = ""  # '' for the whole; 'urgency=high' for a segment
+    at: datetime = _when()
+    value: float | None = None
+    status: str = "ok"
+    detail: str = ""

@@ -1,0 +1,369 @@
+"""Use cases of a phased rollout: start it, observe it (read both versions, ask the gate, record a changed
+verdict, hold or open an incident when the gate says so, advance by itself when allowed), and the people's
+commands: advance, hold, release, roll back. Every step is an event on the playbook's timeline; the traffic
+webhook runs after the commit (idempotent per rollout and stage)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from rollback_bot import webhooks
+from rollback_bot.directory import check_roles
+from rollback_bot.flows.deps import Deps, Outcome
+from rollback_bot.metrics.compared import read_rollout
+from rollback_bot.notify import publish_all
+from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.playbook.models import Playbook, RolloutSpec
+from rollback_bot.render.comms import render_value
+from rollback_bot.rollout.gate import Decision, decide, describe
+from rollback_bot.store import audit
+from rollback_bot.store import rollouts as store_rollouts
+from rollback_bot.store.models import Event, Incident, Rollout
+
+log = logging.getLogger(__name__)
+
+
+def traffic_key(playbook: str, rollout_id: int, percent: float) -> str:
+    return f"rollback-bot/{playbook}/rollout/{rollout_id}/{percent:g}"
+
+
+def _spec(pb: Playbook) -> RolloutSpec:
+    assert pb.rollout is not None
+    return pb.rollout
+
+
+def _record(s: Session, ro: Rollout, kind: str, at: datetime, summary: str, **details: Any) -> Event:
+    return audit.record(
+        s,
+        playbook=ro.playbook,
+        kind=kind,
+        at=at,
+        summary=f"rollout #{ro.id} of {ro.candidate}: {summary}",
+        actor=details.pop("actor", None),
+        role=details.pop("role", None),
+        details={"rollout": ro.id, "stage": ro.stage, **details},
+    )
+
+
+def _publish(deps: Deps, incident: Incident | None, events: list[Event]) -> None:
+    """Rollout events go to the playbook's channel; an incident's events to the incident (its alert)."""
+    for ev in events:
+        publish_all(deps.notifier, incident if ev.incident_id is not None else None, [ev])
+
+
+def _refuse(deps: Deps, s: Session, ro: Rollout, user: str, verb: str, roles: list[str]) -> Outcome:
+    needed = " or ".join(roles)
+    ev = _record(s, ro, "rollout.denied", deps.now(), f"{user} may not {verb}: needs {needed}", actor=user)
+    s.commit()
+    publish_all(deps.notifier, None, [ev])
+    return Outcome(False, f"Only {needed} may {verb} this rollout.")
+
+
+def _gate(deps: Deps, pb: Playbook, user: str, roles: list[str]) -> tuple[str | None, str | None]:
+    """(role held, None) or (None, why not): a role that cannot be checked is said as such."""
+    check = check_roles(pb, user, deps.directory, among=roles)
+    if check.held:
+        return sorted(check.held)[0], None
+    if check.unknown:
+        return None, f"I cannot check your role right now ({check.reason}). Nothing was refused; try again."
+    return None, ""
+
+
+def start(deps: Deps, loaded: LoadedPlaybook, user: str) -> Outcome:
+    """Begin at the first stage: the people who may advance may start."""
+    pb = loaded.playbook
+    spec = _spec(pb)
+    role, why = _gate(deps, pb, user, spec.advance.requires or spec.hold.requires)
+    if role is None and why:
+        return Outcome(False, why)
+    now = deps.now()
+    with deps.store.session() as s:
+        if store_rollouts.active(s, playbook=pb.name) is not None:
+            return Outcome(False, f"a rollout of {pb.name} is already under way; see /rollback status")
+        ro = Rollout(
+            playbook=pb.name,
+            playbook_version=loaded.version,
+            baseline=spec.baseline,
+            candidate=spec.candidate,
+            started_at=now,
+            started_by=user,
+            stage_started_at=now,
+        )
+        if role is None:
+            s.add(ro)
+            s.flush()
+            return _refuse(deps, s, ro, user, "start", spec.advance.requires or spec.hold.requires)
+        s.add(ro)
+        s.flush()
+        first = spec.stages[0].percent
+        ev = _record(s, ro, "rollout.started", now, f"started at {first:g}% by {user} as {role}", actor=user, role=role)
+        s.commit()
+        assert ro.id is not None
+        rollout_id = ro.id
+    publish_all(deps.notifier, None, [ev])
+    deps.background(lambda: set_traffic(deps, loaded, rollout_id))
+    return Outcome(True, f"Rollout #{rollout_id} of {spec.candidate} started at {first:g}%.")
+
+
+def set_traffic(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, percent: float | None = None) -> bool:
+    """Send the traffic webhook for the rollout's stage (or `percent`, e.g. 0 on a rollback); idempotent."""
+    pb = loaded.playbook
+    spec = _spec(pb)
+    with deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        assert ro is not None
+        share = spec.stages[ro.stage].percent if percent is None else percent
+        ctx = {"service": pb.service, "playbook": pb.name, "rollout": rollout_id, "candidate": ro.candidate}
+        ctx |= {"baseline": ro.baseline, "percent": f"{share:g}", "stage": ro.stage + 1}
+    try:
+        url = str(render_value(spec.webhook.url, ctx, ("url",)))
+        body = render_value(spec.webhook.body, ctx, ("body",))
+        result = webhooks.send(
+            deps.http,
+            spec.webhook,
+            url,
+            body,
+            traffic_key(pb.name, rollout_id, share),
+            sleep=deps.sleep,
+            backoff=deps.webhook_backoff,
+        )
+    except Exception as exc:  # a template or transport bug is recorded, not lost
+        log.exception("the traffic webhook of rollout %s failed before sending", rollout_id)
+        result = webhooks.WebhookResult(False, None, 0, f"{type(exc).__name__}: {exc}"[:300])
+    with deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        assert ro is not None
+        if result.ok:
+            ro.traffic = share
+            s.add(ro)
+        status = f"HTTP {result.status}" if result.status else result.response
+        outcome = "set" if result.ok else "NOT set"
+        ev = _record(
+            s,
+            ro,
+            "rollout.traffic",
+            deps.now(),
+            f"traffic {outcome} to {share:g}% ({status}, {result.attempts} attempt(s))",
+            percent=share,
+            ok=result.ok,
+            http_status=result.status,
+            response=result.response,
+        )
+        s.commit()
+    publish_all(deps.notifier, None, [ev])
+    return result.ok
+
+
+def observe(deps: Deps, loaded: LoadedPlaybook) -> Decision | None:
+    """One look at the rollout under way: read both versions, ask the gate, act on what it says."""
+    pb = loaded.playbook
+    if pb.rollout is None:
+        return None
+    with deps.store.session() as s:
+        ro = store_rollouts.active(s, playbook=pb.name)
+        if ro is None:
+            return None
+        rollout_id = ro.id
+    assert rollout_id is not None
+    readings = read_rollout(deps.reader, pb, deps.now)
+    now = deps.now()
+    events: list[Event] = []
+    incident: Incident | None = None
+    auto_advance = False
+    with deps.lock(pb.name), deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        if ro is None or ro.status not in store_rollouts.ACTIVE:
+            return None
+        store_rollouts.add_readings(s, rollout_id=rollout_id, readings=readings)
+        s.flush()
+        points = store_rollouts.points_since(s, rollout_id=rollout_id, since=ro.stage_started_at)
+        decision = decide(pb.rollout, ro.stage, ro.stage_started_at, now, points)
+        if decision.verdict != ro.verdict:
+            events.append(_verdict_event(s, ro, decision, now))
+            ro.verdict, ro.verdict_at = decision.verdict, now
+            if ro.status == "running" and decision.verdict == "HOLD":
+                ro.status, ro.held_by = "held", "gate"
+                roles = ", ".join(pb.rollout.hold.requires)
+                events.append(
+                    _record(s, ro, "rollout.held", now, f"held by the gate; {roles}: investigate, then release")
+                )
+            if ro.status == "running" and decision.verdict == "ROLLBACK" and ro.incident_id is None:
+                events += _open_incident(s, loaded, ro, decision, now)
+                incident = s.get(Incident, ro.incident_id)
+        auto_advance = ro.status == "running" and decision.verdict == "GO" and pb.rollout.advance.auto
+        s.add(ro)
+        s.commit()
+    _publish(deps, incident, events)
+    if auto_advance:
+        advance(deps, loaded, rollout_id, user="gate")
+    return decision
+
+
+def _verdict_event(s: Session, ro: Rollout, d: Decision, now: datetime) -> Event:
+    worse = [describe(c) for c in d.worse]
+    return _record(
+        s,
+        ro,
+        "rollout.verdict",
+        now,
+        f"{d.verdict} at stage {ro.stage + 1}: {d.why[0]}",
+        verdict=d.verdict,
+        why=d.why,
+        worse=worse,
+        sample=d.sample,
+        comparisons=[
+            {
+                "kind": c.kind,
+                "signal": c.signal,
+                "segment": c.segment,
+                "baseline": c.baseline,
+                "candidate": c.candidate,
+                "p_value": c.p_value,
+                "interval": list(c.interval) if c.interval else None,
+                "state": c.state,
+            }
+            for c in d.comparisons
+        ],
+    )
+
+
+def _open_incident(s: Session, loaded: LoadedPlaybook, ro: Rollout, d: Decision, now: datetime) -> list[Event]:
+    """A guardrail (or the KPI under the rollback gate): an incident on the ladder, unless one is open."""
+    pb = loaded.playbook
+    open_one = s.exec(select(Incident).where(Incident.playbook == pb.name, Incident.status == "open")).first()
+    if open_one is not None:
+        ro.incident_id = open_one.id
+        return []
+    incident = Incident(
+        playbook=pb.name,
+        playbook_version=loaded.version,
+        playbook_path=loaded.source,
+        playbook_text=loaded.text,
+        service=pb.service,
+        channel=pb.channel,
+        severity="major",
+        trigger="rollout-gate",
+        summary=f"rollout-gate: {d.why[0]}",
+        evidence={"rollout": ro.id, "why": d.why},
+        opened_at=now,
+    )
+    s.add(incident)
+    s.flush()
+    assert incident.id is not None
+    ro.incident_id = incident.id
+    opened = audit.record(
+        s,
+        playbook=pb.name,
+        incident_id=incident.id,
+        kind="incident.opened",
+        at=now,
+        summary=f"incident #{incident.id} opened on {pb.service}: the rollout gate of {ro.candidate} says ROLLBACK",
+        details={"trigger": "rollout-gate", "severity": "major", "rollout": ro.id, "why": d.why},
+    )
+    return [opened]
+
+
+def advance(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) -> Outcome:
+    """To the next stage, when the gate says GO now; at the last stage, GO completes the rollout."""
+    pb = loaded.playbook
+    spec = _spec(pb)
+    role = "auto"
+    if user != "gate":
+        held, why = _gate(deps, pb, user, spec.advance.requires)
+        if held is None and why:
+            return Outcome(False, why)
+        role = held or ""
+    now = deps.now()
+    with deps.lock(pb.name), deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        if ro is None or ro.playbook != pb.name:
+            return Outcome(False, f"no rollout #{rollout_id} of {pb.name}")
+        if not role:
+            return _refuse(deps, s, ro, user, "advance", spec.advance.requires)
+        if ro.status != "running":
+            by = f" by {ro.held_by}" if ro.held_by else ""
+            return Outcome(False, f"rollout #{rollout_id} is {ro.status}{by}; it does not advance")
+        if ro.verdict != "GO":
+            return Outcome(False, f"the gate says {ro.verdict or 'nothing yet'} at stage {ro.stage + 1}: no advance")
+        last = ro.stage == len(spec.stages) - 1
+        if last:
+            ro.status, ro.finished_at = "complete", now
+            summary = f"complete at {spec.stages[ro.stage].percent:g}% ({user} as {role})"
+            ev = _record(s, ro, "rollout.completed", now, summary, actor=user, role=role)
+        else:
+            ro.stage += 1
+            ro.stage_started_at, ro.verdict, ro.verdict_at = now, "", None
+            share = spec.stages[ro.stage].percent
+            summary = f"advanced to stage {ro.stage + 1} ({share:g}%) by {user} as {role}"
+            ev = _record(s, ro, "rollout.advanced", now, summary, actor=user, role=role, percent=share)
+        s.add(ro)
+        s.commit()
+    publish_all(deps.notifier, None, [ev])
+    if last:
+        return Outcome(True, f"Rollout #{rollout_id} complete.")
+    deps.background(lambda: set_traffic(deps, loaded, rollout_id))
+    return Outcome(True, f"Advanced rollout #{rollout_id} to {spec.stages[ro.stage].percent:g}%.")
+
+
+def hold(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str, *, held: bool = True) -> Outcome:
+    """Stop (or let go on from) the current stage; the traffic share stays as it is."""
+    pb = loaded.playbook
+    spec = _spec(pb)
+    role, why = _gate(deps, pb, user, spec.hold.requires)
+    if role is None and why:
+        return Outcome(False, why)
+    verb = "hold" if held else "release"
+    now = deps.now()
+    with deps.lock(pb.name), deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        if ro is None or ro.playbook != pb.name:
+            return Outcome(False, f"no rollout #{rollout_id} of {pb.name}")
+        if role is None:
+            return _refuse(deps, s, ro, user, verb, spec.hold.requires)
+        if ro.status != ("running" if held else "held"):
+            return Outcome(False, f"rollout #{rollout_id} is {ro.status}; nothing to {verb}")
+        if held:
+            ro.status, ro.held_by = "held", user
+            ev = _record(s, ro, "rollout.held", now, f"held by {user} as {role}", actor=user, role=role)
+        else:
+            # the stage starts over: its minimum duration and sample count from the release
+            ro.status, ro.held_by, ro.stage_started_at, ro.verdict = "running", None, now, ""
+            ev = _record(s, ro, "rollout.released", now, f"released by {user} as {role}", actor=user, role=role)
+        s.add(ro)
+        s.commit()
+    publish_all(deps.notifier, None, [ev])
+    return Outcome(True, f"Rollout #{rollout_id} {'held' if held else 'released'}.")
+
+
+def roll_back(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) -> Outcome:
+    """Take the candidate's traffic to 0% and open the incident on the ladder."""
+    pb = loaded.playbook
+    spec = _spec(pb)
+    role, why = _gate(deps, pb, user, spec.rollback.requires)
+    if role is None and why:
+        return Outcome(False, why)
+    now = deps.now()
+    with deps.lock(pb.name), deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id)
+        if ro is None or ro.playbook != pb.name:
+            return Outcome(False, f"no rollout #{rollout_id} of {pb.name}")
+        if role is None:
+            return _refuse(deps, s, ro, user, "roll back", spec.rollback.requires)
+        if ro.status not in store_rollouts.ACTIVE:
+            return Outcome(False, f"rollout #{rollout_id} is {ro.status}")
+        ro.status, ro.finished_at = "rolled_back", now
+        summary = f"rolled back by {user} as {role}: traffic to 0%"
+        events = [_record(s, ro, "rollout.rolled_back", now, summary, actor=user, role=role)]
+        decision = Decision("ROLLBACK", [f"rolled back by {user}"], 0, 0, now - ro.stage_started_at, now - now)
+        if ro.incident_id is None:
+            events += _open_incident(s, loaded, ro, decision, now)
+        incident = s.get(Incident, ro.incident_id)
+        s.add(ro)
+        s.commit()
+    _publish(deps, incident, events)
+    deps.background(lambda: set_traffic(deps, loaded, rollout_id, percent=0.0))
+    return Outcome(True, f"Rollout #{rollout_id} rolled back; incident #{ro.incident_id} is on the ladder.")
