@@ -65,7 +65,9 @@ def traffic(
     urgency (segment -> candidate values that differ from healthy)."""
     cand = {**HEALTHY, **(candidate or {})}
     skipped = set(skip)
-    points = [Point("served", "candidate", "", T0 + timedelta(minutes=5 * i), served * i / n) for i in range(n + 1)]
+    points = [
+        Point("served", "candidate", "", T0 + timedelta(minutes=5 * i, seconds=1), served * i / n) for i in range(n + 1)
+    ]
     for sig in HEALTHY:
         for version, values in (("baseline", HEALTHY), ("candidate", cand)):
             if (sig, version) in skipped:
@@ -86,7 +88,14 @@ AT = T0 + timedelta(minutes=45)
 CASES = [
     # (what, points, stage, now, verdict, words in the first reason)
     ("healthy after the minimum duration", traffic(), 0, AT, "GO", "every guardrail and hold within bounds"),
-    ("healthy but the stage is young", traffic(), 0, T0 + timedelta(minutes=20), "NOT ENOUGH DATA", "stage running"),
+    (
+        "healthy but the stage is young",
+        traffic(served=2000),
+        0,
+        T0 + timedelta(minutes=20),
+        "NOT ENOUGH DATA",
+        "stage running",
+    ),
     ("below the minimum sample", traffic(served=300), 0, AT, "NOT ENOUGH DATA", "sample 300 of 500"),
     (
         "below the minimum sample, even with a guardrail breached: never a rollback",

@@ -37,12 +37,13 @@ def _spec(pb: Playbook) -> RolloutSpec:
 
 
 def _record(s: Session, ro: Rollout, kind: str, at: datetime, summary: str, **details: Any) -> Event:
+    which = f"rollout #{ro.id}" if ro.id is not None else "a rollout"
     return audit.record(
         s,
         playbook=ro.playbook,
         kind=kind,
         at=at,
-        summary=f"rollout #{ro.id} of {ro.candidate}: {summary}",
+        summary=f"{which} of {ro.candidate}: {summary}",
         actor=details.pop("actor", None),
         role=details.pop("role", None),
         details={"rollout": ro.id, "stage": ro.stage, **details},
@@ -93,9 +94,7 @@ def start(deps: Deps, loaded: LoadedPlaybook, user: str) -> Outcome:
             started_by=user,
             stage_started_at=now,
         )
-        if role is None:
-            s.add(ro)
-            s.flush()
+        if role is None:  # recorded against the rollout it would have been, which is not stored
             return _refuse(deps, s, ro, user, "start", spec.advance.requires or spec.hold.requires)
         s.add(ro)
         s.flush()

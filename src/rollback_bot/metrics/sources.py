@@ -4,14 +4,19 @@ A source says what to fetch (`endpoint`, `params`) and how to read the answer (`
 itself (deadline, size cap) is `metrics.fetch` and running many at once is `metrics.reader`. A source
 never raises out of `read`: every failure becomes a Reading with status 'error' (the source is broken)
 or 'nodata' (it answered, but with nothing usable), carrying the reason.
+
+A source given `segments` reads its answer per segment (one Prometheus series, or one field of a JSON object,
+per segment) into a SegmentedReading; a failure of the answer as a whole stays one plain Reading.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -27,6 +32,14 @@ _MAX_DETAIL = 300
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SPECIAL = {"NaN": math.nan, "+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf}
 NUMERIC_STRINGS_HINT = "set numeric_strings: true on the signal if the endpoint sends numbers as text"
+
+
+@dataclass(frozen=True)
+class SegmentedReading(Reading):
+    """An answer read per segment: a reading for each ("urgency=high", or "queue=billing,urgency=high" with
+    several labels), sorted by segment. The reading itself, ok and without a value, stands for the whole."""
+
+    segments: tuple[tuple[str, Reading], ...] = ()
 
 
 class MetricSource(Protocol):
@@ -69,14 +82,35 @@ def read_one(source: MetricSource, session: requests.Session, now: datetime, max
 
 
 def redacted(source: MetricSource, reading: Reading) -> Reading:
-    """The reading with every secret of the source's connection removed from its detail, then cut short."""
-    if not reading.detail:
+    """The reading (and each of its segments) with every secret of the source's connection removed from its
+    detail, then cut short."""
+    segments = reading.segments if isinstance(reading, SegmentedReading) else ()
+    if not reading.detail and not any(r.detail for _, r in segments):
         return reading
     try:
-        secrets = source.endpoint.secrets()
+        secrets: list[str] | None = source.endpoint.secrets()
     except Exception:
-        return replace(reading, detail="(detail withheld: the source's secrets could not be read)")
-    return replace(reading, detail=short(redact(reading.detail, secrets)))
+        secrets = None
+
+    def clean(r: Reading) -> Reading:
+        if not r.detail:
+            return r
+        if secrets is None:
+            return replace(r, detail="(detail withheld: the source's secrets could not be read)")
+        return replace(r, detail=short(redact(r.detail, secrets)))
+
+    out = clean(reading)
+    if isinstance(out, SegmentedReading):
+        out = replace(out, segments=tuple((key, clean(r)) for key, r in segments))
+    return out
+
+
+def _noted(reading: Reading, notes: str) -> Reading:
+    """`notes` added to the reading's detail (and to each of its segments')."""
+    out = replace(reading, detail=f"{reading.detail}; {notes}" if reading.detail else notes)
+    if isinstance(out, SegmentedReading):
+        out = replace(out, segments=tuple((key, _noted(r, notes)) for key, r in out.segments))
+    return out
 
 
 def _endpoint(where: str | Endpoint) -> Endpoint:
@@ -87,10 +121,24 @@ class PrometheusSource:
     """An instant query over Prometheus' HTTP API (`GET /api/v1/query?query=...&time=...`)."""
 
     def __init__(
-        self, signal: str, base: str | Endpoint, query: str, timeout: float, *, max_age: timedelta | None = None
+        self,
+        signal: str,
+        base: str | Endpoint,
+        query: str,
+        timeout: float,
+        *,
+        max_age: timedelta | None = None,
+        segments: Sequence[str] = (),
     ) -> None:
         self.signal, self.query, self.timeout, self.max_age = signal, query, timeout, max_age
         self.endpoint = _endpoint(base).at("/api/v1/query")
+        self.segments = tuple(segments)
+
+    def segmented(self, labels: Sequence[str]) -> PrometheusSource:
+        """This query read per segment: one series for each combination of the `labels`' values."""
+        out = copy.copy(self)
+        out.segments = tuple(labels)
+        return out
 
     def params(self, asked_at: datetime) -> dict[str, str]:
         return {"query": self.query, "time": f"{asked_at.timestamp():.3f}"}
@@ -116,26 +164,60 @@ class PrometheusSource:
         notes = _notes(body)
         data = body.get("data")
         reading = self._parse(data if isinstance(data, dict) else {}, answer.asked_at, at)
-        if notes:
-            reading = replace(reading, detail=f"{reading.detail}; {notes}" if reading.detail else notes)
-        return reading
+        return _noted(reading, notes) if notes else reading
 
     def _parse(self, data: dict[str, Any], asked_at: datetime, at: datetime) -> Reading:
         kind, result = data.get("resultType"), data.get("result")
-        if kind == "scalar":
+        if kind == "scalar" and not self.segments:
             return self._sample(result, asked_at, at)
         if kind == "vector" and isinstance(result, list):
             if not result:
                 return Reading.nodata(self.signal, at, "empty result")
+            if self.segments:
+                return self._by_segment(result, asked_at, at)
             if len(result) > 1:
                 return Reading.error(
                     self.signal, at, f"query returned {len(result)} series; aggregate it to one (sum, max, ...)"
                 )
-            series = result[0] if isinstance(result[0], dict) else {}
-            if "histogram" in series:
-                return Reading.error(self.signal, at, "query returned a native histogram; read a number from it")
-            return self._sample(series.get("value"), asked_at, at)
+            return self._series(result[0], asked_at, at)
+        if kind == "scalar":
+            return Reading.error(
+                self.signal, at, f"query returned a scalar; segments need one series per segment: {self._by()}"
+            )
         return Reading.error(self.signal, at, f"result type '{kind}' is not supported; use an instant vector")
+
+    def _by(self) -> str:
+        return f"sum by ({', '.join(self.segments)}) (...)"
+
+    def _by_segment(self, result: list[Any], asked_at: datetime, at: datetime) -> SegmentedReading:
+        """Each series keyed by its segment labels' values (a missing label counts as empty, as in PromQL)."""
+        groups: dict[str, list[Any]] = {}
+        for series in result:
+            labels = _labels(series)
+            key = ",".join(f"{name}={labels.get(name, '')}" for name in self.segments)
+            groups.setdefault(key, []).append(series)
+        segments = tuple((key, self._segment(key, group, asked_at, at)) for key, group in sorted(groups.items()))
+        return SegmentedReading(self.signal, at, None, "ok", segments=segments)
+
+    def _segment(self, key: str, group: list[Any], asked_at: datetime, at: datetime) -> Reading:
+        labels = _labels(group[0])
+        missing = [name for name in self.segments if name not in labels]
+        if missing:
+            more = f" (and {len(group) - 1} more series)" if len(group) > 1 else ""
+            names = ", ".join(f"'{name}'" for name in missing)
+            why = f"series {_selector(labels)}{more} has no label {names}; segments need it: {self._by()}"
+            return Reading.error(self.signal, at, why)
+        if len(group) > 1:
+            return Reading.error(
+                self.signal, at, f"{len(group)} series have segment {key}; aggregate them to one: {self._by()}"
+            )
+        return self._series(group[0], asked_at, at)
+
+    def _series(self, series: Any, asked_at: datetime, at: datetime) -> Reading:
+        series = series if isinstance(series, dict) else {}
+        if "histogram" in series:
+            return Reading.error(self.signal, at, "query returned a native histogram; read a number from it")
+        return self._sample(series.get("value"), asked_at, at)
 
     def _sample(self, pair: Any, asked_at: datetime, at: datetime) -> Reading:
         stamp, text = pair if isinstance(pair, list) and len(pair) == 2 else (None, None)
@@ -156,6 +238,16 @@ class PrometheusSource:
         if self.max_age is not None and age > self.max_age:
             return Reading.stale(self.signal, at, f"sample stamped {sampled:%H:%M:%S}, {format_duration(age)} old")
         return Reading.of(self.signal, at, value)
+
+
+def _labels(series: Any) -> dict[str, Any]:
+    labels = series.get("metric") if isinstance(series, dict) else None
+    return labels if isinstance(labels, dict) else {}
+
+
+def _selector(labels: dict[str, Any]) -> str:
+    """A series' labels as PromQL writes them: {queue="billing", urgency="high"}."""
+    return "{" + ", ".join(f'{name}="{value}"' for name, value in sorted(labels.items())) + "}"
 
 
 def _notes(body: dict[str, Any]) -> str:
@@ -189,14 +281,34 @@ def _json_kind(value: Any) -> str:
     return next((name for t, name in kinds if isinstance(value, t)), "null")
 
 
+def _one_name(segments: Sequence[str]) -> tuple[str, ...]:
+    if len(segments) > 1:
+        raise ValueError("a JSON signal has one segment name: its path points at an object of segment -> number")
+    return tuple(segments)
+
+
 class JsonSource:
     """A numeric field of a JSON document served over HTTP."""
 
     def __init__(
-        self, signal: str, url: str | Endpoint, path: str, timeout: float, *, numeric_strings: bool = False
+        self,
+        signal: str,
+        url: str | Endpoint,
+        path: str,
+        timeout: float,
+        *,
+        numeric_strings: bool = False,
+        segments: Sequence[str] = (),
     ) -> None:
         self.signal, self.path, self.timeout, self.numeric_strings = signal, path, timeout, numeric_strings
         self.endpoint = _endpoint(url)
+        self.segments = _one_name(segments)
+
+    def segmented(self, labels: Sequence[str]) -> JsonSource:
+        """This field read per segment: `path` points at an object of segment value -> number."""
+        out = copy.copy(self)
+        out.segments = _one_name(labels)
+        return out
 
     @property
     def url(self) -> str:
@@ -220,7 +332,7 @@ class JsonSource:
         return self.extract(answer.doc, at)
 
     def extract(self, doc: Any, at: datetime) -> Reading:
-        """The number at `path` in a parsed document."""
+        """The number at `path` in a parsed document (with segments, the numbers of the object there)."""
         if not isinstance(doc, dict | list):
             return Reading.error(
                 self.signal, at, f"answer is {_json_kind(doc)}, not an object or array; '{self.path}' is not in it"
@@ -229,26 +341,45 @@ class JsonSource:
             value = json_path(doc, self.path)
         except KeyError as exc:
             return Reading.error(self.signal, at, str(exc.args[0]))
+        if self.segments and value is not None:
+            return self._by_segment(value, at)
+        return self._number(value, self.path, at)
+
+    def _by_segment(self, value: Any, at: datetime) -> Reading:
+        if not isinstance(value, dict):
+            return Reading.error(
+                self.signal, at, f"'{self.path}' is {_json_kind(value)}, not an object of {self.segments[0]} -> number"
+            )
+        if not value:
+            return Reading.nodata(self.signal, at, f"'{self.path}' is an empty object: no segments")
+        segments = tuple(
+            (f"{self.segments[0]}={key}", self._number(number, f"{self.path}.{key}", at))
+            for key, number in sorted(value.items())
+        )
+        return SegmentedReading(self.signal, at, None, "ok", segments=segments)
+
+    def _number(self, value: Any, where: str, at: datetime) -> Reading:
+        """`value`, found at `where`, as a reading."""
         if value is None:
-            return Reading.nodata(self.signal, at, f"'{self.path}' is null")
+            return Reading.nodata(self.signal, at, f"'{where}' is null")
         if isinstance(value, str):
-            return self._text(value, at)
+            return self._text(value, where, at)
         if isinstance(value, bool):
-            return Reading.error(self.signal, at, f"'{self.path}' is a boolean ({json.dumps(value)}), not a number")
+            return Reading.error(self.signal, at, f"'{where}' is a boolean ({json.dumps(value)}), not a number")
         if not isinstance(value, int | float):
-            return Reading.error(self.signal, at, f"'{self.path}' is {_json_kind(value)}, not a number")
+            return Reading.error(self.signal, at, f"'{where}' is {_json_kind(value)}, not a number")
         try:
             return Reading.of(self.signal, at, float(value))
         except OverflowError:
-            return Reading.error(self.signal, at, f"'{self.path}' is a number too large to read")
+            return Reading.error(self.signal, at, f"'{where}' is a number too large to read")
 
-    def _text(self, value: str, at: datetime) -> Reading:
+    def _text(self, value: str, where: str, at: datetime) -> Reading:
         number = number_text(value)
         shown = json.dumps(value, ensure_ascii=False)  # whole: cutting before redaction could split a secret
         if number is None:
-            return Reading.error(self.signal, at, f"'{self.path}' is not a number: {shown}")
+            return Reading.error(self.signal, at, f"'{where}' is not a number: {shown}")
         if not self.numeric_strings:
             return Reading.error(
-                self.signal, at, f"'{self.path}' is a string ({shown}), not a number; {NUMERIC_STRINGS_HINT}"
+                self.signal, at, f"'{where}' is a string ({shown}), not a number; {NUMERIC_STRINGS_HINT}"
             )
         return Reading.of(self.signal, at, number)

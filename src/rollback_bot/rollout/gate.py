@@ -102,7 +102,7 @@ def decide(ro: RolloutSpec, stage_index: int, entered_at: datetime, now: datetim
     series: defaultdict[tuple[str, Version, str], list[float]] = defaultdict(list)
     sample_points: list[tuple[datetime, float]] = []
     for p in points:
-        if p.at < entered_at or p.at > now or not math.isfinite(p.value):
+        if p.at <= entered_at or p.at > now or not math.isfinite(p.value):
             continue
         series[(p.signal, p.version, p.segment)].append(p.value)
         if p.signal == ro.sample and p.version == "candidate" and p.segment == WHOLE:

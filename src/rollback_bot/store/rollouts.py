@@ -43,9 +43,10 @@ def add_readings(session: Session, *, rollout_id: int, readings: Iterable[Compar
 
 
 def points_since(session: Session, *, rollout_id: int, since: datetime) -> list[Point]:
-    """The usable readings of a rollout since a stage began, as the gate takes them."""
+    """The usable readings of a rollout taken after a stage began (those of its first moment were read for
+    the stage before), as the gate takes them."""
     stmt = select(RolloutReading).where(
-        RolloutReading.rollout_id == rollout_id, col(RolloutReading.at) >= since, RolloutReading.status == "ok"
+        RolloutReading.rollout_id == rollout_id, col(RolloutReading.at) > since, RolloutReading.status == "ok"
     )
     return [
         Point(r.signal, r.version, r.segment, r.at, r.value)  # type: ignore[arg-type]
