@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,6 @@ def playbook(
     diagnostics: Sequence[str] = (),
     guardrails: Sequence[dict[str, Any]] = (),
     prometheus: str | None = None,
-    candidate: str = CANDIDATE,
 ) -> Playbook:
     """A valid playbook (through the loader) whose rollout reads `signals`."""
     doc: dict[str, Any] = {
@@ -53,7 +53,7 @@ def playbook(
         "ladder": [{"name": "one", "window": "0h-1h"}],
         "rollout": {
             "baseline": "current",
-            "candidate": candidate,
+            "candidate": CANDIDATE,
             "sample": sample,
             "stages": [{"percent": 10}, {"percent": 100}],
             "advance": {"requires": ["ic"]},
@@ -118,24 +118,16 @@ def test_rollout_sources_put_each_version_in_place_of_version() -> None:
         ("candidate", "accuracy"),
         ("candidate", "drift"),
     ]
-    served, override, accuracy, drift = planned[1][1], planned[3][1], planned[5][1], planned[6][1]
-    assert isinstance(served, JsonSource) and served.url == "http://kpi.internal/served/copilot%2Fv2?team=a"
-    assert isinstance(override, PrometheusSource)
+    served_b, served_c, _, override, _, accuracy, drift = (s for _, s in planned)
+    assert isinstance(served_b, JsonSource) and isinstance(served_c, JsonSource)
+    assert served_b.url == "http://kpi.internal/served/current?team=a"
+    assert served_c.url == "http://kpi.internal/served/copilot%2Fv2?team=a"  # URL: quoted
+    assert isinstance(override, PrometheusSource) and override.segments == ("urgency",)
     assert override.query == 'sum by (urgency) (override_rate{version="copilot/v2"})'  # PromQL: verbatim
-    assert override.segments == ("urgency",)
-    assert isinstance(accuracy, JsonSource) and (accuracy.path, accuracy.segments) == (
-        "by_model.copilot/v2",
-        ("urgency",),
-    )
-    assert isinstance(drift, JsonSource) and (drift.url, drift.path, drift.segments) == (
-        "http://kpi.internal/drift",
-        "psi",
-        (),
-    )
-    baseline_served = planned[0][1]
-    assert (
-        isinstance(baseline_served, JsonSource) and baseline_served.url == "http://kpi.internal/served/current?team=a"
-    )
+    assert isinstance(accuracy, JsonSource) and accuracy.segments == ("urgency",)
+    assert accuracy.path == "by_model.copilot/v2"  # JSON path: verbatim
+    assert isinstance(drift, JsonSource) and drift.segments == ()
+    assert (drift.url, drift.path) == ("http://kpi.internal/drift", "psi")
 
 
 def test_a_playbook_without_a_rollout_reads_nothing() -> None:
@@ -157,7 +149,10 @@ DOCS = {
     "current": {"override_rate": {"high": 0.31, "normal": 0.12}},
     CANDIDATE: {"override_rate": {"high": 0.45, "normal": "0.10", "low": True}},
 }
-MODELS = {"by_model": {"current": {"accuracy": 0.91, "latency": 310}, CANDIDATE: {"accuracy": 0.88, "latency": 420}}}
+MODELS = {
+    "by_model": {"current": {"accuracy": 0.91, "latency": 310}, CANDIDATE: {"accuracy": 0.88, "latency": 420}},
+    "pending": {"current": None, CANDIDATE: {}},
+}
 
 
 def json_playbook(url: str) -> Playbook:
@@ -167,6 +162,7 @@ def json_playbook(url: str) -> Playbook:
             "override": {"http": f"{url}/kpi?model={{version}}", "json": "override_rate", "segments": ["urgency"]},
             "accuracy": {"http": f"{url}/models", "json": "by_model.{version}.accuracy"},
             "latency": {"http": f"{url}/models", "json": "by_model.{version}.latency", "segments": ["urgency"]},
+            "pending": {"http": f"{url}/models", "json": "pending.{version}", "segments": ["urgency"]},
             "broken": {"http": f"{url}/broken/{{version}}", "json": "rate", "segments": ["urgency"]},
             "slow": {"http": f"{url}/slow", "json": "rate.{version}", "timeout": "300ms"},
             "drift": {"http": f"{url}/drift", "json": "psi"},
@@ -174,7 +170,7 @@ def json_playbook(url: str) -> Playbook:
         sample="served",
         kpi=["override", "accuracy"],
         guardrails=[{"signal": "drift", "above": 0.2}],
-        diagnostics=["latency", "broken", "slow"],
+        diagnostics=["latency", "pending", "broken", "slow"],
     )
 
 
@@ -227,7 +223,7 @@ def test_a_non_number_in_a_segment_is_an_error_for_that_segment_only(served: Fak
 def test_version_in_the_json_path_reads_both_versions_from_one_document(served: FakeHTTP) -> None:
     readings = read(json_playbook(served.url))
     assert rows(readings, "accuracy") == [("baseline", "", "ok", 0.91), ("candidate", "", "ok", 0.88)]
-    assert [r.path for r in served.requests].count("/models") == 1  # four sources, one fetch
+    assert [r.path for r in served.requests].count("/models") == 1  # six sources, one fetch
 
 
 def test_a_path_that_is_not_an_object_is_one_error_for_the_whole_signal(served: FakeHTTP) -> None:
@@ -236,6 +232,11 @@ def test_a_path_that_is_not_an_object_is_one_error_for_the_whole_signal(served: 
     assert details(readings, "latency") == {
         ("baseline", ""): "'by_model.current.latency' is a number, not an object of urgency -> number",
         ("candidate", ""): "'by_model.copilot/v2.latency' is a number, not an object of urgency -> number",
+    }
+    assert rows(readings, "pending") == [("baseline", "", "nodata", None), ("candidate", "", "nodata", None)]
+    assert details(readings, "pending") == {  # nothing to read yet is no data, as for a plain signal
+        ("baseline", ""): "'pending.current' is null",
+        ("candidate", ""): "'pending.copilot/v2' is an empty object: no segments",
     }
 
 
@@ -316,7 +317,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's prometheus on loopback, scraping EXPOSITION every second (as in test_prometheus_real.py)."""
     binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
     if binary is None:
-        pytest.skip("the prometheus binary is not installed (apt-get install prometheus)")
+        reason = "the prometheus binary is not installed (apt-get install prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Prometheus tests: {reason}")
+        pytest.skip(reason)
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     work = tmp_path_factory.mktemp("prometheus")

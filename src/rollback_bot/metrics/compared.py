@@ -96,5 +96,7 @@ def _source(name: str, spec: SignalSpec, pb: Playbook) -> MetricSource:
 def _compared(version: Version, reading: Reading) -> list[ComparedReading]:
     """A reading per segment of a segmented answer; else the one reading, for the signal as a whole."""
     parts = reading.segments if isinstance(reading, SegmentedReading) else ()
-    pairs = parts or (("", reading),)
-    return [ComparedReading(r.signal, version, key, r.at, r.value, r.status, r.detail) for key, r in pairs]
+    return [
+        ComparedReading(r.signal, version, key, r.at, r.value, r.status, r.detail)
+        for key, r in parts or (("", reading),)
+    ]
