@@ -189,8 +189,8 @@ def test_sandbox_answers_every_signal_of_the_playbook_read_at_once(sandbox) -> N
     from datetime import UTC, datetime
 
     from rollback_bot.drill.run import redirect
-    from rollback_bot.flows.readings import build_source
     from rollback_bot.metrics import Reader
+    from rollback_bot.metrics.build import build_source
 
     _pb, _state, box = sandbox
     drilled = redirect(load_playbook("playbooks/genai-release.yaml"), box.url).playbook  # as the drill reads it

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from rollback_bot.flows.readings import build_source
 from rollback_bot.metrics import Endpoint, JsonSource, PrometheusSource, Reader
+from rollback_bot.metrics.build import build_source
 from rollback_bot.playbook import parse_playbook
 from rollback_bot.rules.readings import Reading
 from tests.helpers import FakeHTTP, Recorded, loopback_session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -13,7 +14,7 @@ from rollback_bot.flows.deps import Deps
 from rollback_bot.ladder.approvals import Approved, is_complete
 from rollback_bot.ladder.stages import StageRun, next_stage
 from rollback_bot.notify import publish_all
-from rollback_bot.playbook.models import ActionSpec, Playbook
+from rollback_bot.playbook.models import ActionSpec, Playbook, WebhookSpec
 from rollback_bot.render.comms import render_value
 from rollback_bot.render.context import webhook_context
 from rollback_bot.store import audit
@@ -112,25 +113,27 @@ def _started_event(s: Session, incident: Incident, action: ActionSpec, stage: fl
     )
 
 
+def call_webhook(
+    deps: Deps, spec: WebhookSpec, ctx: dict[str, Any], idempotency_key: str, what: str
+) -> webhooks.WebhookResult:
+    """Render the webhook's url and body with `ctx` and send it; a template or transport bug becomes a failed
+    result to record, never an exception."""
+    try:
+        url = str(render_value(spec.url, ctx, ("url",)))
+        body = render_value(spec.body, ctx, ("body",))
+        return webhooks.send(
+            deps.http, spec, url, body, idempotency_key, sleep=deps.sleep, backoff=deps.webhook_backoff
+        )
+    except Exception as exc:  # a template or transport bug must be recorded, not lost
+        log.exception("%s failed before sending", what)
+        return webhooks.WebhookResult(False, None, 0, f"{type(exc).__name__}: {exc}"[:300])
+
+
 def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun) -> None:
     assert incident.id is not None
     pb = deps.snapshot(incident).playbook
     ctx = webhook_context(pb, incident.id, action.id, run.stage)
-    try:
-        url = str(render_value(action.webhook.url, ctx, ("url",)))
-        body = render_value(action.webhook.body, ctx, ("body",))
-        result = webhooks.send(
-            deps.http,
-            action.webhook,
-            url,
-            body,
-            run.idempotency_key,
-            sleep=deps.sleep,
-            backoff=deps.webhook_backoff,
-        )
-    except Exception as exc:  # a template or transport bug must be recorded, not lost
-        log.exception("action %s failed before sending", action.id)
-        result = webhooks.WebhookResult(False, None, 0, f"{type(exc).__name__}: {exc}"[:300])
+    result = call_webhook(deps, action.webhook, ctx, run.idempotency_key, f"action {action.id}")
     staged = f" stage {run.stage:g}%" if action.stages else ""
     with deps.store.session() as s:
         row = s.get(ActionRun, run.id)

@@ -5,26 +5,23 @@ webhook runs after the commit (idempotent per rollout and stage)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
-from rollback_bot import webhooks
 from rollback_bot.directory import check_roles
+from rollback_bot.flows.actions import call_webhook
 from rollback_bot.flows.deps import Deps, Outcome
+from rollback_bot.flows.watch import new_incident
 from rollback_bot.metrics.compared import read_rollout
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import Playbook, RolloutSpec
-from rollback_bot.render.comms import render_value
 from rollback_bot.rollout.gate import Decision, decide, describe
 from rollback_bot.store import audit
 from rollback_bot.store import rollouts as store_rollouts
 from rollback_bot.store.models import Event, Incident, Rollout
-
-log = logging.getLogger(__name__)
 
 
 def traffic_key(playbook: str, rollout_id: int, percent: float) -> str:
@@ -118,21 +115,8 @@ def set_traffic(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, percent: fl
         share = spec.stages[ro.stage].percent if percent is None else percent
         ctx = {"service": pb.service, "playbook": pb.name, "rollout": rollout_id, "candidate": ro.candidate}
         ctx |= {"baseline": ro.baseline, "percent": f"{share:g}", "stage": ro.stage + 1}
-    try:
-        url = str(render_value(spec.webhook.url, ctx, ("url",)))
-        body = render_value(spec.webhook.body, ctx, ("body",))
-        result = webhooks.send(
-            deps.http,
-            spec.webhook,
-            url,
-            body,
-            traffic_key(pb.name, rollout_id, share),
-            sleep=deps.sleep,
-            backoff=deps.webhook_backoff,
-        )
-    except Exception as exc:  # a template or transport bug is recorded, not lost
-        log.exception("the traffic webhook of rollout %s failed before sending", rollout_id)
-        result = webhooks.WebhookResult(False, None, 0, f"{type(exc).__name__}: {exc}"[:300])
+    key = traffic_key(pb.name, rollout_id, share)
+    result = call_webhook(deps, spec.webhook, ctx, key, f"the traffic webhook of rollout {rollout_id}")
     with deps.store.session() as s:
         ro = s.get(Rollout, rollout_id)
         assert ro is not None
@@ -191,7 +175,7 @@ def observe(deps: Deps, loaded: LoadedPlaybook) -> Decision | None:
                     _record(s, ro, "rollout.held", now, f"held by the gate; {roles}: investigate, then release")
                 )
             if ro.status == "running" and decision.verdict == "ROLLBACK" and ro.incident_id is None:
-                events += _open_incident(s, loaded, ro, decision, now)
+                events += _open_incident(s, loaded, ro, decision.why, now)
                 incident = s.get(Incident, ro.incident_id)
         auto_advance = ro.status == "running" and decision.verdict == "GO" and pb.rollout.advance.auto
         s.add(ro)
@@ -230,28 +214,23 @@ def _verdict_event(s: Session, ro: Rollout, d: Decision, now: datetime) -> Event
     )
 
 
-def _open_incident(s: Session, loaded: LoadedPlaybook, ro: Rollout, d: Decision, now: datetime) -> list[Event]:
+def _open_incident(s: Session, loaded: LoadedPlaybook, ro: Rollout, why: list[str], now: datetime) -> list[Event]:
     """A guardrail (or the KPI under the rollback gate): an incident on the ladder, unless one is open."""
     pb = loaded.playbook
     open_one = s.exec(select(Incident).where(Incident.playbook == pb.name, Incident.status == "open")).first()
     if open_one is not None:
         ro.incident_id = open_one.id
         return []
-    incident = Incident(
-        playbook=pb.name,
-        playbook_version=loaded.version,
-        playbook_path=loaded.source,
-        playbook_text=loaded.text,
-        service=pb.service,
-        channel=pb.channel,
+    evidence = {"rollout": ro.id, "why": why}
+    incident = new_incident(
+        s,
+        loaded,
         severity="major",
         trigger="rollout-gate",
-        summary=f"rollout-gate: {d.why[0]}",
-        evidence={"rollout": ro.id, "why": d.why},
-        opened_at=now,
+        summary=f"rollout-gate: {why[0]}",
+        evidence=evidence,
+        now=now,
     )
-    s.add(incident)
-    s.flush()
     assert incident.id is not None
     ro.incident_id = incident.id
     opened = audit.record(
@@ -261,7 +240,7 @@ def _open_incident(s: Session, loaded: LoadedPlaybook, ro: Rollout, d: Decision,
         kind="incident.opened",
         at=now,
         summary=f"incident #{incident.id} opened on {pb.service}: the rollout gate of {ro.candidate} says ROLLBACK",
-        details={"trigger": "rollout-gate", "severity": "major", "rollout": ro.id, "why": d.why},
+        details={"trigger": "rollout-gate", "severity": "major", **evidence},
     )
     return [opened]
 
@@ -357,9 +336,8 @@ def roll_back(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) ->
         ro.status, ro.finished_at = "rolled_back", now
         summary = f"rolled back by {user} as {role}: traffic to 0%"
         events = [_record(s, ro, "rollout.rolled_back", now, summary, actor=user, role=role)]
-        decision = Decision("ROLLBACK", [f"rolled back by {user}"], 0, 0, now - ro.stage_started_at, now - now)
         if ro.incident_id is None:
-            events += _open_incident(s, loaded, ro, decision, now)
+            events += _open_incident(s, loaded, ro, [f"rolled back by {user}"], now)
         incident = s.get(Incident, ro.incident_id)
         s.add(ro)
         s.commit()

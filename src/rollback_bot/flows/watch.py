@@ -8,13 +8,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.ladder import step_entered
-from rollback_bot.flows.readings import build_source, builtin_reading, fresh, history, latest, with_builtins
+from rollback_bot.flows.readings import builtin_reading, fresh, history, latest, with_builtins
+from rollback_bot.metrics.build import build_source
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import Playbook
@@ -241,7 +243,11 @@ def _signal_event(s: Session, playbook: str, incident: Incident | None, d: Decis
     )
 
 
-def _open(s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime) -> Incident:
+def new_incident(
+    s: Session, loaded: LoadedPlaybook, *, severity: str, trigger: str, summary: str, evidence: dict[str, Any],
+    now: datetime,
+) -> Incident:  # fmt: skip
+    """An open incident under the playbook as it is now (its text kept), with its id."""
     pb = loaded.playbook
     incident = Incident(
         playbook=pb.name,
@@ -250,14 +256,24 @@ def _open(s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime) -> Inc
         playbook_text=loaded.text,
         service=pb.service,
         channel=pb.channel,
-        severity=d.severity,
-        trigger=d.trigger,
-        summary=f"{d.trigger}: {d.rule}",
-        evidence=d.as_dict(),
+        severity=severity,
+        trigger=trigger,
+        summary=summary,
+        evidence=evidence,
         opened_at=now,
     )
     s.add(incident)
     s.flush()
+    assert incident.id is not None
+    return incident
+
+
+def _open(s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime) -> Incident:
+    pb = loaded.playbook
+    summary = f"{d.trigger}: {d.rule}"
+    incident = new_incident(
+        s, loaded, severity=d.severity, trigger=d.trigger, summary=summary, evidence=d.as_dict(), now=now
+    )
     assert incident.id is not None
     audit.record(
         s,

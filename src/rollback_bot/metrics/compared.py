@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
-from rollback_bot.flows.readings import build_source
+from rollback_bot.metrics.build import build_source
 from rollback_bot.metrics.reader import Reader
 from rollback_bot.metrics.sources import JsonSource, MetricSource, PrometheusSource, SegmentedReading
 from rollback_bot.playbook.models import VERSION, Playbook, SignalSpec
