@@ -47,7 +47,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--fault-after: {exc}", file=sys.stderr)
         return 2
-    if args.speed <= 0:
+    if args.speed is not None and args.speed <= 0:
         print("--speed must be positive", file=sys.stderr)
         return 2
     try:
@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rollback_bot.export import ExportError, export_incident
+    from rollback_bot.export import ExportError, export_incident, export_rollout
     from rollback_bot.store.database import Store
 
     store = Store(args.database)
@@ -96,9 +96,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     partial = out.with_name(out.name + ".partial") if out else None
     try:
         with partial.open("w", encoding="utf-8", newline="") if partial else nullcontext(sys.stdout) as fp:
-            files = export_incident(
-                store, args.incident, args.format, fp, tz=args.tz, out=out, templates=templates, verify=args.verify
-            )
+            if args.rollout:
+                export_rollout(store, args.incident, args.format, fp)
+                files = {}
+            else:
+                files = export_incident(
+                    store, args.incident, args.format, fp, tz=args.tz, out=out, templates=templates, verify=args.verify
+                )
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)
         if partial:
@@ -133,6 +137,29 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from rollback_bot.backtest.run import Options, run
+
+    opts = Options(
+        playbook=args.playbook,
+        start=args.start,
+        end=args.end,
+        readings=args.readings,
+        incidents=args.incidents,
+        format=args.format,
+        charts=args.charts,
+        prometheus=args.prometheus,
+        use_prometheus=not args.no_prometheus,
+        timeout=args.timeout,
+    )
+    try:
+        return run(opts, sys.stdout)
+    except PlaybookInvalid as exc:
+        for err in exc.errors:
+            print(err, file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -147,16 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=cmd_check)
 
-    drill = sub.add_parser("drill", help="run the whole ladder against a sandboxed model on a compressed clock")
+    drill = sub.add_parser(
+        "drill",
+        help="run the whole ladder (or, for a playbook with a rollout, the rollout) against a sandboxed model on a "
+        "compressed clock",
+    )
     drill.add_argument("playbook")
-    drill.add_argument("--speed", type=float, default=1440.0, help="clock speed-up (default 1440: 24h in 1 min)")
-    drill.add_argument("--fault-after", default="20m", help="drill time before the fault is injected")
+    drill.add_argument(
+        "--speed", type=float, help="clock speed-up (default 1440 for a ladder: 24h in 1 min; 600 for a rollout)"
+    )
+    drill.add_argument(
+        "--fault-after",
+        default="20m",
+        help="drill time before the fault is injected (a ladder drill; a rollout's fault shows at its stage of 50%%)",
+    )
     drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
     drill.set_defaults(func=cmd_drill)
 
     export = sub.add_parser("export", help="an incident's post-mortem record: md, json, csv or html")
     export.add_argument("incident", type=lambda v: int(v.lstrip("#")))
     export.add_argument("--format", choices=["md", "json", "csv", "html"], default="md")
+    export.add_argument("--rollout", action="store_true", help="N is a rollout: its stages, verdicts, holds (md, json)")
     export.add_argument("--out", help="file to write (Markdown charts are written beside it)")
     export.add_argument("--tz", default="UTC", help="time zone for times shown (IANA name, default UTC)")
     export.add_argument("--templates", help="folder with postmortem.md.j2 / .html.j2 (default: the playbook's)")
@@ -170,6 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("incident", nargs="?", type=lambda v: int(v.lstrip("#")), help="one incident (default: all)")
     verify.add_argument("--database", help="database URL (default: DATABASE_URL)")
     verify.set_defaults(func=cmd_audit_verify)
+
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay history through the playbook's triggers: when each would have fired and cleared, the incidents",
+    )
+    backtest.add_argument("playbook")
+    backtest.add_argument("--from", dest="start", required=True, help="start (ISO 8601, UTC if no zone; or Unix s)")
+    backtest.add_argument("--to", dest="end", required=True, help="end (ISO 8601, UTC if no zone; or Unix s)")
+    backtest.add_argument(
+        "--readings", help="CSV time,signal,value or JSON of readings (JSON sources, or no Prometheus history)"
+    )
+    backtest.add_argument("--incidents", help="known bad periods, CSV start,end[,label] or JSON: delay, misses")
+    backtest.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    backtest.add_argument("--charts", metavar="DIR", help="write a PNG per trigger into DIR")
+    backtest.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (default: the playbook's)")
+    backtest.add_argument(
+        "--no-prometheus", action="store_true", help="query no Prometheus: signals without readings are no data"
+    )
+    backtest.add_argument("--timeout", type=float, default=30.0, help="seconds per range query (default 30)")
+    backtest.set_defaults(func=cmd_backtest)
 
     serve = sub.add_parser("serve", help="run the Slack app and the scheduler (settings from the environment)")
     serve.add_argument("--no-scheduler", action="store_true", help="web only (e.g. under gunicorn)")

@@ -16,7 +16,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rollback_bot import flows
-from rollback_bot.flows import rollout
+from rollback_bot.flows import panic, rollout
 from rollback_bot.flows.deps import Deps
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.rules.polling import PollGroup, poll_groups
@@ -46,6 +46,16 @@ def _observe_rollout(deps: Deps, loaded: LoadedPlaybook) -> None:
         rollout.observe(deps, loaded)
     except Exception:  # a broken source or database hiccup must not kill the job
         log.exception("observing the rollout of %s failed; next run will try again", loaded.playbook.name)
+
+
+PANIC_EVERY = timedelta(seconds=30)  # how often a panic run is looked at: due now, or missed while down
+
+
+def _panic_run(deps: Deps, loaded: LoadedPlaybook) -> None:
+    try:
+        panic.run_due(deps, loaded)
+    except Exception:  # a database hiccup must not kill the job; a run not recorded is retried, or reported missed
+        log.exception("the panic run of %s failed; next run will try again", loaded.playbook.name)
 
 
 def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
@@ -109,6 +119,15 @@ def build_scheduler(
                 id=f"rollout:{pb.name}",
                 name=f"read both versions of {pb.name}'s rollout and ask its gate every {every}",
                 next_run_time=start,
+            )
+        if pb.panic_run is not None:
+            sched.add_job(
+                _panic_run,
+                IntervalTrigger(seconds=real_seconds(deps, PANIC_EVERY, TICK_FLOOR), timezone=UTC),
+                args=[deps, loaded],
+                id=f"panic:{pb.name}",
+                name=f"{pb.name}'s daily panic run at {pb.panic_run.at:%H:%M} {pb.panic_run.zone} (and runs missed)",
+                next_run_time=start,  # at start-up: runs missed while the bot was down are reported at once
             )
     sched.add_job(
         _watchdog,

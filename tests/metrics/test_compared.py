@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from rollback_bot.metrics import JsonSource, PrometheusSource, Reader
 from rollback_bot.metrics.compared import ComparedReading, read_rollout, rollout_sources
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.playbook.models import Playbook
+from tests import prometheus as prom
 from tests.helpers import FakeHTTP, Recorded, loopback_session
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -247,7 +239,8 @@ def test_a_failing_endpoint_is_an_error_reading_of_each_version(served: FakeHTTP
     assert said["baseline", ""] == f"HTTP 500 from {served.url}/broken/current"
     assert said["candidate", ""] == f"HTTP 500 from {served.url}/broken/copilot%2Fv2"
     assert rows(readings, "slow") == [("baseline", "", "error", None), ("candidate", "", "error", None)]
-    assert set(details(readings, "slow").values()) == {"no answer within 0.3s"}
+    # on a busy machine the deadline can pass while still connecting: "(connecting)" is then added
+    assert all(d.startswith("no answer within 0.3s") for d in details(readings, "slow").values())
     assert rows(readings, "served")[1] == ("candidate", "", "ok", 100.0)  # the others are read all the same
 
 
@@ -294,71 +287,14 @@ escalation_rate{version="copilot/v2"} 0.5
 """
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(EXPOSITION)))
-        self.end_headers()
-        self.wfile.write(EXPOSITION)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's prometheus on loopback, scraping EXPOSITION every second (as in test_prometheus_real.py)."""
-    binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if binary is None:
-        reason = "the prometheus binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Prometheus tests: {reason}")
-        pytest.skip(reason)
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
-    work = tmp_path_factory.mktemp("prometheus")
-    (work / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        f"  - job_name: copilot\n    static_configs: [{{targets: ['127.0.0.1:{exporter.server_address[1]}']}}]\n"
-    )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "log").open("w"),
-    )
-    url, session = f"http://127.0.0.1:{port}", loopback_session()
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # ready, and the exporter scraped at least once
-            try:
-                body = session.get(f"{url}/api/v1/query", params={"query": "served_total"}, timeout=1).json()
-                if body["data"]["result"]:
-                    break
-            except (requests.RequestException, ValueError, KeyError):
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"prometheus did not come up: {(work / 'log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        exporter.shutdown()
+    """Debian's prometheus on loopback, scraping EXPOSITION every second."""
+    prom.binary()
+    with prom.exporter(EXPOSITION) as target:
+        work = tmp_path_factory.mktemp("prometheus")
+        with prom.running(work, prom.scrape_config(target), {"query": "served_total"}) as url:
+            yield url
 
 
 def prometheus_playbook(url: str) -> Playbook:

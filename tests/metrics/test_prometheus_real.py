@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from rollback_bot.metrics import PrometheusSource
+from tests import prometheus as prom
 from tests.helpers import loopback_session
 
 pytestmark = pytest.mark.prometheus
@@ -33,72 +24,13 @@ copilot_latency_ms{pod="b"} 420
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Exporter(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(EXPOSITION)))
-        self.end_headers()
-        self.wfile.write(EXPOSITION)
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if binary is None:
-        reason = "the prometheus binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Prometheus tests: {reason}")
-        pytest.skip(reason)
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
-    work = tmp_path_factory.mktemp("prometheus")
-    config = work / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        f"  - job_name: copilot\n    static_configs: [{{targets: ['127.0.0.1:{exporter.server_address[1]}']}}]\n"
-    )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    session = loopback_session()
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # ready, and the exporter scraped at least once
-            try:
-                body = session.get(f"{url}/api/v1/query", params={"query": "copilot_error_ratio"}, timeout=1).json()
-                if body["data"]["result"]:
-                    break
-            except (requests.RequestException, ValueError, KeyError):
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"prometheus did not come up: {(work / 'log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        exporter.shutdown()
+    prom.binary()
+    with prom.exporter(EXPOSITION) as target:
+        work = tmp_path_factory.mktemp("prometheus")
+        with prom.running(work, prom.scrape_config(target), {"query": "copilot_error_ratio"}) as url:
+            yield url
 
 
 @pytest.mark.parametrize(
@@ -135,5 +67,5 @@ def test_prometheus_evaluates_at_the_time_sent(prometheus: str) -> None:
 
 
 def test_unreachable_prometheus_is_a_source_error() -> None:
-    r = PrometheusSource("s", f"http://127.0.0.1:{_free_port()}", "up", timeout=1).read(loopback_session(), NOW)
+    r = PrometheusSource("s", f"http://127.0.0.1:{prom.free_port()}", "up", timeout=1).read(loopback_session(), NOW)
     assert r.status == "error" and r.detail.startswith("prometheus unreachable")

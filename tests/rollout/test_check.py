@@ -51,6 +51,18 @@ BROKEN = [
         "trigger 'fatal-errors' reads 'error_rate', a compared signal",
         "fatal-errors:",
     ),
+    (
+        "candidate: copilot-v2",
+        "candidate: 'copilot v2\"'",
+        "candidate 'copilot v2\"' would break the queries",
+        "candidate: 'copilot",
+    ),
+    (
+        "fatal_error_rate, every: 30s}",
+        "fatal_error_rate, segments: [region], every: 30s}",
+        "trigger 'fatal-errors' reads 'fatal_error_rate', which is read per segment",
+        "fatal-errors:",
+    ),
 ]
 
 

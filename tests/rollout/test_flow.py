@@ -3,6 +3,8 @@ one segment at 50%, HOLD naming it, fix, release, on to 100%), who may advance, 
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from sqlmodel import col, select
 
 from rollback_bot.clock import FakeClock
 from rollback_bot.directory import StaticDirectory
+from rollback_bot.export import export_rollout, export_text
 from rollback_bot.flows import Deps
 from rollback_bot.flows import rollout as flow
 from rollback_bot.notify import RecordingNotifier
@@ -72,6 +75,15 @@ class World:
         with self.deps.store.session() as s:
             return list(s.exec(select(Event).where(Event.kind == kind).order_by(col(Event.id))))
 
+    def serve(self) -> None:
+        """The monitor (both versions by segment, drift, the fatal-error KPI) and the traffic webhook."""
+        routes = self.http.routes
+        routes["/rollout/current"] = lambda rec: (200, self.document("current"))
+        routes["/rollout/copilot-v2"] = lambda rec: (200, self.document("copilot-v2"))
+        routes["/drift"] = lambda rec: (200, {"candidate": {"psi": 0.04}})
+        routes["/kpi"] = lambda rec: (200, {"fatal_error_rate": 0})
+        routes["/v1/traffic"] = lambda rec: (200, {"ok": True})
+
     def traffic_calls(self) -> list[Recorded]:
         return [r for r in self.http.requests if r.path == "/v1/traffic"]
 
@@ -87,11 +99,7 @@ def world(store: Store, clock: FakeClock, fake_http: FakeHTTP, tmp_path: Path) -
     directory = StaticDirectory(groups={"S0ONCALL": {"URESP"}}, names={"U0RM": "Rita", "U0SAFE": "Sam"})
     deps = Deps(store, clock, loopback_session(), directory, RecordingNotifier(), sleep=lambda s: None)
     w = World(deps, load_playbook(path), clock, fake_http)
-    fake_http.routes["/rollout/current"] = lambda rec: (200, w.document("current"))
-    fake_http.routes["/rollout/copilot-v2"] = lambda rec: (200, w.document("copilot-v2"))
-    fake_http.routes["/drift"] = lambda rec: (200, {"candidate": {"psi": 0.04}})
-    fake_http.routes["/kpi"] = lambda rec: (200, {"fatal_error_rate": 0})
-    fake_http.routes["/v1/traffic"] = lambda rec: (200, {"ok": True})
+    w.serve()
     yield w
 
 
@@ -149,6 +157,22 @@ def test_the_seeds_scenario_holds_at_50_percent_naming_the_segment(world: World)
     assert kinds.count("rollout.advanced") == 3 and kinds[-1] == "rollout.completed"
     assert flow.observe(w.deps, w.loaded) is None  # nothing under way any more
 
+    # the record a review reads: each stage, its verdicts and why, the hold and who released it
+    buf = io.StringIO()
+    export_rollout(w.deps.store, rollout_id, "json", buf)
+    doc = json.loads(buf.getvalue())
+    assert [(s["stage"], s["percent"]) for s in doc["stages"]] == [(1, 10), (2, 25), (3, 50), (4, 100)]
+    third = doc["stages"][2]
+    assert [v["verdict"] for v in third["verdicts"]] == ["NOT ENOUGH DATA", "HOLD", "NOT ENOUGH DATA", "GO"]
+    assert third["verdicts"][1]["why"][0].startswith("urgency=high: override_rate 0.3")
+    assert third["held"] == [{"at": third["verdicts"][1]["at"], "by": "the gate"}]
+    assert third["released"][0]["by"] == "U0SAFE" and third["how"] == "advanced by U0RM (release_manager)"
+    assert doc["stages"][3]["how"] == "completed by U0RM (release_manager)"
+    assert [r["actor"] for r in doc["refusals"]] == ["U0SAFE"]  # URESP's start was before the rollout existed
+    buf = io.StringIO()
+    export_rollout(w.deps.store, rollout_id, "md", buf)
+    assert "| 3 | 50% | 2026-03-01 " in buf.getvalue() and "**HOLD**: urgency=high: override_rate" in buf.getvalue()
+
 
 def test_a_guardrail_breach_opens_an_incident_on_the_ladder(world: World) -> None:
     w = world
@@ -166,6 +190,13 @@ def test_a_guardrail_breach_opens_an_incident_on_the_ladder(world: World) -> Non
     done = flow.roll_back(w.deps, w.loaded, ro.id or 0, "U0IC")
     assert done.ok and w.rollout().status == "rolled_back"
     assert [r.body["percent"] for r in w.traffic_calls()] == ["10", "0"]
+    text, _ = export_text(w.deps.store, ro.incident_id or 0, "json")
+    record = json.loads(text)["rollout"]  # the incident's export carries the rollout that opened it
+    assert record["rollout"]["status"] == "rolled_back"
+    assert [v["verdict"] for v in record["stages"][0]["verdicts"]] == ["NOT ENOUGH DATA", "ROLLBACK"]
+    md, _ = export_text(w.deps.store, ro.incident_id or 0, "md", with_charts=False)
+    assert "## Rollout #1: copilot-v2 against current (copilot-rollout)" in md
+    assert "rolled back by U0IC (incident_commander)" in md
 
 
 def test_one_rollout_at_a_time(world: World) -> None:

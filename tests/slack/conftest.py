@@ -92,7 +92,13 @@ class SlackEnv:
         return self.signed(body, **kw)
 
     def click(
-        self, action_id: str, user: str, incident: int = 1, trigger_id: str | None = None, **kw: Any
+        self,
+        action_id: str,
+        user: str,
+        incident: int = 1,
+        trigger_id: str | None = None,
+        value: dict[str, Any] | None = None,
+        **kw: Any,
     ) -> requests.Response:
         payload = {
             "type": "block_actions",
@@ -109,7 +115,7 @@ class SlackEnv:
                     "action_id": action_id,
                     "block_id": "incident-1-0",
                     "type": "button",
-                    "value": json.dumps({"i": incident}),
+                    "value": json.dumps(value if value is not None else {"i": incident}),
                     "action_ts": "1.2",
                 }
             ],

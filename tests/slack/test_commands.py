@@ -52,7 +52,7 @@ def test_help_unknown_and_empty_get_a_helpful_reply(slack_env: SlackEnv) -> None
 
 def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack_env: SlackEnv) -> None:
     env = slack_env
-    assert reply(env, "status") == ":white_check_mark: No open incidents."
+    assert reply(env, "status") == ":white_check_mark: No open incidents, no rollouts under way."
     assert reply(env, "ack").startswith("There is no open incident.")
     env.open_incident()
     env.clock.advance(timedelta(minutes=5))
@@ -87,7 +87,7 @@ def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack
     )
     assert reply(env, "resolve").startswith(":no_entry: Only incident_commander may resolve")
     assert reply(env, "resolve #1", user="UIC") == "Incident #1 resolved"
-    assert reply(env, "status") == ":white_check_mark: No open incidents."
+    assert reply(env, "status") == ":white_check_mark: No open incidents, no rollouts under way."
     again = reply(env, "timeline 1", user="UIC")  # within 5 minutes: a link to the last one, no second upload
     assert "resolved" in again and "put in the incident's thread 0 min ago by <@URESP>: file F" in again
     env.service.drain()

@@ -86,6 +86,7 @@ def test_socket_mode_serves_commands_and_buttons(
                 "text": "note the payload service is down",
                 "user_id": "URESP",
                 "channel_id": "COPS",
+                "channel_name": "ops",  # Slack sends both; without the name, the note raced the alert's stored channel
                 "team_id": "T1",
                 "response_url": f"{slack.url}/response/socket",
                 "trigger_id": "1.2.3",

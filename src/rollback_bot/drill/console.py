@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from rollback_bot.directory import StaticDirectory
 from rollback_bot.store.models import Event, Incident
 
 _QUIET = {"signal.cleared"}
+_ROLLOUT_PREFIX = re.compile(r"^rollout #\d+ of [^:]+: ")
 _MARK = {"ok": "ok", "breached": "BREACHED", "nodata": "no data"}
 
 
@@ -25,8 +27,22 @@ class ConsoleNotifier:
         with self._lock:
             if event.kind == "step.entered":
                 self._step(event)
+            elif event.kind.startswith("rollout."):
+                self._rollout(event)
             elif event.kind not in _QUIET:
                 self.out(f"  {self.stamp(event.at)}  {_label(event.kind):<10} {event.summary}")
+
+    def _rollout(self, ev: Event) -> None:
+        """Without the 'rollout #1 of copilot-v2: ' every line would start with; a verdict's other reasons below."""
+        summary = _ROLLOUT_PREFIX.sub("", ev.summary)
+        if ev.kind == "rollout.verdict":
+            self.out(f"  {self.stamp(ev.at)}  {'GATE':<10} {summary}")
+            if ev.details.get("verdict") in ("HOLD", "ROLLBACK"):
+                for why in ev.details.get("why", [])[1:]:
+                    self.out(f"  {'':<7}  {'':<10}   and {why}")
+            return
+        label = "DENIED" if ev.kind == "rollout.denied" else ev.kind.removeprefix("rollout.").upper()
+        self.out(f"  {self.stamp(ev.at)}  {label.replace('_', ' '):<10} {summary}")
 
     def _step(self, ev: Event) -> None:
         d = ev.details
@@ -74,6 +90,8 @@ _LABELS = {
     "ladder.completed": "LADDER",
     "drill.fault": "FAULT",
     "drill.recovered": "RECOVERED",
+    "drill.investigating": "INSPECT",
+    "drill.fixed": "FIXED",
 }
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -26,7 +27,7 @@ from rollback_bot.flows.readings import latest
 from rollback_bot.ladder.approvals import Approved, is_complete
 from rollback_bot.ladder.steps import position
 from rollback_bot.playbook.loader import LoadedPlaybook, parse_playbook
-from rollback_bot.playbook.models import Playbook
+from rollback_bot.playbook.models import VERSION, Playbook
 from rollback_bot.playbook.yamlsource import load_with_lines
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.store import audit
@@ -36,6 +37,9 @@ from rollback_bot.store.incidents import open_incident
 from rollback_bot.store.models import Event, Incident, TriggerStateRow
 
 Out = Callable[[str], None]
+
+
+LADDER_SPEED = 1440.0  # a 24h ladder in a minute
 
 
 class DrillRefused(Exception):
@@ -48,17 +52,24 @@ def redirect(loaded: LoadedPlaybook, base: str) -> LoadedPlaybook:
 
     def move(url: str) -> str:
         parts = urlsplit(url)
-        return base + parts.path + (f"?{parts.query}" if parts.query else "")
+        # a host per version (http://{version}.monitor/...) stays in the path, so the sandbox tells them apart
+        path = f"/{parts.netloc}{parts.path}" if VERSION in parts.netloc else parts.path
+        return base + path + (f"?{parts.query}" if parts.query else "")
 
+    # the sandbox needs no credentials: a drill needs no secrets
     if data.get("sources", {}).get("prometheus"):
         data["sources"]["prometheus"] = base
     for spec in data["signals"].values():
         if "http" in spec:
             spec["http"] = move(spec["http"])
-    for step in data["ladder"]:
-        for action in step.get("actions", []):
-            action["webhook"]["url"] = move(action["webhook"]["url"])
-            action["webhook"].pop("headers", None)  # the sandbox needs no credentials: a drill needs no secrets
+            for key in ("headers", "basic_auth", "tls"):
+                spec.pop(key, None)
+    hooks = [action["webhook"] for step in data["ladder"] for action in step.get("actions", [])]
+    if data.get("rollout", {}).get("webhook"):
+        hooks.append(data["rollout"]["webhook"])
+    for hook in hooks:
+        hook["url"] = move(hook["url"])
+        hook.pop("headers", None)
     text = f"# drill copy of {loaded.source} (version {loaded.version})\n" + yaml.safe_dump(data, sort_keys=False)
     return parse_playbook(text, loaded.source)
 
@@ -66,14 +77,26 @@ def redirect(loaded: LoadedPlaybook, base: str) -> LoadedPlaybook:
 def run_drill(
     path: str | Path,
     *,
-    speed: float = 1440.0,
+    speed: float | None = None,
     fault_after: timedelta = timedelta(minutes=20),
     database_url: str | None = None,
     min_real_interval: float = 0.2,
     out: Out = print,
 ) -> int:
-    """Run the drill; 0 when every target was met, 1 when one was missed."""
+    """Run the drill; 0 when every target was met, 1 when one was missed. A playbook with a rollout plays
+    the rollout (see drill/rollout.py); any other, its incident ladder."""
     original = load_checked(path, env=False)  # webhooks go to the sandbox, without their headers
+    if original.playbook.rollout is not None:
+        from rollback_bot.drill.rollout import ROLLOUT_SPEED, run_rollout_drill
+
+        return run_rollout_drill(
+            original,
+            speed=speed or ROLLOUT_SPEED,
+            database_url=database_url,
+            min_real_interval=min_real_interval,
+            out=out,
+        )
+    speed = speed or LADDER_SPEED
     clock = ScaledClock(speed)
     state = ModelState(clock.now)
     sandbox = Sandbox(original.playbook, state).start()
@@ -144,7 +167,7 @@ def _conduct(
             with state.lock:
                 state.fault_at = now
             t.fault_at = now
-            _record(deps, pb.name, None, "drill.fault", now, "drill: fault injected into the sandboxed model")
+            record_event(deps, pb.name, None, "drill.fault", now, "drill: fault injected into the sandboxed model")
         with deps.store.session() as s:
             incident = s.exec(
                 select(Incident)
@@ -166,7 +189,7 @@ def _conduct(
                     t.executed_at = last[0].finished_at if last else None
                 if t.executed_at and t.recovered_at is None and _all_clear(s, pb.name):
                     t.recovered_at = now
-                    _record(
+                    record_event(
                         deps,
                         pb.name,
                         incident.id,
@@ -248,8 +271,19 @@ def _progress(
     out(f"  {console.stamp(now)}  progress   L+{hhmm(now - incident.opened_at)} {where} | {shown}")
 
 
-def _record(deps: Deps, playbook: str, incident_id: int | None, kind: str, at: datetime, summary: str) -> None:
+def record_event(
+    deps: Deps,
+    playbook: str,
+    incident_id: int | None,
+    kind: str,
+    at: datetime,
+    summary: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A drill's own event (fault, recovery, ...) on the timeline, and on the console."""
     with deps.store.session() as s:
-        ev: Event = audit.record(s, playbook=playbook, incident_id=incident_id, kind=kind, at=at, summary=summary)
+        ev: Event = audit.record(
+            s, playbook=playbook, incident_id=incident_id, kind=kind, at=at, summary=summary, details=details
+        )
         s.commit()
     deps.notifier.publish(None, ev)

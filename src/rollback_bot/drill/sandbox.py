@@ -135,6 +135,67 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+Answer = tuple[int, Any]
+Get = Callable[[str, str], Answer]  # (path, query string) -> (status, JSON body)
+Post = Callable[[str, str, dict[str, Any]], Answer]  # (path, Idempotency-Key, JSON body) -> (status, JSON body)
+
+
+class JsonServer:
+    """JSON over HTTP on 127.0.0.1 (a free port): GETs answered by `get`, POST/PUT/PATCH by `post`."""
+
+    def __init__(self, get: Get, post: Post) -> None:
+        self._server = _Server(("127.0.0.1", 0), _handler(get, post))
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(get: Get, post: Post) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+        def _send(self, status: int, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            self._send(*get(parts.path, parts.query))
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b"{}"
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self._send(400, {"error": "body is not JSON"})
+                return
+            if not isinstance(body, dict):
+                self._send(400, {"error": "body is not a JSON object"})
+                return
+            self._send(*post(urlsplit(self.path).path, self.headers.get("Idempotency-Key", ""), body))
+
+        do_PUT = do_POST
+        do_PATCH = do_POST
+
+    return Handler
+
+
 class Sandbox:
     """The HTTP face of ModelState, bound to 127.0.0.1 on a free port."""
 
@@ -151,23 +212,20 @@ class Sandbox:
         for step in pb.ladder:
             for action in step.actions:
                 self.actions[urlsplit(action.webhook.url).path] = action.id
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.applied: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> the answer given
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+        self._http = JsonServer(self._get, self._post)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> Sandbox:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def document(self, path: str) -> Any:
         """`/slice` answers the 'slice' part of the metrics; any other path the whole document."""
@@ -175,7 +233,7 @@ class Sandbox:
         part = doc.get(self.json_paths.get(path, ""))
         return part if isinstance(part, dict) else doc
 
-    def query(self, promql: str) -> tuple[int, dict[str, Any]]:
+    def query(self, promql: str) -> Answer:
         name = self.queries.get(promql)
         if name is None:
             return 400, {"status": "error", "errorType": "bad_data", "error": f"sandbox has no series for {promql!r}"}
@@ -187,55 +245,21 @@ class Sandbox:
         sample = {"metric": {"__name__": name}, "value": [ts, text]}
         return 200, {"status": "success", "data": {"resultType": "vector", "result": [sample]}}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        sandbox = self
+    def _get(self, path: str, query: str) -> Answer:
+        if path == "/api/v1/query":
+            return self.query(parse_qs(query).get("query", [""])[0])
+        if path in self.json_paths:
+            return 200, self.document(path)
+        return 404, {"error": f"no such path {path}"}
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                if parts.path == "/api/v1/query":
-                    query = parse_qs(parts.query).get("query", [""])[0]
-                    self._send(*sandbox.query(query))
-                elif parts.path in sandbox.json_paths:
-                    self._send(200, sandbox.document(parts.path))
-                else:
-                    self._send(404, {"error": f"no such path {parts.path}"})
-
-            def do_POST(self) -> None:
-                path = urlsplit(self.path).path
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b"{}"
-                action = sandbox.actions.get(path)
-                if action is None:
-                    self._send(404, {"error": f"no action at {path}"})
-                    return
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    self._send(400, {"error": "body is not JSON"})
-                    return
-                key = self.headers.get("Idempotency-Key", "")
-                sandbox.requests.append((path, key, body))
-                if key and key in sandbox.applied:
-                    self._send(200, {**sandbox.applied[key], "replayed": True})
-                    return
-                answer = {"ok": True, "result": sandbox.state.apply(action, body)}
-                if key:
-                    sandbox.applied[key] = answer
-                self._send(200, answer)
-
-            do_PUT = do_POST
-            do_PATCH = do_POST
-
-        return Handler
+    def _post(self, path: str, key: str, body: dict[str, Any]) -> Answer:
+        action = self.actions.get(path)
+        if action is None:
+            return 404, {"error": f"no action at {path}"}
+        self.requests.append((path, key, body))
+        if key and key in self.applied:
+            return 200, {**self.applied[key], "replayed": True}
+        answer = {"ok": True, "result": self.state.apply(action, body)}
+        if key:
+            self.applied[key] = answer
+        return 200, answer

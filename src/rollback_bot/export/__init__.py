@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from rollback_bot.export import charts, formats
+from rollback_bot.export import charts, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
 from rollback_bot.store.models import Incident
 
-__all__ = ["ExportError", "export_incident", "export_text"]
+__all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
 
 
 def export_incident(
@@ -33,6 +33,7 @@ def export_incident(
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
         doc = build(s, incident_id, tz, verify)
+        doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
         events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
         if fmt == "json":
             formats.write_json(doc, events, fp)
@@ -69,3 +70,9 @@ def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple
     buf = io.StringIO()
     files = export_incident(store, incident_id, fmt, buf, **kw)  # type: ignore[arg-type]
     return buf.getvalue(), files
+
+
+def export_rollout(store: Store, rollout_id: int, fmt: str, fp: TextIO) -> None:
+    """A rollout's record on its own (md or json): stages, verdicts and why, holds, refusals, its events."""
+    with store.session() as s:
+        rollout.write_rollout(rollout.build_rollout(s, rollout_id), fmt, fp)

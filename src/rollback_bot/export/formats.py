@@ -16,6 +16,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
 
 FORMATS = ("md", "json", "csv", "html")
@@ -124,6 +125,7 @@ def _env(templates: Path, html: bool) -> SandboxedEnvironment:
     env.filters["num"] = num
     env.filters["evidence"] = lambda items: ", ".join(f"{e['signal']}={num(e.get('value'))}" for e in items)
     env.filters["values"] = lambda d: ", ".join(f"{k}={num(v.get('value'))}" for k, v in sorted(d.items()))
+    env.filters["rollout"] = lambda doc: "\n".join(rollout_markdown(doc, level="##"))
     return env
 
 

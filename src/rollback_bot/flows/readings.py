@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
-from rollback_bot.playbook.conditions import longest_jump_window, signals_in
 from rollback_bot.playbook.models import Playbook, SignalSpec
+from rollback_bot.rules import step
 from rollback_bot.rules.readings import Reading
+from rollback_bot.rules.step import fresh, jump_windows, stale_after
+
+__all__ = ["builtin_reading", "fresh", "history", "latest", "prune", "stale_after", "to_reading", "with_builtins"]
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store.models import Incident, ReadingRow
 
@@ -18,11 +21,8 @@ from rollback_bot.store.models import Incident, ReadingRow
 def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now: datetime) -> Reading:
     """Signals the bot knows itself: minutes to acknowledgement, minutes since the incident opened."""
     if incident is None:
-        return Reading.nodata(name, now, "no open incident")
-    if spec.builtin == "ack_minutes":
-        end = incident.acknowledged_at or now
-        return Reading.of(name, now, (end - incident.opened_at).total_seconds() / 60)
-    return Reading.of(name, now, (now - incident.opened_at).total_seconds() / 60)
+        return step.builtin_reading(name, spec, None, None, now)
+    return step.builtin_reading(name, spec, incident.opened_at, incident.acknowledged_at, now)
 
 
 def prune(deps: Deps, keep: timedelta) -> int:
@@ -49,22 +49,6 @@ def to_reading(row: ReadingRow) -> Reading:
     return Reading(row.signal, row.at, row.value, status, row.detail)  # type: ignore[arg-type]
 
 
-def stale_after(spec: SignalSpec, poll_floor: timedelta) -> timedelta:
-    """A reading older than this counts as no data: two poll intervals (as really polled) plus the timeout."""
-    return 2 * max(spec.every, poll_floor) + spec.timeout
-
-
-def fresh(pb: Playbook, readings: Mapping[str, Reading], now: datetime, poll_floor: timedelta) -> dict[str, Reading]:
-    """Readings too old to use become no data, saying when the signal was last read."""
-    out = {}
-    for name, r in readings.items():
-        spec = pb.signals.get(name)
-        if spec is not None and now - r.at > stale_after(spec, poll_floor):
-            r = Reading.stale(name, r.at, f"last read {r.at:%H:%M:%S}")
-        out[name] = r
-    return out
-
-
 def latest(
     session: Session,
     pb: Playbook,
@@ -88,15 +72,7 @@ def latest(
 
 def history(session: Session, pb: Playbook, now: datetime) -> dict[str, list[Reading]]:
     """Readings inside the longest jump window of each signal a jump trigger reads."""
-    windows: dict[str, timedelta] = {}
-    for trig in pb.triggers.values():
-        cond = trig.condition
-        if cond is None:
-            continue
-        span = longest_jump_window(cond)
-        if span:
-            for sig in signals_in(cond):
-                windows[sig] = max(windows.get(sig, timedelta(0)), span)
+    windows = jump_windows(pb)
     return {
         sig: [to_reading(r) for r in store_readings.window(session, playbook=pb.name, signal=sig, since=now - span)]
         for sig, span in windows.items()

@@ -5,9 +5,11 @@ webhook runs after the commit (idempotent per rollout and stage)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from rollback_bot.directory import check_roles
@@ -79,9 +81,10 @@ def start(deps: Deps, loaded: LoadedPlaybook, user: str) -> Outcome:
     if role is None and why:
         return Outcome(False, why)
     now = deps.now()
+    busy = Outcome(False, f"a rollout of {pb.name} is already under way; see /rollback status")
     with deps.store.session() as s:
         if store_rollouts.active(s, playbook=pb.name) is not None:
-            return Outcome(False, f"a rollout of {pb.name} is already under way; see /rollback status")
+            return busy
         ro = Rollout(
             playbook=pb.name,
             playbook_version=loaded.version,
@@ -94,9 +97,22 @@ def start(deps: Deps, loaded: LoadedPlaybook, user: str) -> Outcome:
         if role is None:  # recorded against the rollout it would have been, which is not stored
             return _refuse(deps, s, ro, user, "start", spec.advance.requires or spec.hold.requires)
         s.add(ro)
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError:  # another start won the race (one rollout under way per playbook: a unique index)
+            s.rollback()
+            return busy
         first = spec.stages[0].percent
-        ev = _record(s, ro, "rollout.started", now, f"started at {first:g}% by {user} as {role}", actor=user, role=role)
+        ev = _record(
+            s,
+            ro,
+            "rollout.started",
+            now,
+            f"started at {first:g}% by {user} as {role}",
+            actor=user,
+            role=role,
+            percent=first,
+        )
         s.commit()
         assert ro.id is not None
         rollout_id = ro.id
@@ -156,33 +172,40 @@ def observe(deps: Deps, loaded: LoadedPlaybook) -> Decision | None:
     now = deps.now()
     events: list[Event] = []
     incident: Incident | None = None
-    auto_advance = False
     with deps.lock(pb.name), deps.store.session() as s:
+        store_rollouts.add_readings(s, rollout_id=rollout_id, readings=readings)
+        s.commit()  # what was read is kept, whatever happens to the decision below
         ro = s.get(Rollout, rollout_id)
         if ro is None or ro.status not in store_rollouts.ACTIVE:
             return None
-        store_rollouts.add_readings(s, rollout_id=rollout_id, readings=readings)
-        s.flush()
         points = store_rollouts.points_since(s, rollout_id=rollout_id, since=ro.stage_started_at)
         decision = decide(pb.rollout, ro.stage, ro.stage_started_at, now, points)
-        if decision.verdict != ro.verdict:
-            events.append(_verdict_event(s, ro, decision, now))
-            ro.verdict, ro.verdict_at = decision.verdict, now
+        if decision.verdict == ro.verdict:
+            store_rollouts.looked(s, rollout=ro, at=now)
+        else:
+            change: dict[str, Any] = {"verdict": decision.verdict, "verdict_at": now, "looked_at": now}
             if ro.status == "running" and decision.verdict == "HOLD":
-                ro.status, ro.held_by = "held", "gate"
+                change |= {"status": "held", "held_by": "gate"}
+            before = ro.status
+            if not store_rollouts.claim(s, rollout=ro, **change):
+                s.rollback()  # someone advanced, held or released it meanwhile: the next look decides again
+                return decision
+            events.append(_verdict_event(s, ro, decision, now))
+            if before == "running" and ro.status == "held":
                 roles = ", ".join(pb.rollout.hold.requires)
                 events.append(
                     _record(s, ro, "rollout.held", now, f"held by the gate; {roles}: investigate, then release")
                 )
-            if ro.status == "running" and decision.verdict == "ROLLBACK" and ro.incident_id is None:
+            if before == "running" and decision.verdict == "ROLLBACK" and ro.incident_id is None:
                 events += _open_incident(s, loaded, ro, decision.why, now)
                 incident = s.get(Incident, ro.incident_id)
+                s.add(ro)
         auto_advance = ro.status == "running" and decision.verdict == "GO" and pb.rollout.advance.auto
-        s.add(ro)
+        stage = ro.stage
         s.commit()
     _publish(deps, incident, events)
     if auto_advance:
-        advance(deps, loaded, rollout_id, user="gate")
+        advance(deps, loaded, rollout_id, user="gate", stage=stage)
     return decision
 
 
@@ -245,8 +268,21 @@ def _open_incident(s: Session, loaded: LoadedPlaybook, ro: Rollout, why: list[st
     return [opened]
 
 
-def advance(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) -> Outcome:
-    """To the next stage, when the gate says GO now; at the last stage, GO completes the rollout."""
+def _changed(rollout_id: int) -> Outcome:
+    return Outcome(False, f"rollout #{rollout_id} changed at the same moment; look at its message again")
+
+
+def _stale(ro: Rollout, spec: RolloutSpec, stage: int | None) -> Outcome | None:
+    """A button pressed for a stage the rollout has left (a double click, an old message): nothing to do."""
+    if stage is None or stage == ro.stage:
+        return None
+    now_at = f"stage {ro.stage + 1} ({spec.stages[ro.stage].percent:g}%)"
+    return Outcome(False, f"rollout #{ro.id} is already at {now_at}; that button was for stage {stage + 1}")
+
+
+def advance(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str, *, stage: int | None = None) -> Outcome:
+    """To the next stage, when the gate says GO now; at the last stage, GO completes the rollout. `stage` is
+    the stage the person saw: a click meant for a stage already left does nothing."""
     pb = loaded.playbook
     spec = _spec(pb)
     role = "auto"
@@ -265,20 +301,23 @@ def advance(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) -> O
         if ro.status != "running":
             by = f" by {ro.held_by}" if ro.held_by else ""
             return Outcome(False, f"rollout #{rollout_id} is {ro.status}{by}; it does not advance")
+        if (stale := _stale(ro, spec, stage)) is not None:
+            return stale
         if ro.verdict != "GO":
             return Outcome(False, f"the gate says {ro.verdict or 'nothing yet'} at stage {ro.stage + 1}: no advance")
         last = ro.stage == len(spec.stages) - 1
         if last:
-            ro.status, ro.finished_at = "complete", now
+            if not store_rollouts.claim(s, rollout=ro, status="complete", finished_at=now):
+                return _changed(rollout_id)
             summary = f"complete at {spec.stages[ro.stage].percent:g}% ({user} as {role})"
             ev = _record(s, ro, "rollout.completed", now, summary, actor=user, role=role)
         else:
-            ro.stage += 1
-            ro.stage_started_at, ro.verdict, ro.verdict_at = now, "", None
+            change = {"stage": ro.stage + 1, "stage_started_at": now, "verdict": "", "verdict_at": None}
+            if not store_rollouts.claim(s, rollout=ro, **change):
+                return _changed(rollout_id)
             share = spec.stages[ro.stage].percent
             summary = f"advanced to stage {ro.stage + 1} ({share:g}%) by {user} as {role}"
             ev = _record(s, ro, "rollout.advanced", now, summary, actor=user, role=role, percent=share)
-        s.add(ro)
         s.commit()
     publish_all(deps.notifier, None, [ev])
     if last:
@@ -287,8 +326,11 @@ def advance(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) -> O
     return Outcome(True, f"Advanced rollout #{rollout_id} to {spec.stages[ro.stage].percent:g}%.")
 
 
-def hold(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str, *, held: bool = True) -> Outcome:
-    """Stop (or let go on from) the current stage; the traffic share stays as it is."""
+def hold(
+    deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str, *, held: bool = True, stage: int | None = None
+) -> Outcome:
+    """Stop (or let go on from) the current stage; the traffic share stays as it is. A release meant for a
+    stage the rollout has left does nothing (holding, like rolling back, is never refused for that)."""
     pb = loaded.playbook
     spec = _spec(pb)
     role, why = _gate(deps, pb, user, spec.hold.requires)
@@ -303,15 +345,20 @@ def hold(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str, *, held
         if role is None:
             return _refuse(deps, s, ro, user, verb, spec.hold.requires)
         if ro.status != ("running" if held else "held"):
-            return Outcome(False, f"rollout #{rollout_id} is {ro.status}; nothing to {verb}")
+            by = f" by {ro.held_by}" if ro.status == "held" and ro.held_by else ""
+            return Outcome(False, f"rollout #{rollout_id} is {ro.status}{by}; nothing to {verb}")
+        if not held and (stale := _stale(ro, spec, stage)) is not None:
+            return stale
         if held:
-            ro.status, ro.held_by = "held", user
+            if not store_rollouts.claim(s, rollout=ro, status="held", held_by=user):
+                return _changed(rollout_id)
             ev = _record(s, ro, "rollout.held", now, f"held by {user} as {role}", actor=user, role=role)
         else:
             # the stage starts over: its minimum duration and sample count from the release
-            ro.status, ro.held_by, ro.stage_started_at, ro.verdict = "running", None, now, ""
+            change = {"status": "running", "held_by": None, "stage_started_at": now, "verdict": "", "verdict_at": None}
+            if not store_rollouts.claim(s, rollout=ro, **change):
+                return _changed(rollout_id)
             ev = _record(s, ro, "rollout.released", now, f"released by {user} as {role}", actor=user, role=role)
-        s.add(ro)
         s.commit()
     publish_all(deps.notifier, None, [ev])
     return Outcome(True, f"Rollout #{rollout_id} {'held' if held else 'released'}.")
@@ -332,8 +379,9 @@ def roll_back(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) ->
         if role is None:
             return _refuse(deps, s, ro, user, "roll back", spec.rollback.requires)
         if ro.status not in store_rollouts.ACTIVE:
-            return Outcome(False, f"rollout #{rollout_id} is {ro.status}")
-        ro.status, ro.finished_at = "rolled_back", now
+            return Outcome(False, f"rollout #{rollout_id} is {ro.status.replace('_', ' ')}")
+        if not store_rollouts.claim(s, rollout=ro, status="rolled_back", finished_at=now):
+            return _changed(rollout_id)
         summary = f"rolled back by {user} as {role}: traffic to 0%"
         events = [_record(s, ro, "rollout.rolled_back", now, summary, actor=user, role=role)]
         if ro.incident_id is None:
@@ -344,3 +392,27 @@ def roll_back(deps: Deps, loaded: LoadedPlaybook, rollout_id: int, user: str) ->
     _publish(deps, incident, events)
     deps.background(lambda: set_traffic(deps, loaded, rollout_id, percent=0.0))
     return Outcome(True, f"Rollout #{rollout_id} rolled back; incident #{ro.incident_id} is on the ladder.")
+
+
+VERBS = ("advance", "hold", "release", "rollback")
+
+
+def act(
+    deps: Deps, playbooks: Mapping[str, LoadedPlaybook], rollout_id: int, verb: str, user: str, stage: int | None = None
+) -> Outcome:
+    """A person's advance, hold, release or roll back of rollout #id (a button or a command)."""
+    with deps.store.session() as s:
+        ro = s.get(Rollout, rollout_id) if 0 < rollout_id < 2**31 else None
+        name = ro.playbook if ro is not None else None
+    loaded = playbooks.get(name) if name is not None else None
+    if loaded is None or loaded.playbook.rollout is None:
+        return Outcome(False, f"there is no rollout #{rollout_id} this bot runs")
+    if stage is not None and not 0 <= stage < len(loaded.playbook.rollout.stages):  # no button of ours carries it
+        return Outcome(False, f"that button carries no stage of rollout #{rollout_id}; use /rollback status")
+    if verb == "advance":
+        return advance(deps, loaded, rollout_id, user, stage=stage)
+    if verb in ("hold", "release"):
+        return hold(deps, loaded, rollout_id, user, held=verb == "hold", stage=stage)
+    if verb == "rollback":
+        return roll_back(deps, loaded, rollout_id, user)
+    return Outcome(False, f"a rollout cannot {verb}; try one of {', '.join(VERBS)}")

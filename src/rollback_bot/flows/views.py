@@ -1,4 +1,4 @@
-"""Read model: everything a message about one incident shows, gathered in one place."""
+"""Read models: everything a message about one incident, or one rollout, shows, gathered in one place."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest, with_builtins
 from rollback_bot.ladder.approvals import Approved, missing_roles
 from rollback_bot.ladder.steps import Position, position
-from rollback_bot.playbook.models import ActionSpec, Playbook
+from rollback_bot.playbook.models import ActionSpec, Playbook, RolloutSpec, RolloutStageSpec
+from rollback_bot.rollout.gate import Decision, decide
 from rollback_bot.rules.watch import WatchRow, watch_rows
+from rollback_bot.store import rollouts as store_rollouts
 from rollback_bot.store.actions import approvals_by_action, runs_by_action
-from rollback_bot.store.models import Event, Incident
+from rollback_bot.store.models import Event, Incident, Rollout
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,40 @@ def build_view(deps: Deps, s: Session, incident: Incident) -> IncidentView:
         for e in s.exec(select(Event).where(Event.incident_id == incident.id, Event.kind == "trigger.attached"))
     ]
     return IncidentView(incident, pb, pos, watch, actions, attached, now)
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    rollout: Rollout
+    playbook: Playbook
+    decision: Decision | None  # the gate at its last look, for a rollout under way; None before it or once finished
+    now: datetime
+
+    @property
+    def spec(self) -> RolloutSpec:
+        assert self.playbook.rollout is not None
+        return self.playbook.rollout
+
+    @property
+    def stage(self) -> RolloutStageSpec:
+        return self.spec.stages[self.rollout.stage]
+
+    @property
+    def next_stage(self) -> RolloutStageSpec | None:
+        stages = self.spec.stages
+        return stages[self.rollout.stage + 1] if self.rollout.stage + 1 < len(stages) else None
+
+    @property
+    def active(self) -> bool:
+        return self.rollout.status in store_rollouts.ACTIVE
+
+
+def build_rollout_view(s: Session, rollout: Rollout, pb: Playbook, now: datetime) -> RolloutView:
+    """The rollout as its message shows it: for one under way, the gate's decision as of its last look (pure,
+    from the stored readings), which is the verdict stored and the one an advance is checked against."""
+    assert rollout.id is not None and pb.rollout is not None
+    decision = None
+    if rollout.status in store_rollouts.ACTIVE and rollout.verdict and rollout.looked_at is not None:
+        points = store_rollouts.points_since(s, rollout_id=rollout.id, since=rollout.stage_started_at)
+        decision = decide(pb.rollout, rollout.stage, rollout.stage_started_at, rollout.looked_at, points)
+    return RolloutView(rollout, pb, decision, now)

@@ -20,10 +20,11 @@ from rollback_bot.metrics.build import build_source
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import Playbook
-from rollback_bot.rules.evaluate import Decision, TriggerState, step_trigger
+from rollback_bot.rules.evaluate import Decision, TriggerState
 from rollback_bot.rules.health import SignalHealth, track
 from rollback_bot.rules.polling import PollGroup
 from rollback_bot.rules.readings import Reading
+from rollback_bot.rules.step import step_triggers
 from rollback_bot.store import audit, watching
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store.incidents import open_incident
@@ -166,14 +167,17 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
         current = with_builtins(pb, _current(deps, s, pb, now), incident, now)
         past = history(s, pb, now)
         states = watching.trigger_states(s, playbook=pb.name)
-        decisions = []
-        for name, trig in pb.triggers.items():
+        rows = {}
+        for name in pb.triggers:
             row = states.get(name)
             if row is None:
                 row = TriggerStateRow(playbook=pb.name, trigger=name)
                 s.add(row)
-            before = TriggerState(**{f: getattr(row, f) for f in _STATE_FIELDS})
-            decision, new = step_trigger(name, trig, before, current, past, now)
+            rows[name] = row
+        before = {name: TriggerState(**{f: getattr(row, f) for f in _STATE_FIELDS}) for name, row in rows.items()}
+        decisions = []
+        for decision, new in step_triggers(pb, before, current, past, now):
+            row = rows[decision.trigger]
             for f in _STATE_FIELDS:
                 setattr(row, f, getattr(new, f))  # unchanged rows are not written
             decisions.append(decision)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from rollback_bot.playbook.durations import format_duration, parse_duration
 
@@ -44,6 +45,10 @@ class Compare:
         return OPERATORS[self.op](value, self.threshold)
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # evidence quotes the rule at every evaluation
         return f"{self.signal} {self.op} {_num(self.threshold)}"
 
 
@@ -58,6 +63,10 @@ class Jump:
     min_rise: float | None = None
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         text = f"{self.signal} jumps {_num(self.percent)}% within {format_duration(self.within)}"
         return text if self.min_rise is None else f"{text} by at least {_num(self.min_rise)}"
 

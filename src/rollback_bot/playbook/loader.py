@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,10 +151,18 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
                 yield (*where, i), f"role '{role}' is used but not defined under roles"
     if pb.rollout is not None:
         yield from _rollout_errors(pb)
+    if pb.panic_run is not None:
+        yield from _panic_run_errors(pb)
     for name, trig in pb.triggers.items():
         for sig in trig.signals:
             if sig in pb.signals and pb.signals[sig].compared:
                 yield ("triggers", name), f"trigger '{name}' reads '{sig}', a compared signal: it is for the rollout"
+            elif sig in pb.signals and pb.signals[sig].segments:  # read per segment, it has no one value to test
+                yield (
+                    ("triggers", name),
+                    f"trigger '{name}' reads '{sig}', which is read per segment (segments:): triggers test one value; "
+                    "define a signal without segments for the trigger",
+                )
     seen_actions: dict[str, int] = {}
     expected_start = format_duration(pb.ladder[0].start)
     for i, step in enumerate(pb.ladder):
@@ -189,6 +198,9 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
                     )
 
 
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,62}\Z")  # URLs quote / and +; PromQL strings take them
+
+
 def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
     """A rollout's names must exist, and what it compares must be read per version."""
     ro = pb.rollout
@@ -207,6 +219,20 @@ def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
                 ),
             )
 
+    for which in ("baseline", "candidate"):  # what {version} becomes inside queries, URLs and json paths
+        name = getattr(ro, which)
+        if not VERSION_NAME.match(name):
+            yield (
+                ("rollout", which),
+                f"{which} '{name}' would break the queries and URLs it is put into: use letters, digits, "
+                "'.', '_', '-', ':', '/' or '+'",
+            )
+        elif "." in name and any(VERSION in (spec.json_path or "") for spec in pb.signals.values()):
+            yield (
+                ("rollout", which),
+                f"{which} '{name}' has a '.', which a json path reads as a step: rename it, or keep {VERSION} "
+                "out of json paths (put it in the URL)",
+            )
     yield from compared(ro.sample, ("rollout", "sample"), "the rollout's sample")
     if ro.sample in pb.signals and pb.signals[ro.sample].segments:
         yield ("rollout", "sample"), f"the sample '{ro.sample}' must not have segments: it is one count"
@@ -230,3 +256,25 @@ def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
         for i, role in enumerate(getattr(ro, kind).requires):
             if role not in pb.roles:
                 yield ("rollout", kind, "requires", i), f"role '{role}' is used but not defined under roles"
+
+
+def _panic_run_errors(pb: Playbook) -> Iterable[Issue]:
+    """A panic run reads each signal once, now, outside any incident: a plain signal it can test."""
+    assert pb.panic_run is not None
+    for i, check in enumerate(pb.panic_run.checks):
+        spec = pb.signals.get(check.signal)
+        where = ("panic_run", "checks", i)
+        if spec is None:
+            yield where, f"panic run check uses unknown signal '{check.signal}'; define it under signals"
+        elif spec.builtin is not None:
+            yield (
+                where,
+                f"panic run check reads '{check.signal}', a builtin signal: it has no value outside an incident",
+            )
+        elif spec.compared:
+            yield where, f"panic run check reads '{check.signal}', a compared signal: it is for the rollout"
+        elif spec.segments:
+            yield where, f"panic run check reads '{check.signal}', which is read per segment: a check tests one value"
+    for i, role in enumerate(pb.panic_run.acknowledge):
+        if role not in pb.roles:
+            yield ("panic_run", "acknowledge", i), f"role '{role}' is used but not defined under roles"

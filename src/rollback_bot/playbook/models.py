@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from datetime import timedelta
+from datetime import time, timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -260,9 +262,9 @@ class TriggerSpec(Strict):
             raise ValueError("no_data_for only applies to no_data: breach or no_data: hold")
         return self
 
-    @property
+    @cached_property
     def condition(self) -> Condition | None:
-        """The boolean condition (None for a KPI gate)."""
+        """The boolean condition (None for a KPI gate); built once, as every evaluation reads it."""
         if self.when is not None:
             return self.when
         if self.all is not None:
@@ -286,6 +288,10 @@ class TriggerSpec(Strict):
         return list(dict.fromkeys(names))
 
     def describe(self) -> str:
+        return self._described
+
+    @cached_property
+    def _described(self) -> str:
         if self.kpi is not None:
             terms = " ".join(f"{'-' if w < 0 else '+'} {abs(w):g}*{s}" for s, w in self.kpi.items()).removeprefix("+ ")
             gate = f"rollback below {self.below:g}"
@@ -535,6 +541,62 @@ class DrillSpec(Strict):
     recover_within: Duration = timedelta(hours=2)
 
 
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def parse_clock_time(value: object) -> time:
+    """'09:00' -> time(9, 0): a wall-clock time of day, 24-hour, HH:MM."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f'bad time {value!r}: quote the time of day, e.g. "10:30" (YAML reads 10:30 as a number)')
+    m = _CLOCK_TIME.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f'bad time {value!r}: write the time of day as HH:MM, 24-hour, e.g. "09:00" (quoted)')
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def time_zone(value: object) -> str:
+    """An IANA zone name zoneinfo knows, e.g. Europe/Paris."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a time zone name like Europe/Paris, got {value!r}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}': use an IANA name, e.g. Europe/Paris or UTC") from None
+    return value
+
+
+ClockTime = Annotated[time, PlainValidator(parse_clock_time)]
+ZoneName = Annotated[str, PlainValidator(time_zone)]
+
+
+class PanicRunSpec(Strict):
+    """A daily check before launch: at `at` in `zone`, read the named signals and test each threshold; a pass
+    is posted with the figures, a failure opens a pre-launch alert someone must acknowledge."""
+
+    at: ClockTime
+    zone: ZoneName = "UTC"
+    checks: list[ComparisonField] = Field(min_length=1, description="what must hold, e.g. error_rate < 0.01")
+    acknowledge: list[str] = Field(
+        ["incident_commander", "responder"], min_length=1, description="roles that may acknowledge a failure"
+    )
+    remind_every: Duration | None = Field(
+        timedelta(minutes=30), description="remind in the channel while a failure is unacknowledged; null: never"
+    )
+
+    @field_validator("remind_every")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("remind_every must be positive (or null: never remind)")
+        return v
+
+    @property
+    def signals(self) -> list[str]:
+        return list(dict.fromkeys(c.signal for c in self.checks))
+
+
 class Playbook(Strict):
     name: Annotated[str, Field(pattern=_SLUG)]
     service: str
@@ -552,6 +614,7 @@ class Playbook(Strict):
     ladder: list[StepSpec] = Field(min_length=1)
     drill: DrillSpec = DrillSpec()
     rollout: RolloutSpec | None = None
+    panic_run: PanicRunSpec | None = None
 
     def action(self, action_id: str) -> tuple[int, ActionSpec]:
         for index, step in enumerate(self.ladder):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -169,6 +169,14 @@ class TriggerState:
     blind: bool = False  # no_data hold/breach has acted in the current stretch without data
 
 
+def _evolve(state: TriggerState, **changes: object) -> TriggerState:
+    """`dataclasses.replace` without its per-call introspection (it ran on every evaluation of every trigger)."""
+    new = object.__new__(TriggerState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 Status = Literal["ok", "pending", "firing", "nodata", "hold"]
 
 
@@ -250,12 +258,12 @@ def step_trigger(
     outcomes = state.outcomes
     if trigger.breaches is not None and holds is not None:
         outcomes = (outcomes + ("B" if holds else "H"))[-trigger.breaches[1] :]
-    base = replace(state, nodata_since=None, blind=False, outcomes=outcomes, gate=gate)
+    base = _evolve(state, nodata_since=None, blind=False, outcomes=outcomes, gate=gate)
 
     if fast is not None and fast.holds:
         return decide(
             "firing",
-            replace(base, pending_since=pending or now, firing=True, healthy_since=None),
+            _evolve(base, pending_since=pending or now, firing=True, healthy_since=None),
             fired=not state.firing,
         )
     if holds:
@@ -270,23 +278,23 @@ def step_trigger(
         if done or state.firing:
             return decide(
                 "firing",
-                replace(base, pending_since=since, firing=True, healthy_since=None),
+                _evolve(base, pending_since=since, firing=True, healthy_since=None),
                 fired=not state.firing,
                 why=why,
             )
-        return decide("pending", replace(base, pending_since=since, healthy_since=None), why=why)
+        return decide("pending", _evolve(base, pending_since=since, healthy_since=None), why=why)
 
     # healthy
     if state.firing and trigger.keep_firing_for:
         healthy = state.healthy_since or now
         if now - healthy < trigger.keep_firing_for:
             why = f"healthy since {healthy:%H:%M:%S}; keeps firing for {format_duration(trigger.keep_firing_for)}"
-            return decide("firing", replace(base, healthy_since=healthy), why=why)
+            return decide("firing", _evolve(base, healthy_since=healthy), why=why)
     if trigger.breaches is not None and "B" in outcomes:
         count = outcomes.count("B")
         why = f"breached in {count} of the last {len(outcomes)} evaluations (fires at {trigger.breaches[0]})"
-        return decide("pending", replace(base, pending_since=pending, firing=False, healthy_since=None), why=why)
-    new = replace(base, pending_since=None, firing=False, healthy_since=None)
+        return decide("pending", _evolve(base, pending_since=pending, firing=False, healthy_since=None), why=why)
+    new = _evolve(base, pending_since=None, firing=False, healthy_since=None)
     return decide("hold" if gate == "hold" else "ok", new)
 
 
@@ -300,7 +308,7 @@ def _no_data(trigger: TriggerSpec, state: TriggerState, now: datetime, decide: D
     after = trigger.no_data_for or timedelta(0)
     blind_for = f"no data for {format_duration(lasted) if lasted else '0s'}"
     if trigger.no_data == "breach" and lasted >= after:
-        new = replace(
+        new = _evolve(
             state,
             nodata_since=since,
             blind=True,
@@ -310,7 +318,7 @@ def _no_data(trigger: TriggerSpec, state: TriggerState, now: datetime, decide: D
         )
         return decide("firing", new, fired=not state.firing, why=f"{blind_for}: counted as a breach (no_data: breach)")
     if trigger.no_data == "hold" and lasted >= after:
-        new = replace(state, nodata_since=since, blind=True)
+        new = _evolve(state, nodata_since=since, blind=True)
         return decide("hold", new, why=f"blind: {blind_for}; HOLD until it can see (no_data: hold)")
     pending = None if trigger.no_data == "reset" else state.pending_since
-    return decide("nodata", replace(state, nodata_since=since, pending_since=pending))
+    return decide("nodata", _evolve(state, nodata_since=since, pending_since=pending))

@@ -222,6 +222,12 @@ EVENT_ICON = {
     "incident.resolved": ":white_check_mark:",
     "ladder.completed": ":checkered_flag:",
     "incident.opened": ":rotating_light:",
+    "panic.passed": ":large_green_circle:",
+    "panic.failed": ":red_circle:",
+    "panic.missed": ":warning:",
+    "panic.acknowledged": ":eyes:",
+    "panic.reminder": ":alarm_clock:",
+    "panic.denied": ":no_entry:",
 }
 
 
@@ -268,13 +274,17 @@ def reply(text: str) -> Message:
 HELD = " \u00b7 *on hold*"
 
 
-def status(views: Sequence[IncidentView], note: str = "") -> Message:
-    """Every open incident the asker may see; `note` says what was left out and why."""
-    if not views:
-        return reply(esc(note) if note else ":white_check_mark: No open incidents.")
-    blocks: list[Block] = [section(f"*{len(views)} open incident(s)*")]
+def status(views: Sequence[IncidentView], note: str = "", rollouts: Sequence[str] = ()) -> Message:
+    """Every open incident the asker may see, then every rollout under way (one line each, already
+    rendered); `note` says what was left out and why."""
+    if not views and not rollouts:
+        return reply(esc(note) if note else ":white_check_mark: No open incidents, no rollouts under way.")
+    blocks: list[Block] = [section(f"*{len(views)} open incident(s)*" if views else "No open incidents.")]
     if note:
         blocks.append(context(esc(note)))
+    if rollouts:
+        blocks.append(DividerBlock())
+        blocks.append(section(f"*{len(rollouts)} rollout(s) under way*\n" + "\n".join(rollouts)))
     for view in views:
         inc, pos = view.incident, view.position
         step = (
@@ -295,7 +305,7 @@ def status(views: Sequence[IncidentView], note: str = "") -> Message:
                 f"Key metrics: {metrics or 'none in this step'}"
             )
         )
-    return Message(f"{len(views)} open incident(s)", blocks)
+    return Message(f"{len(views)} open incident(s), {len(rollouts)} rollout(s) under way", blocks)
 
 
 def playbook_table(pb: Playbook) -> Message:
@@ -324,14 +334,18 @@ def playbook_table(pb: Playbook) -> Message:
 
 
 HELP = """*/rollback* commands:
-\u2022 `/rollback status`: every open incident: step and time left, pending approvals, key metrics
+\u2022 `/rollback status`: every open incident (step and time left, pending approvals, key metrics) and rollout
 \u2022 `/rollback ack [INCIDENT]`: acknowledge
 \u2022 `/rollback timeline [INCIDENT]`: the event log
 \u2022 `/rollback playbook NAME`: steps, windows, metrics to watch, actions and who may approve
 \u2022 `/rollback note [INCIDENT] TEXT`: add a note to the timeline
+\u2022 `/rollback hold [INCIDENT]` / `/rollback release [INCIDENT]`: stop the ladder's actions / let them go on
 \u2022 `/rollback resolve [INCIDENT]`: resolve
+\u2022 `/rollback rollout`: rollouts under way; `/rollback rollout start PLAYBOOK`;
+   `/rollback rollout advance|hold|release|rollback [ROLLOUT]`
+\u2022 `/rollback ack-panic [ALERT]`: acknowledge a pre-launch alert (a failed daily panic run)
 \u2022 `/rollback help`: this list
-INCIDENT is the incident number (`12` or `#12`); with one open incident you may leave it out."""
+INCIDENT, ROLLOUT and ALERT are numbers (`12` or `#12`); with only one open or under way you may leave it out."""
 
 
 def help_message(prefix: str = "") -> Message:

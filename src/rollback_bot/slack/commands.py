@@ -10,17 +10,23 @@ from datetime import timedelta
 
 from rollback_bot import flows
 from rollback_bot.directory import check_roles
+from rollback_bot.flows import panic as flows_panic
+from rollback_bot.flows import rollout as flows_rollout
 from rollback_bot.flows.access import Asker, may_read
 from rollback_bot.flows.deps import Deps, Outcome
-from rollback_bot.flows.views import incident_view
+from rollback_bot.flows.views import build_rollout_view, incident_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message, esc
+from rollback_bot.slack.rollout_message import status_line
+from rollback_bot.store import rollouts as store_rollouts
 from rollback_bot.store.audit import DENIED
 from rollback_bot.store.incidents import claim_export, event_counts, open_incidents
 from rollback_bot.store.models import Incident
 
-VERBS = ("status", "ack", "timeline", "playbook", "note", "resolve", "hold", "release", "help")
+VERBS = (
+    "status", "ack", "ack-panic", "timeline", "playbook", "note", "resolve", "hold", "release", "rollout", "help",
+)  # fmt: skip
 _REF = re.compile(r"^#?([0-9]{1,30})\Z")
 MAX_ID = 2**31 - 1  # incident numbers above this do not exist (and must not reach the database)
 EXPORT_EVERY = timedelta(minutes=5)
@@ -57,7 +63,7 @@ def parse(text: str) -> Parsed:
     rest = words[1].strip() if len(words) > 1 else ""
     if verb not in VERBS:
         return Parsed("unknown", rest=text.strip())
-    if verb in ("status", "help", "playbook"):
+    if verb in ("status", "help", "playbook", "rollout"):
         return Parsed(verb, rest=rest)
     first, _, after = rest.partition(" ")
     m = _REF.match(first)
@@ -73,9 +79,17 @@ def handle(deps: Deps, playbooks: dict[str, LoadedPlaybook], text: str, asker: A
     if parsed.verb == "unknown":
         return Reply(blocks.help_message(f"I don't know `{esc(parsed.rest[:80])}`."))
     if parsed.verb == "status":
-        return Reply(_status(deps, asker))
+        return Reply(_status(deps, playbooks, asker))
+    if parsed.verb == "rollout":
+        return Reply(_rollout(deps, playbooks, parsed.rest, asker))
     if parsed.verb == "playbook":
         return Reply(_playbook(deps, playbooks, parsed.rest.strip(), asker))
+    if parsed.verb == "ack-panic":
+        if parsed.rest:
+            return Reply(
+                blocks.reply(f"`{esc(parsed.rest[:40])}` is not an alert number, e.g. `/rollback ack-panic 3`.")
+            )
+        return Reply(_said(flows_panic.acknowledge(deps, playbooks, asker.user, parsed.incident)))
     if parsed.verb == "note" and not parsed.rest:
         return Reply(blocks.reply("A note needs some text: `/rollback note [INCIDENT] TEXT`."))
     picked = _pick(deps, parsed)
@@ -122,7 +136,7 @@ def _pick(deps: Deps, parsed: Parsed) -> Incident | Message:
     return blocks.reply(f"Several incidents are open: {names}. Say which, e.g. {hint}.")
 
 
-def _status(deps: Deps, asker: Asker) -> Message:
+def _status(deps: Deps, playbooks: dict[str, LoadedPlaybook], asker: Asker) -> Message:
     with deps.store.session() as s:
         found = open_incidents(s)
     views, hidden = [], []
@@ -134,8 +148,70 @@ def _status(deps: Deps, asker: Asker) -> Message:
             continue
         if (view := incident_view(deps, incident.id)) is not None:
             views.append(view)
-    note = f"{len(hidden)} open incident(s) not shown to you: {' '.join(dict.fromkeys(hidden))}" if hidden else ""
-    return blocks.status(views, note=note)
+    rollouts, rollouts_hidden = _rollout_lines(deps, playbooks, asker)
+    notes = [
+        f"{len(refused)} {what} not shown to you: {' '.join(dict.fromkeys(refused))}"
+        for what, refused in (("open incident(s)", hidden), ("rollout(s)", rollouts_hidden))
+        if refused
+    ]
+    note = " ".join(notes)
+    return blocks.status(views, note=note, rollouts=rollouts)
+
+
+def _rollout_lines(deps: Deps, playbooks: dict[str, LoadedPlaybook], asker: Asker) -> tuple[list[str], list[str]]:
+    """One line per rollout under way that the asker may see; the refusals for the rest."""
+    lines, hidden = [], []
+    with deps.store.session() as s:
+        for ro in store_rollouts.under_way(s):
+            loaded = playbooks.get(ro.playbook)
+            if loaded is None or loaded.playbook.rollout is None:
+                continue
+            refused = may_read(deps, loaded.playbook, asker, "see the status of")
+            if refused:
+                hidden.append(refused.message)
+                continue
+            lines.append(status_line(build_rollout_view(s, ro, loaded.playbook, deps.now())))
+    return lines, hidden
+
+
+def _rollout(deps: Deps, playbooks: dict[str, LoadedPlaybook], rest: str, asker: Asker) -> Message:
+    """`/rollback rollout [start PLAYBOOK | advance|hold|release|rollback [ROLLOUT]]`."""
+    words = rest.split()
+    if not words:
+        lines, hidden = _rollout_lines(deps, playbooks, asker)
+        if not lines:
+            note = f" ({len(hidden)} not shown to you: {hidden[0]})" if hidden else ""
+            return blocks.reply(f"No rollout under way{esc(note)}. Start one: `/rollback rollout start PLAYBOOK`.")
+        return blocks.status([], rollouts=lines)
+    verb = words[0].lower()
+    names = sorted(n for n, lp in playbooks.items() if lp.playbook.rollout is not None)
+    if verb == "start":
+        name = words[1] if len(words) > 1 else (names[0] if len(names) == 1 else "")
+        if name not in names:
+            known = ", ".join(f"`{n}`" for n in names) or "none"
+            asked = f"No playbook with a rollout named `{esc(name)}`." if name else "Which playbook?"
+            return blocks.reply(f"{asked} Playbooks with a rollout: {known}.")
+        return _said(flows_rollout.start(deps, playbooks[name], asker.user))
+    if verb not in flows_rollout.VERBS:
+        return blocks.reply(
+            f"I don't know `rollout {esc(verb[:40])}`. Try `/rollback rollout start PLAYBOOK` or "
+            "`/rollback rollout advance|hold|release|rollback [ROLLOUT]`."
+        )
+    rollout_id: int | None = None
+    if len(words) > 1:
+        m = _REF.match(words[1])
+        if m is None or int(m.group(1)) > MAX_ID:
+            return blocks.reply(f"`{esc(words[1][:40])}` is not a rollout number, e.g. `/rollback rollout {verb} 3`.")
+        rollout_id = int(m.group(1))
+    else:
+        with deps.store.session() as s:
+            going = [ro.id for ro in store_rollouts.under_way(s) if ro.playbook in names]
+        if len(going) != 1:
+            which = ", ".join(f"#{i}" for i in going) or "none under way"
+            return blocks.reply(f"Say which rollout ({which}), e.g. `/rollback rollout {verb} 3`.")
+        rollout_id = going[0]
+    assert rollout_id is not None
+    return _said(flows_rollout.act(deps, playbooks, rollout_id, verb, asker.user))
 
 
 def _playbook(deps: Deps, playbooks: dict[str, LoadedPlaybook], name: str, asker: Asker) -> Message:

@@ -28,23 +28,26 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from rollback_bot.flows.deps import Deps
-from rollback_bot.flows.views import build_view
+from rollback_bot.flows.views import build_rollout_view, build_view
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack.blocks import alert, thread_event
 from rollback_bot.slack.client import never_reached_slack
 from rollback_bot.slack.lookup import Lookup, marker
+from rollback_bot.slack.rollout_message import rollout_message
 from rollback_bot.store import slack_cursors as outbox
 from rollback_bot.store.audit import DENIED, UNPOSTED
-from rollback_bot.store.models import Event, Incident
+from rollback_bot.store.models import Event, Incident, Rollout
 from rollback_bot.telemetry import SLACK_API_ERRORS
 
 log = logging.getLogger(__name__)
 NOT_IN_THREAD = {"incident.opened"} | UNPOSTED  # the parent message is that event; refusals of reads stay quiet
 QUIET_REPEATS = timedelta(minutes=10)  # the same refusal of the same person is posted once per this
 LEASE = timedelta(seconds=60)
+AGAIN = 3  # passes a sync makes while events keep arriving (the rest wait for the next sync)
 PARENT = 0  # Incident.slack_pending while the parent message is in flight (event ids start at 1)
 EVENT_POST = "rollback_bot_event"  # metadata event_type of a thread reply or a channel event
 PARENT_POST = "rollback_bot_incident"  # ... and of an incident's parent message
+ROLLOUT_POST = "rollback_bot_rollout"  # ... and of a rollout's message
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -149,8 +152,8 @@ class SlackSync:
             raise
 
     def _quiet(self, s: Session, ev: Event) -> bool:
-        """Kept in the timeline, not posted in the thread: the parent itself, reads refused, repeated clicks,
-        and a refusal of someone refused the same way shortly before."""
+        """Kept in the timeline, not posted (in a thread or the channel): the parent itself, reads refused,
+        repeated clicks, and a refusal of someone refused the same way shortly before (no spamming)."""
         return ev.kind in NOT_IN_THREAD or (
             ev.kind in DENIED and outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS)
         )
@@ -172,12 +175,33 @@ class SlackSync:
 
     # --- one incident ---------------------------------------------------------------------------------
     def sync_incident(self, incident_id: int) -> None:
+        self._until_caught_up(
+            lambda: self._sync_incident(incident_id),
+            lambda s: outbox.incident_behind(s, incident_id=incident_id),
+        )
+
+    def _until_caught_up(self, one_pass: Callable[[], bool], behind: Callable[[Session], bool]) -> None:
+        """Sync until caught up. Whoever holds the lease looks again after releasing it: an event recorded
+        while it synced (whose own sync found the lease taken and gave up) is posted now, not a minute later."""
+        for _ in range(AGAIN):
+            if not one_pass():
+                return
+            with self.deps.store.session() as s:
+                if not behind(s):
+                    return
+
+    def _sync_incident(self, incident_id: int) -> bool:
+        """One pass; False when another syncer holds the lease (it will look again when done)."""
         now = self.deps.now()
         with self.deps.store.session() as s:
             taken = outbox.take_incident_lease(s, incident_id=incident_id, now=now, until=now + LEASE)
             s.commit()
         if not taken:
-            return
+            return False
+        self._sync_incident_leased(incident_id)
+        return True
+
+    def _sync_incident_leased(self, incident_id: int) -> None:
         released = False
         try:
             with self.deps.store.session() as s:  # one read of the state; the alert is built from it once
@@ -277,46 +301,125 @@ class SlackSync:
         if skipped is not None:
             self._write(passing())
 
-    # --- playbook-level events (no incident) ----------------------------------------------------------
+    # --- playbook-level events (no incident), and each rollout's message ------------------------------------
     def sync_playbook(self, name: str) -> None:
+        self._until_caught_up(lambda: self._sync_playbook(name), lambda s: outbox.channel_behind(s, playbook=name))
+
+    def _sync_playbook(self, name: str) -> bool:
         loaded = self.playbooks.get(name)
         if loaded is None:
-            return
+            return False
         now = self.deps.now()
         with self.deps.store.session() as s:
             cursor = outbox.take_channel_lease(s, playbook=name, now=now, until=now + LEASE)
             s.commit()
             if cursor is None:
-                return
+                return False
             events = outbox.channel_events(s, playbook=name, after=cursor.last_event_id)
+            quiet = {ev.id for ev in events if self._quiet(s, ev)}
+            shown: set[int] = set()
+            if loaded.playbook.rollout is not None:
+                since = now - timedelta(days=1)
+                shown = {ro.id for ro in outbox.rollouts_to_show(s, playbook=name, since=since) if ro.id is not None}
         try:
-            self._post_channel(name, loaded.playbook.channel, cursor.pending, events)
+            touched = self._post_channel(loaded, cursor.pending, events, quiet)
+            for rollout_id in sorted(shown | touched):  # each rollout's message brought up to date, once
+                self._rollout_message(loaded, rollout_id)
         finally:
             self._write(partial(outbox.release_channel_lease, playbook=name))
+        return True
 
-    def _post_channel(self, name: str, channel: str, pending: int | None, events: list[Event]) -> None:
+    def _post_channel(
+        self, loaded: LoadedPlaybook, pending: int | None, events: list[Event], quiet: set[int | None]
+    ) -> set[int]:
+        """Each event in the playbook's channel; a rollout's events in the thread of the rollout's message.
+        The rollouts whose events were posted (their messages are brought up to date after)."""
+        name, channel = loaded.playbook.name, loaded.playbook.channel
+        touched: set[int] = set()
         for ev in events:
             assert ev.id is not None
             event_id, meta = ev.id, _event_marker(ev)
             confirm = partial(outbox.confirm_channel, playbook=name, event_id=event_id)
-            if ev.kind in UNPOSTED:  # in the timeline, not in the channel: a refused person cannot spam it
+            if event_id in quiet:
                 self._write(confirm)
                 continue
+            rollout_id = ev.details.get("rollout") if ev.kind.startswith("rollout.") else None
+            where: tuple[str, str | None] = (channel, None)
+            if type(rollout_id) is int and loaded.playbook.rollout is not None:
+                found = self._rollout_where(loaded, rollout_id)
+                if found is not None:
+                    where = found
+                    touched.add(rollout_id)
+                    if ev.kind == "rollout.started":  # the rollout's message is that event
+                        self._write(confirm)
+                        continue
             message = thread_event(ev).payload()
             if pending == event_id:
-                if self.lookup.in_channel(channel, EVENT_POST, meta["event_payload"]) is not None:
+                look = meta["event_payload"]
+                if where[1] is not None:
+                    seen = self.lookup.in_thread(where[0], where[1], EVENT_POST, look) is not None
+                else:
+                    seen = self.lookup.in_channel(channel, EVENT_POST, look) is not None
+                if seen:
                     self._write(confirm)
                     pending = None
                     continue
             else:
                 self._write(partial(outbox.mark_channel, playbook=name, pending=event_id))
                 pending = event_id
+            thread = {"thread_ts": where[1]} if where[1] is not None else {}
             resp = self._post(
                 partial(outbox.mark_channel, playbook=name, pending=None),
-                channel=channel,
+                channel=where[0],
                 metadata=meta,
+                **thread,
                 **message,
             )
             self.lookup.remember(channel, str(resp["channel"]))
             self._write(confirm)
             pending = None
+        return touched
+
+    def _rollout_where(self, loaded: LoadedPlaybook, rollout_id: int) -> tuple[str, str] | None:
+        """Where the rollout's message is, posting it first if it is not there yet; None when the rollout is
+        not this playbook's. The message itself is brought up to date once, after the events."""
+        with self.deps.store.session() as s:
+            ro = s.get(Rollout, rollout_id)
+            if ro is None or ro.playbook != loaded.playbook.name:
+                return None
+            if ro.slack_channel is not None and ro.slack_ts is not None:
+                return ro.slack_channel, ro.slack_ts
+        return self._rollout_message(loaded, rollout_id)
+
+    def _rollout_message(self, loaded: LoadedPlaybook, rollout_id: int) -> tuple[str, str] | None:
+        """Post the rollout's message (or find the one whose answer was lost), or bring it up to date; where
+        it is. None when the rollout is not this playbook's."""
+        with self.deps.store.session() as s:
+            ro = s.get(Rollout, rollout_id)
+            if ro is None or ro.playbook != loaded.playbook.name:
+                return None
+            payload = rollout_message(build_rollout_view(s, ro, loaded.playbook, self.deps.now())).payload()
+        fingerprint = _fingerprint(payload)
+        if ro.slack_channel is not None and ro.slack_ts is not None:
+            if ro.slack_rendered != fingerprint:
+                self._call("chat.update", channel=ro.slack_channel, ts=ro.slack_ts, **payload)
+                self._write(partial(outbox.rollout_rendered, rollout_id=rollout_id, fingerprint=fingerprint))
+            return ro.slack_channel, ro.slack_ts
+        channel = loaded.playbook.channel
+        meta = marker(ROLLOUT_POST, playbook=ro.playbook, rollout_id=rollout_id, started_at=ro.started_at.isoformat())
+        found = self.lookup.in_channel(channel, ROLLOUT_POST, meta["event_payload"]) if ro.slack_pending else None
+        if found is not None:
+            (where, ts), fingerprint = found, ""  # what it shows is not known: the next sync updates it
+        else:
+            self._write(partial(outbox.mark_rollout, rollout_id=rollout_id, pending=True))
+            resp = self._post(
+                partial(outbox.mark_rollout, rollout_id=rollout_id, pending=False),
+                channel=channel,
+                metadata=meta,
+                **payload,
+            )
+            where, ts = str(resp["channel"]), str(resp["ts"])
+            self.lookup.remember(channel, where)
+        confirm = partial(outbox.confirm_rollout, rollout_id=rollout_id, channel=where, ts=ts, rendered=fingerprint)
+        self._write(confirm)
+        return where, ts

@@ -49,6 +49,8 @@ KINDS = frozenset(
         "incident.resolved",
         "drill.fault",
         "drill.recovered",
+        "drill.investigating",
+        "drill.fixed",
         "rollout.started",
         "rollout.verdict",
         "rollout.advanced",
@@ -58,12 +60,26 @@ KINDS = frozenset(
         "rollout.completed",
         "rollout.traffic",
         "rollout.denied",
+        "panic.passed",
+        "panic.failed",
+        "panic.missed",
+        "panic.acknowledged",
+        "panic.reminder",
+        "panic.denied",
     }
 )
 
 # refusals of a person (what `/rollback timeline` counts and the post-mortem lists)
 DENIED = frozenset(
-    {"ack.denied", "approval.denied", "hold.denied", "resolve.denied", "access.denied", "rollout.denied"}
+    {
+        "ack.denied",
+        "approval.denied",
+        "hold.denied",
+        "resolve.denied",
+        "access.denied",
+        "rollout.denied",
+        "panic.denied",
+    }
 )
 # recorded, never posted to Slack: a refused or unknown person must not be able to make the bot spam a channel,
 # nor an approver clicking Approve again (they are answered; their approval was posted once)
@@ -131,3 +147,15 @@ def _advance_head(session: Session, chain: str) -> tuple[int, str]:
 def timeline(session: Session, incident_id: int) -> list[Event]:
     stmt = select(Event).where(Event.incident_id == incident_id).order_by(col(Event.seq), col(Event.id))
     return list(session.exec(stmt))
+
+
+def playbook_events(session: Session, *, playbook: str, after: int = 0) -> list[Event]:
+    """The playbook's events (its own and its incidents') with ids above `after`, in the order recorded."""
+    stmt = select(Event).where(Event.playbook == playbook, col(Event.id) > after).order_by(col(Event.id))
+    return list(session.exec(stmt))
+
+
+def last_event_id(session: Session) -> int:
+    """The newest event's id (0 when there is none): what came before a drill in a kept database."""
+    stmt = select(Event.id).order_by(col(Event.id).desc()).limit(1)
+    return session.exec(stmt).first() or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from rollback_bot.store.types import UTCDateTime
@@ -229,6 +229,11 @@ class Rollout(SQLModel, table=True):
     traffic: float | None = None  # the candidate's share last confirmed by the webhook
     incident_id: int | None = Field(default=None, foreign_key="incident.id")  # opened by a rollback
     finished_at: datetime | None = _when(default=None)
+    slack_channel: str | None = None  # where the rollout's message lives (channel ID) ...
+    slack_ts: str | None = None  # ... and its ts
+    slack_rendered: str | None = None  # hash of the message as last sent, to skip needless chat.update
+    slack_pending: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # post in flight
+    looked_at: datetime | None = _when(default=None)  # the gate's last look (what the message shows is as of it)
 
 
 class RolloutReading(SQLModel, table=True):
@@ -245,3 +250,29 @@ class RolloutReading(SQLModel, table=True):
     value: float | None = None
     status: str = "ok"
     detail: str = ""
+
+
+class PanicSchedule(SQLModel, table=True):
+    """Since when this database has kept a playbook's daily panic run: runs due before were nobody's to miss."""
+
+    __tablename__ = "panic_schedule"
+    playbook: str = Field(primary_key=True)
+    since: datetime = _when()
+
+
+class PanicRun(SQLModel, table=True):
+    """One day's panic run: passed, failed or missed. The unique day is what records each run once; a failed
+    run is a pre-launch alert until someone acknowledges it."""
+
+    __tablename__ = "panic_run"
+    __table_args__ = (UniqueConstraint("playbook", "day", name="uq_panic_run_day"),)
+    id: int | None = Field(default=None, primary_key=True)
+    playbook: str = Field(index=True)
+    day: str  # the local date of the run, YYYY-MM-DD in the run's zone
+    due_at: datetime = _when()  # the run's time, as an instant
+    status: str  # passed | failed | missed
+    at: datetime = _when()  # when it was recorded
+    summary: str = Field(sa_column=Column(Text, nullable=False))  # the figures, what drifted, or 'not run'
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = _when(default=None)
+    reminded_at: datetime | None = _when(default=None)  # the last reminder while unacknowledged

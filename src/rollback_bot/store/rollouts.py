@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select, update
 
 from rollback_bot.metrics.compared import ComparedReading
 from rollback_bot.rollout.gate import Point
@@ -19,6 +21,11 @@ def active(session: Session, *, playbook: str) -> Rollout | None:
     """The playbook's rollout under way (running or held), if any."""
     stmt = select(Rollout).where(Rollout.playbook == playbook, col(Rollout.status).in_(ACTIVE))
     return session.exec(stmt).first()
+
+
+def under_way(session: Session) -> list[Rollout]:
+    """Every rollout running or held, of any playbook."""
+    return list(session.exec(select(Rollout).where(col(Rollout.status).in_(ACTIVE)).order_by(col(Rollout.id))))
 
 
 def latest(session: Session, *, playbook: str) -> Rollout | None:
@@ -53,3 +60,30 @@ def points_since(session: Session, *, rollout_id: int, since: datetime) -> list[
         for r in session.exec(stmt.order_by(col(RolloutReading.at)))
         if r.value is not None and math.isfinite(r.value)
     ]
+
+
+def claim(session: Session, *, rollout: Rollout, **values: Any) -> bool:
+    """Change the rollout only if it is still as `rollout` was read (stage, status, verdict): two people
+    clicking at once, on any process, or the gate deciding while someone advances, change it once."""
+    stmt = (
+        update(Rollout)
+        .where(
+            col(Rollout.id) == rollout.id,
+            col(Rollout.stage) == rollout.stage,
+            col(Rollout.status) == rollout.status,
+            col(Rollout.verdict) == rollout.verdict,
+        )
+        .values(**values)
+    )
+    if session.exec(stmt).rowcount != 1:
+        return False
+    for name, value in values.items():
+        set_committed_value(rollout, name, value)
+    return True
+
+
+def looked(session: Session, *, rollout: Rollout, at: datetime) -> None:
+    """The gate looked and its verdict stands (unless the stage changed meanwhile: then it looks again)."""
+    session.exec(
+        update(Rollout).where(col(Rollout.id) == rollout.id, col(Rollout.stage) == rollout.stage).values(looked_at=at)
+    )

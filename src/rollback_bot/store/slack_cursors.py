@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select, update
 
 from rollback_bot.store.database import insert_for
-from rollback_bot.store.models import Event, Incident, SlackCursor
+from rollback_bot.store.models import Event, Incident, Rollout, SlackCursor
 
 
 def ensure(session: Session, *, playbook: str) -> None:
@@ -51,6 +51,13 @@ def thread_events(session: Session, *, incident_id: int, after: int) -> list[Eve
             select(Event).where(Event.incident_id == incident_id, col(Event.id) > after).order_by(col(Event.id))
         )
     )
+
+
+def incident_behind(session: Session, *, incident_id: int) -> bool:
+    """Whether the incident has events its thread's cursor has not passed."""
+    cursor = select(Incident.slack_cursor).where(col(Incident.id) == incident_id).scalar_subquery()
+    stmt = select(col(Event.id)).where(Event.incident_id == incident_id, col(Event.id) > cursor)
+    return session.exec(stmt.limit(1)).first() is not None
 
 
 def mark_incident(session: Session, *, incident_id: int, pending: int | None) -> None:
@@ -108,6 +115,15 @@ def channel_events(session: Session, *, playbook: str, after: int) -> list[Event
     )
 
 
+def channel_behind(session: Session, *, playbook: str) -> bool:
+    """Whether the playbook has channel events its cursor has not passed."""
+    cursor = select(SlackCursor.last_event_id).where(col(SlackCursor.playbook) == playbook).scalar_subquery()
+    stmt = select(col(Event.id)).where(
+        Event.playbook == playbook, col(Event.incident_id).is_(None), col(Event.id) > cursor
+    )
+    return session.exec(stmt.limit(1)).first() is not None
+
+
 def mark_channel(session: Session, *, playbook: str, pending: int | None) -> None:
     session.exec(update(SlackCursor).where(col(SlackCursor.playbook) == playbook).values(pending=pending))
 
@@ -125,9 +141,37 @@ def repeats_a_refusal(session: Session, *, event: Event, within: timedelta) -> b
     stay in the timeline but are not posted again (clicking a button over and over must not flood a thread)."""
     stmt = select(col(Event.id)).where(
         Event.incident_id == event.incident_id,
+        Event.playbook == event.playbook,
         Event.kind == event.kind,
         Event.actor == event.actor,
         col(Event.id) < event.id,
         col(Event.at) > event.at - within,
     )
     return session.exec(stmt.limit(1)).first() is not None
+
+
+# --- a rollout's message (in its playbook's channel, under the channel lease) ------------------------------
+def rollouts_to_show(session: Session, *, playbook: str, since: datetime) -> list[Rollout]:
+    """Rollouts whose message may need posting or updating: under way, or finished since `since`."""
+    stmt = select(Rollout).where(
+        Rollout.playbook == playbook,
+        col(Rollout.status).in_(("running", "held")) | (col(Rollout.finished_at) > since),
+    )
+    return list(session.exec(stmt.order_by(col(Rollout.id))))
+
+
+def mark_rollout(session: Session, *, rollout_id: int, pending: bool) -> None:
+    """The rollout's message is about to be posted (True), or its post was refused (False)."""
+    session.exec(update(Rollout).where(col(Rollout.id) == rollout_id).values(slack_pending=pending))
+
+
+def confirm_rollout(session: Session, *, rollout_id: int, channel: str, ts: str, rendered: str) -> None:
+    session.exec(
+        update(Rollout)
+        .where(col(Rollout.id) == rollout_id)
+        .values(slack_channel=channel, slack_ts=ts, slack_rendered=rendered, slack_pending=False)
+    )
+
+
+def rollout_rendered(session: Session, *, rollout_id: int, fingerprint: str) -> None:
+    session.exec(update(Rollout).where(col(Rollout.id) == rollout_id).values(slack_rendered=fingerprint))
