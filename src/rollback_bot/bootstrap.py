@@ -7,7 +7,7 @@ import math
 import signal
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,6 +25,7 @@ from rollback_bot.flows.watchdog import GroupStatus
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
 from rollback_bot.scheduler import build_scheduler
 from rollback_bot.slack.app import build_app
+from rollback_bot.slack.clicks import FALLBACK, ClickDesk
 from rollback_bot.slack.client import make_client
 from rollback_bot.slack.directory import SlackDirectory, lookup_client
 from rollback_bot.slack.http import WsgiApp, make_http_server, wsgi_app
@@ -48,6 +49,7 @@ class Service:
     client: WebClient
     sync: SlackSync
     app: App
+    desk: ClickDesk
     identity: BotIdentity = field(default_factory=BotIdentity)
     workers: list[Worker] = field(default_factory=list)
 
@@ -57,7 +59,8 @@ class Service:
 
     def start_watchdog(self) -> None:
         """In a process without the scheduler (gunicorn workers, --no-scheduler): if the scheduler stalls or
-        dies, its own watchdog cannot say so; this one does (each change is recorded once across processes)."""
+        dies, its own watchdog cannot say so; this one does (each change is recorded once across processes).
+        It also works off clicks that nobody took for FALLBACK (the scheduler process normally does)."""
         if self._watchdog is not None:
             return
 
@@ -67,6 +70,10 @@ class Service:
                     flows.check_polling(self.deps, list(self.playbooks.values()), self.started)
                 except Exception:
                     log.exception("watchdog check failed; next run will try again")
+                try:
+                    self.desk.sweep(FALLBACK)
+                except Exception:
+                    log.exception("click sweep failed; next run will try again")
 
         self._watchdog = threading.Thread(target=run, name="watchdog", daemon=True)
         self._watchdog.start()
@@ -78,6 +85,7 @@ class Service:
 
     def close(self) -> None:
         self._stopping.set()
+        self.desk.close()
         for worker in self.workers:
             worker.close()
         self.sync.close()
@@ -103,10 +111,16 @@ class Service:
             for st in self.polling()
         ]
 
+    def clicks_late(self) -> str | None:
+        """For /healthz: clicks waiting too long to be worked off, in words (nothing works them off)."""
+        return self.desk.late()
+
     def wsgi(self) -> WsgiApp:
         POLLING.source = self.poll_figures
         secret = self.settings.slack_signing_secret
-        return wsgi_app(self.app, self.store, secret.get_secret_value() if secret else None, self.polling_behind)
+        return wsgi_app(
+            self.app, self.store, secret.get_secret_value() if secret else None, self.polling_behind, self.clicks_late
+        )
 
 
 def load_playbooks(paths: list[str]) -> dict[str, LoadedPlaybook]:
@@ -128,8 +142,15 @@ def load_playbooks(paths: list[str]) -> dict[str, LoadedPlaybook]:
 
 
 def build_service(
-    settings: Settings, *, clock: Clock | None = None, http: requests.Session | None = None, background: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    http: requests.Session | None = None,
+    background: bool = True,
+    clicks_here: bool = True,
 ) -> Service:
+    """`clicks_here`: this process works off the clicks it takes at once (False in web-only processes, whose
+    clicks the scheduler process works off; see slack/clicks.py)."""
     playbooks = load_playbooks(settings.playbook_paths)
     store = Store(settings.database_url)
     token = settings.slack_bot_token.get_secret_value()
@@ -153,9 +174,11 @@ def build_service(
     sync = SlackSync(deps, client, playbooks, background=background)
     deps.notifier = sync
     identity = BotIdentity(user_id=settings.slack_bot_user_id)
-    app = build_app(SlackRuntime(deps, playbooks, client, sync, identity, replies))
-    service = Service(settings, store, deps, playbooks, client, sync, app, started=deps.now(), identity=identity)
-    service.workers += [replies, actions]
+    rt = SlackRuntime(deps, playbooks, client, sync, identity, replies)
+    rt.desk = desk = ClickDesk(rt, here=clicks_here)
+    app = build_app(rt)
+    service = Service(settings, store, deps, playbooks, client, sync, app, desk, started=deps.now(), identity=identity)
+    service.workers += [desk.worker, replies, actions]
     return service
 
 
@@ -198,12 +221,14 @@ def check_slack(client: WebClient, identity: BotIdentity) -> None:
 
 
 def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> None:
-    service = build_service(settings)
+    service = build_service(settings, clicks_here=scheduler)
     check_slack(service.client, service.identity)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sched = start_scheduler(service) if scheduler else None
+    if scheduler:  # clicks taken by web processes (gunicorn, --no-scheduler); this process's own at once
+        service.desk.start_loop(older_than=timedelta(seconds=2) if web else timedelta(0))
     if web and not scheduler:
         service.start_watchdog()
     server = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -20,6 +20,13 @@ SLACK_API_ERRORS = Counter(
 )
 REQUESTS = Histogram(
     "rollback_bot_http_request_seconds", "Time to answer HTTP requests", ["path", "status"], registry=REGISTRY
+)
+
+CLICKS = Counter(
+    "rollback_bot_clicks_total", "Clicks worked off, by result (ok, refused, failed)", ["result"], registry=REGISTRY
+)
+CLICKS_WAITING = Gauge(
+    "rollback_bot_clicks_waiting", "Clicks in the inbox not done yet (as of the last /healthz)", registry=REGISTRY
 )
 
 

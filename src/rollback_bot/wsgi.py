@@ -1,5 +1,6 @@
 """`gunicorn rollback_bot.wsgi:application`: the HTTP face for production. Web workers do not run the
-scheduler; run `rollback-bot serve --scheduler-only` as exactly one other process."""
+scheduler; run `rollback-bot serve --scheduler-only` as exactly one other process. It also works off the
+clicks the workers take (they do it themselves for a click nobody took within 10 s)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rollback_bot.config import load_settings
 from rollback_bot.playbook.loader import PlaybookInvalid
 
 try:
-    service = build_service(load_settings())
+    service = build_service(load_settings(), clicks_here=False)  # the scheduler process works them off
 except PlaybookInvalid as exc:  # refuse to start, saying why in file:line form, without a traceback
     print("\n".join(map(str, exc.errors)) or "no playbooks found", file=sys.stderr)
     raise SystemExit(1) from None

@@ -71,7 +71,8 @@ def test_healthz_and_metrics(slack_env: SlackEnv) -> None:
     [group] = poll_groups(loaded.playbook)
     flows.poll(env.deps, loaded, list(group.signals), group=group)  # as the scheduler polls
     health = session.get(f"{env.url}/healthz", timeout=5)
-    assert health.status_code == 200 and health.json() == {"ok": True, "database": "ok", "polling": "ok"}
+    assert health.status_code == 200
+    assert health.json() == {"ok": True, "database": "ok", "polling": "ok", "clicks": "ok"}
     assert (
         'rollback_bot_polling_behind{group="30s",playbook="test-release"} 0.0'
         in session.get(f"{env.url}/metrics", timeout=5).text
@@ -90,6 +91,26 @@ def test_healthz_and_metrics(slack_env: SlackEnv) -> None:
     assert 'rollback_bot_incidents_opened_total{playbook="test-release",severity="critical"}' in metrics
     assert 'rollback_bot_http_request_seconds_count{path="/slack/events",status="200"}' in metrics
     assert session.get(f"{env.url}/nope", timeout=5).status_code == 404
+
+
+def test_healthz_says_when_clicks_wait_with_nobody_to_work_them_off(slack_env: SlackEnv) -> None:
+    """A web-only process whose scheduler process is gone: its clicks wait, and /healthz says so."""
+    env = slack_env
+    env.open_incident()
+    session = loopback_session()
+    env.service.desk.here = False  # as in a gunicorn worker
+    assert env.click("ack", "URESP").status_code == 200
+    env.clock.advance(timedelta(seconds=31))
+    health = session.get(f"{env.url}/healthz", timeout=5)
+    assert health.status_code == 503
+    assert health.json()["clicks"] == (
+        "1 click(s) not worked off, the oldest for 31 s: is the scheduler process running?"
+    )
+    assert "rollback_bot_clicks_waiting 1.0" in session.get(f"{env.url}/metrics", timeout=5).text
+    assert env.service.desk.sweep(timedelta(seconds=10)) == 1  # as a web process's watchdog does
+    env.service.drain()
+    assert env.slack.ephemerals("URESP")[0].params["text"] == ":white_check_mark: Acknowledged incident #1"
+    assert session.get(f"{env.url}/healthz", timeout=5).json()["clicks"] == "ok"
 
 
 def test_slack_errors_are_counted(slack_env: SlackEnv) -> None:

@@ -138,7 +138,13 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Health = Callable[[], list[str]]  # what is behind, in words; empty when polling keeps up
 
 
-def wsgi_app(app: App, store: Store, signing_secret: str | None, polling: Health | None = None) -> WsgiApp:
+def wsgi_app(
+    app: App,
+    store: Store,
+    signing_secret: str | None,
+    polling: Health | None = None,
+    clicks_late: Callable[[], str | None] | None = None,
+) -> WsgiApp:
     slack = SlackEndpoint(app, store, signing_secret)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -156,15 +162,18 @@ def wsgi_app(app: App, store: Store, signing_secret: str | None, polling: Health
             REQUESTS.labels(path=path, status=status_line).observe(time.perf_counter() - started)
             return body
         if path == "/healthz" and method == "GET":
-            doc: dict[str, Any] = {"ok": True, "database": "ok", "polling": "ok"}
+            doc: dict[str, Any] = {"ok": True, "database": "ok", "polling": "ok", "clicks": "ok"}
             try:
                 with store.engine.connect() as conn:
                     conn.execute(text("select 1"))
                 behind = polling() if polling is not None else []
                 if behind:
                     doc |= {"ok": False, "polling": "behind", "behind": behind}
+                late = clicks_late() if clicks_late is not None else None
+                if late:  # nobody works clicks off: people click and nothing happens
+                    doc |= {"ok": False, "clicks": late}
             except Exception as exc:
-                doc |= {"ok": False, "database": type(exc).__name__, "polling": "unknown"}
+                doc |= {"ok": False, "database": type(exc).__name__, "polling": "unknown", "clicks": "unknown"}
             status = "200 OK" if doc["ok"] else "503 Service Unavailable"
             data = json.dumps(doc).encode()
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
@@ -16,6 +16,9 @@ from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import inbound
 from rollback_bot.slack.sync import SlackSync
 from rollback_bot.worker import inline
+
+if TYPE_CHECKING:
+    from rollback_bot.slack.clicks import ClickDesk
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class SlackRuntime:
     sync: SlackSync
     identity: BotIdentity = field(default_factory=BotIdentity)
     replies: Callable[[Callable[[], object]], object] = inline
+    desk: ClickDesk | None = None  # where clicks are taken and worked off (slack/clicks.py)
 
     def answer_later(self, clicked: inbound.Click, text: str) -> None:
         """An ephemeral answer to whoever clicked, after the acknowledgement (a click's answer cannot ride on

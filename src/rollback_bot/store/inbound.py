@@ -45,6 +45,12 @@ def handling(signature: str, at: datetime) -> Iterator[None]:
         _current.reset(token)
 
 
+def current_key() -> str | None:
+    """The signature of the request being handled in this thread, if any (clicks are keyed by it)."""
+    current = _current.get()
+    return current.signature if current is not None else None
+
+
 def take_current(session: Session) -> None:
     """Inside a recording transaction: take the request being handled, once; raise Replayed if it was taken
     before (the caller's transaction then rolls back)."""

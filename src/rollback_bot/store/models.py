@@ -276,3 +276,19 @@ class PanicRun(SQLModel, table=True):
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = _when(default=None)
     reminded_at: datetime | None = _when(default=None)  # the last reminder while unacknowledged
+
+
+class ClickInbox(SQLModel, table=True):
+    """A button click taken from Slack, written before Slack gets its 200 and worked off after: the click as it
+    came (validated), who holds it now (a lease, so a process killed mid-click leaves it to another), and when
+    it was done with the answer its clicker was given."""
+
+    __tablename__ = "click_inbox"
+    key: str = Field(primary_key=True)  # the request's signature (a replay conflicts here), or an envelope key
+    received_at: datetime = _when()
+    click: str = Field(sa_column=Column(Text, nullable=False))  # inbound.Click, as JSON
+    claimed_by: str | None = None
+    claimed_until: datetime | None = _when(default=None)
+    attempts: int = 0
+    done_at: datetime | None = _when(default=None, index=True)
+    answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
