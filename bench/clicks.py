@@ -39,8 +39,6 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import FakeHTTP  # noqa: E402
-from tests.slack.fake_slack import FakeSlack  # noqa: E402
 
 from rollback_bot.store import Store  # noqa: E402
 
@@ -94,6 +92,17 @@ import sys
 from bare_bolt import application
 from rollback_bot.slack.http import make_http_server
 make_http_server(application, "127.0.0.1", int(sys.argv[1])).serve_forever()
+"""
+FAKES = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.helpers import FakeHTTP
+from tests.slack.fake_slack import FakeSlack
+http = FakeHTTP()
+http.routes["/kpi"] = lambda rec: (200, {"errors": 0.5})
+slack = FakeSlack()
+print(http.url, slack.api_url, flush=True)
+sys.stdin.read()  # until the bench closes our stdin
 """
 TRIGGER = itertools.count(1)
 
@@ -271,18 +280,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-clicks-"))
     (work / "bare_bolt.py").write_text(BARE)
     (work / "serve_bare.py").write_text(SERVE_BARE)
-    http = FakeHTTP()
-    http.routes["/kpi"] = lambda rec: (200, {"errors": 0.5})
-    slack = FakeSlack()
+    # the fake Slack and the metric endpoint in their own process: their work must not take the clients' GIL
+    fakes = subprocess.Popen([sys.executable, "-c", FAKES, str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert fakes.stdout is not None and fakes.stdin is not None
+    http_url, slack_api_url = fakes.stdout.readline().decode().split()
     playbook = work / "bench.yaml"
-    playbook.write_text(PLAYBOOK.format(url=http.url, approvers=", ".join(APPROVERS)))
+    playbook.write_text(PLAYBOOK.format(url=http_url, approvers=", ".join(APPROVERS)))
     bin_dir = Path(sys.executable).parent
     gunicorn = shutil.which("gunicorn", path=str(bin_dir))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ROLLBACK_", "HTTP", "http"))}
     base_env |= {
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
+        "SLACK_API_URL": slack_api_url,
         "ROLLBACK_PLAYBOOKS": str(playbook),
         "PYTHONPATH": os.pathsep.join([str(work), str(ROOT / "src")]),
     }
@@ -357,8 +367,8 @@ def main() -> int:
         print(f"{t.name:<24} " + " ".join(f"{c:8.1f}" for c in cells) + f" {ratio:13.2f} {done}")
         failed |= t.name.startswith("ours") and ratio > 2.0
     print("ms; every click of ours was in the inbox before its 200, and then done (its audit event recorded)")
-    slack.close()
-    http.close()
+    fakes.stdin.close()
+    fakes.wait(timeout=10)
     if len(databases) > 1:
         with admin.begin() as conn:
             conn.execute(sqlalchemy.text(f'drop schema "{schema}" cascade'))

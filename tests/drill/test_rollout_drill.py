@@ -49,9 +49,9 @@ def test_the_shipped_rollout_drill_holds_at_50_percent_naming_the_segment_and_co
     assert "fault at stage 3 (50%): copilot-v2's override_rate for urgency=high goes 0.12 -> 0.31" in text
     # as it happens
     gates = "\n".join(line for line in text.splitlines() if "GATE" in line)
-    hold = re.search(r"GATE       HOLD at stage 3: (.*)", text)
-    assert hold, gates
-    assert re.search(r"urgency=high: override_rate 0\.3\d* vs baseline 0\.1\d* \(p=", hold.group(1)), gates
+    hold_line = re.search(r"GATE       HOLD at stage 3: (.*)", text)
+    assert hold_line, gates
+    assert re.search(r"urgency=high: override_rate 0\.3\d* vs baseline 0\.1\d* \(p=", hold_line.group(1)), gates
     assert "HELD       held by the gate; release_manager, safety_lead: investigate, then release" in text
     assert "Ivan (no role) releases the hold -> refused: Only release_manager or safety_lead may release" in text
     assert "PERSON     Bo (safety lead) releases the hold -> ok: Rollout #1 released." in text
