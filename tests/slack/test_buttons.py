@@ -165,3 +165,24 @@ def test_hold_and_resolve_buttons(slack_env: SlackEnv) -> None:
     env.settle()
     final = env.slack.last_alert()
     assert final.buttons() == [] and ":white_check_mark: *Resolved* by <@UIC>" in final.text_of_blocks()
+
+
+def test_a_lapsed_approval_is_said_in_the_thread_mentioning_the_approver(slack_env: SlackEnv) -> None:
+    env = slack_env
+    env.open_incident()
+    env.clock.advance(timedelta(hours=1))
+    flows.tick(env.deps)
+    env.click("approve:rollback", "UAPP1")
+    assert ephemeral_text(env, "UAPP1") == ":white_check_mark: Approved 'Roll back' as approver; still needs safety_lead."
+    env.clock.advance(timedelta(hours=2))  # nobody else approved: by default an approval stands for 2h
+    flows.tick(env.deps)
+    env.settle()
+    said = [c.text_of_blocks() for c in env.slack.thread() if "Approval lapsed" in c.text_of_blocks()]
+    assert len(said) == 1, said
+    assert said[0].startswith(
+        ":hourglass: *Approval lapsed:* Ada (UAPP1)'s approval of 'Roll back' as approver lapsed: given 2h ago; "
+        "approvals of this action lapse after 2h; approve again if it still stands"
+    )
+    assert "still stands\n<@UAPP1>\napproval.lapsed" in said[0]
+    env.click("approve:rollback", "UAPP1")  # asked again: the same person may approve again
+    assert ephemeral_text(env, "UAPP1", 2).startswith(":white_check_mark: Approved 'Roll back' as approver")

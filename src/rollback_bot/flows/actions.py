@@ -37,7 +37,11 @@ def _lease(action: ActionSpec, backoff: float) -> timedelta:
 
 
 def run_due_actions(deps: Deps, incident_id: int) -> None:
-    """Start every stage that is due: approvals complete, previous stage done, stage_every passed."""
+    """Start every stage that is due: approvals complete (and still standing), previous stage done,
+    stage_every passed."""
+    from rollback_bot.flows.lapse import lapse_approvals
+
+    lapse_approvals(deps, incident_id)
     while True:
         claim = _claim_next(deps, incident_id)
         if claim is None:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, delete, update
 from rollback_bot.directory import RoleCheck, check_roles
 from rollback_bot.flows.actions import run_due_actions
 from rollback_bot.flows.deps import Deps, Outcome
+from rollback_bot.flows.lapse import lapse_in
 from rollback_bot.flows.readings import latest, with_builtins
 from rollback_bot.ladder.approvals import Approved, assign_role
 from rollback_bot.ladder.steps import position
@@ -185,6 +186,11 @@ def _approve_once(deps: Deps, incident_id: int, action_id: str, user: str) -> Ou
                 f"'{action.label}' belongs to step {step_index + 1} ({step.name}), which starts at {when}",
                 incident_id,
             )
+        lapses = lapse_in(deps, s, scene.incident, pb, scene.now, only=action_id)
+        if lapses:  # what no longer stands is withdrawn (and said) before this approval counts
+            s.commit()
+            publish_all(deps.notifier, scene.incident, lapses)
+        lapsed_note = "".join(f" An earlier approval lapsed: {ev.details['reason']}." for ev in lapses)
         existing = approvals_of(s, incident_id=incident_id, action_id=action_id)
         approved = [Approved(a.user_id, a.role) for a in existing]
         check = check_roles(pb, user, deps.directory, among=action.requires)
@@ -215,7 +221,7 @@ def _approve_once(deps: Deps, incident_id: int, action_id: str, user: str) -> Ou
             )
             if decided.missing:
                 rest = f"; still needs {', '.join(decided.missing)}"
-                reply = f"Approved '{action.label}' as {decided.role}{rest}."
+                reply = f"Approved '{action.label}' as {decided.role}{rest}.{lapsed_note}"
             else:
                 rest = "; approvals complete"
                 first = f" (stage {action.stage_list[0]:g}%)" if action.stages else ""

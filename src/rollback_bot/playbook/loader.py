@@ -196,6 +196,18 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
                         ("ladder", i, "actions", j, "requires", k),
                         f"role '{role}' is used but not defined under roles",
                     )
+            for k, role in enumerate(action.lapse.escalate):
+                if role not in pb.roles:
+                    yield (
+                        ("ladder", i, "actions", j, "lapse", "escalate", k),
+                        f"role '{role}' is used but not defined under roles",
+                    )
+            for k, cmp in enumerate(action.lapse.when):
+                if cmp.signal not in known:
+                    yield (
+                        ("ladder", i, "actions", j, "lapse", "when", k),
+                        f"lapse uses unknown signal '{cmp.signal}'; define it under signals",
+                    )
 
 
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,62}\Z")  # URLs quote / and +; PromQL strings take them

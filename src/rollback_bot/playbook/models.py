@@ -331,6 +331,39 @@ class WebhookSpec(Strict):
     retries: int = Field(3, ge=0, le=10)
 
 
+class LapseSpec(Strict):
+    """When an approval stops standing before its action starts, and what happens then. An approval is given
+    on evidence (every signal's value at the click); when that evidence moves materially, or the approval is
+    old, it lapses: it is withdrawn, the approvers are told why and asked again. Never "wait forever"."""
+
+    after: Duration | None = Field(
+        default=timedelta(hours=2), description="an approval this old lapses (the action has not started); null: never"
+    )
+    when: list[ComparisonField] = Field(
+        default=[], description="lapses when one of these holds now but did not when approved, e.g. error_rate < 0.01"
+    )
+    trigger_cleared: bool = Field(
+        default=False, description="lapses when the trigger that opened the incident has cleared"
+    )
+    then: Literal["ask_again", "escalate"] = Field(
+        default="ask_again", description="ask_again: mention whose approval lapsed; escalate: also the escalate roles"
+    )
+    escalate: list[str] = []  # roles mentioned as well when then: escalate
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("after must be positive (or null: approvals never lapse by age)")
+        return value
+
+    @model_validator(mode="after")
+    def _escalate_needs_roles(self) -> LapseSpec:
+        if self.then == "escalate" and not self.escalate:
+            raise ValueError("then: escalate needs escalate: [roles] (whom to bring in when an approval lapses)")
+        return self
+
+
 class ActionSpec(Strict):
     id: Annotated[str, Field(pattern=_SLUG)]
     label: str = Field(max_length=60)
@@ -338,6 +371,7 @@ class ActionSpec(Strict):
     stages: list[float] | None = Field(None, min_length=1)
     stage_every: Duration = timedelta(minutes=10)
     webhook: WebhookSpec
+    lapse: LapseSpec = LapseSpec()
 
     @model_validator(mode="after")
     def _stages_increase(self) -> ActionSpec:

@@ -217,6 +217,7 @@ EVENT_ICON = {
     "action.failed": ":x:",
     "note": ":memo:",
     "reminder": ":alarm_clock:",
+    "approval.lapsed": ":hourglass:",
     "incident.held": ":double_vertical_bar:",
     "incident.released": ":arrow_forward:",
     "incident.resolved": ":white_check_mark:",
@@ -237,9 +238,11 @@ def thread_event(ev: Event) -> Message:
     if ev.kind == "step.entered":
         return step_entered(ev)
     text = f"{icon} {esc(ev.summary)}"
+    mentions = " ".join(f"<@{u}>" for u in ev.details.get("mentions", []))
     if ev.kind == "reminder":
-        mentions = " ".join(f"<@{u}>" for u in ev.details.get("mentions", []))
         text = f"{icon} *Reminder:* {esc(ev.details.get('text', ev.summary))}\n{mentions}".rstrip()
+    elif ev.kind == "approval.lapsed":
+        text = f"{icon} *Approval lapsed:* {esc(ev.summary)}\n{mentions}".rstrip()
     blocks: list[Block] = [section(text), context(f"{ev.kind} \u00b7 {hhmm(ev.at)}")]
     return Message(f"{ev.summary}", blocks)
 

@@ -125,12 +125,30 @@ class ClickDesk:
         return f"{waiting} click(s) not worked off, the oldest for {age:.0f} s: is the scheduler process running?"
 
     def start_loop(self, older_than: timedelta = timedelta(0), every: float = POLL_SECONDS) -> None:
-        """In the scheduler process: keep working off clicks that web processes took."""
+        """In the scheduler process: keep working off clicks that web processes took, several at once (the
+        worker's threads), each key handed out once while it is in hand."""
+        in_hand: set[str] = set()
+        lock = threading.Lock()
+
+        def one(key: str) -> None:
+            try:
+                self.work(key)
+            finally:
+                with lock:
+                    in_hand.discard(key)
 
         def run() -> None:
             while not self._stopping.wait(every):
                 try:
-                    self.sweep(older_than)
+                    now = self.rt.deps.now()
+                    with self.rt.deps.store.session() as s:
+                        keys = inbox.waiting(s, now=now, received_before=now - older_than)
+                    for key in keys:
+                        with lock:
+                            if key in in_hand:
+                                continue
+                            in_hand.add(key)
+                        self.worker(lambda key=key: one(key))  # type: ignore[misc]
                 except Exception:
                     log.exception("click sweep failed; the next one tries again")
 

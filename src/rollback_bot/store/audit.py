@@ -35,6 +35,7 @@ KINDS = frozenset(
         "approval",
         "approval.denied",
         "approval.duplicate",
+        "approval.lapsed",
         "hold.denied",
         "resolve.denied",
         "access.denied",
