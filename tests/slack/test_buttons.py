@@ -173,8 +173,8 @@ def test_a_lapsed_approval_is_said_in_the_thread_mentioning_the_approver(slack_e
     env.clock.advance(timedelta(hours=1))
     flows.tick(env.deps)
     env.click("approve:rollback", "UAPP1")
-    said = ephemeral_text(env, "UAPP1")
-    assert said == ":white_check_mark: Approved 'Roll back' as approver; still needs safety_lead."
+    answer = ephemeral_text(env, "UAPP1")
+    assert answer == ":white_check_mark: Approved 'Roll back' as approver; still needs safety_lead."
     env.clock.advance(timedelta(hours=2))  # nobody else approved: by default an approval stands for 2h
     flows.tick(env.deps)
     env.settle()
