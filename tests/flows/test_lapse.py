@@ -4,6 +4,7 @@ and asked again (escalated when the playbook says so). No data never makes an ap
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from rollback_bot import flows
+from rollback_bot.export import export_text
 from rollback_bot.playbook import PlaybookInvalid, load_playbook, parse_playbook
 from rollback_bot.store import Approval
 from rollback_bot.store.verify import chains, verify_chain
@@ -70,6 +72,16 @@ def test_an_approval_lapses_when_its_evidence_moves_back_and_the_approver_is_ask
     assert env.kinds(iid).count("approval.lapsed") == 1  # withdrawn once; the new one stands
     with env.deps.store.session() as s:
         assert all(verify_chain(s, chain).ok for chain in chains(s, iid))
+    # the post-mortem keeps who approved, when and on what, and why it lapsed
+    doc = json.loads(export_text(env.deps.store, iid, "json")[0])
+    [ada, sam] = doc["approvals"]
+    assert (ada["user"], ada["role"], sam["user"], sam["lapsed"]) == ("UAPP1", "approver", "USAFE", None)
+    assert ada["evidence"]["errors"]["value"] == 0.05
+    assert ada["lapsed"]["reason"].startswith("errors is 0.001 now, was 0.05 when it was given")
+    assert ada["at"] < ada["lapsed"]["at"]
+    markdown = export_text(env.deps.store, iid, "md")[0]
+    assert "| Roll back | Ada (UAPP1) | approver (lapsed " in markdown
+    assert ": errors is 0.001 now, was 0.05 when it was given (errors < 0.01 holds now)) |" in markdown
 
 
 def test_the_approval_that_would_complete_it_finds_the_earlier_one_lapsed(env: Env) -> None:

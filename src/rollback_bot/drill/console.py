@@ -82,6 +82,7 @@ _LABELS = {
     "approval": "APPROVED",
     "approval.denied": "DENIED",
     "approval.duplicate": "DUPLICATE",
+    "approval.lapsed": "LAPSED",
     "action.started": "ACTION",
     "action.succeeded": "DONE",
     "action.failed": "FAILED",

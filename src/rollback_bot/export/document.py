@@ -26,6 +26,7 @@ SUMMARY_KINDS = (
     "action.failed",
     "approval.denied",
     "ack.denied",
+    "approval.lapsed",
 )
 
 
@@ -114,8 +115,23 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         .order_by(table.c.seq)
     )
     denials = []
+    lapsed: list[dict[str, Any]] = []  # approvals withdrawn before their action started, with why
     for kind, at, d, actor in summary_rows:
         ev = _Row(kind, at)
+        if kind == "approval.lapsed":
+            lapsed.append(
+                {
+                    "action": d.get("action"),
+                    "label": d.get("label") or d.get("action"),
+                    "user": d.get("user"),
+                    "name": d.get("name") or d.get("user"),
+                    "role": d.get("role"),
+                    "at": iso(_utc(d["approved_at"])) if d.get("approved_at") else None,
+                    "evidence": d.get("given_on", {}),
+                    "lapsed": {"at": iso(_utc(at) if isinstance(at, str) else at), "reason": d.get("reason")},
+                }
+            )
+            continue
         if kind in ("approval.denied", "ack.denied"):
             denials.append(
                 {
@@ -171,11 +187,13 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             "role": a.role,
             "at": iso(a.at),
             "evidence": a.evidence,
+            "lapsed": None,
         }
         for a in session.exec(
             select(Approval).where(Approval.incident_id == incident_id).order_by(col(Approval.at), col(Approval.id))
         )
     ]
+    approvals = sorted(approvals + lapsed, key=lambda a: str(a["at"]))
     runs = sorted(session.exec(select(ActionRun).where(ActionRun.incident_id == incident_id)), key=lambda r: r.stage)
     ladder = []
     for i, step in enumerate(pb.ladder):
@@ -194,7 +212,9 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                         "id": a.id,
                         "label": a.label,
                         "requires": a.requires,
-                        "approved_by": [f"{x['name']} ({x['role']})" for x in approvals if x["action"] == a.id],
+                        "approved_by": [
+                            f"{x['name']} ({x['role']})" for x in approvals if x["action"] == a.id and not x["lapsed"]
+                        ],
                         "stages": [
                             {"stage": r.stage, "status": r.status, "finished_at": iso(r.finished_at)}
                             for r in runs
