@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from rollback_bot.checking import check_file, playbook_files
+from rollback_bot.checking import check_file, load_checked, playbook_files
 from rollback_bot.playbook.loader import PlaybookInvalid
 
 
@@ -140,6 +140,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rollback_bot.backtest.run import Options, run
 
+    if args.incident is not None:
+        return _what_if(args)
+    if not args.start or not args.end:
+        print("backtest: give --from and --to (or --incident N to replay a past incident)", file=sys.stderr)
+        return 2
+
     opts = Options(
         playbook=args.playbook,
         start=args.start,
@@ -158,6 +164,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for err in exc.errors:
             print(err, file=sys.stderr)
         return 1
+
+
+def _what_if(args: argparse.Namespace) -> int:
+    from rollback_bot.backtest.whatif import WhatIfError, what_if, write
+    from rollback_bot.store.database import Store
+
+    if args.format == "csv":
+        print("backtest --incident: --format table or json", file=sys.stderr)
+        return 2
+    try:
+        edited = load_checked(args.playbook, env=False).playbook  # a replay sends nothing: no ${VAR} needed
+    except PlaybookInvalid as exc:
+        for err in exc.errors:
+            print(err, file=sys.stderr)
+        return 1
+    store = Store(args.database)
+    try:
+        result = what_if(store, args.incident, edited, args.days)
+    except WhatIfError as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    write(args.format, result, sys.stdout)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,8 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay history through the playbook's triggers: when each would have fired and cleared, the incidents",
     )
     backtest.add_argument("playbook")
-    backtest.add_argument("--from", dest="start", required=True, help="start (ISO 8601, UTC if no zone; or Unix s)")
-    backtest.add_argument("--to", dest="end", required=True, help="end (ISO 8601, UTC if no zone; or Unix s)")
+    backtest.add_argument("--from", dest="start", help="start (ISO 8601, UTC if no zone; or Unix s)")
+    backtest.add_argument("--to", dest="end", help="end (ISO 8601, UTC if no zone; or Unix s)")
+    backtest.add_argument(
+        "--incident",
+        type=lambda v: int(v.lstrip("#")),
+        help="what if: replay the readings stored around incident N under the playbook as it was and as it is now",
+    )
+    backtest.add_argument("--days", type=float, default=3.0, help="with --incident: days around it (default 3)")
+    backtest.add_argument("--database", help="with --incident: database URL (default: DATABASE_URL)")
     backtest.add_argument(
         "--readings", help="CSV time,signal,value or JSON of readings (JSON sources, or no Prometheus history)"
     )

@@ -60,3 +60,25 @@ def window(session: Session, *, playbook: str, signal: str, since: datetime) -> 
 def prune(session: Session, *, older_than: datetime) -> int:
     deleted = session.exec(delete(ReadingRow).where(col(ReadingRow.at) < older_than))
     return int(deleted.rowcount or 0)
+
+
+def between(session: Session, *, playbook: str, start: datetime, end: datetime) -> dict[str, list[ReadingRow]]:
+    """Every stored reading of the playbook from `start` to `end`, per signal, oldest first (one query)."""
+    out: dict[str, list[ReadingRow]] = {}
+    rows = session.exec(
+        select(ReadingRow)
+        .where(ReadingRow.playbook == playbook, col(ReadingRow.at) >= start, col(ReadingRow.at) <= end)
+        .order_by(col(ReadingRow.at), col(ReadingRow.id))
+    )
+    for row in rows:
+        out.setdefault(row.signal, []).append(row)
+    return out
+
+
+def span(session: Session, *, playbook: str) -> tuple[datetime | None, datetime | None]:
+    """The oldest and newest stored reading of the playbook (what retention kept)."""
+    from sqlalchemy import func
+
+    stmt = select(func.min(col(ReadingRow.at)), func.max(col(ReadingRow.at))).where(ReadingRow.playbook == playbook)
+    oldest, newest_at = session.exec(stmt).one()
+    return oldest, newest_at
