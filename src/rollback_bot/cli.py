@@ -137,6 +137,51 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+def cmd_playbook_history(args: argparse.Namespace) -> int:
+    """The versions of a playbook incidents ran on; with --diff A B, what changed between two of them."""
+    import difflib
+    from pathlib import Path
+
+    from rollback_bot.store.database import Store
+    from rollback_bot.store.incidents import playbook_versions
+
+    store = Store(args.database)
+    try:
+        with store.session() as s:
+            versions = playbook_versions(s, playbook=args.name)
+    finally:
+        store.close()
+    if not versions:
+        print(f"no incident of playbook {args.name} in the database", file=sys.stderr)
+        return 2
+    if not args.diff:
+        print(f"Versions of playbook {args.name} that incidents ran on, oldest first:")
+        for v in versions:
+            ids = ", ".join(f"#{i}" for i in v.incidents)
+            first, last = (f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (v.first, v.last))
+            print(f"  {v.version}  {first} to {last} UTC  {len(v.incidents)} incident(s): {ids}  ({v.path})")
+        print("Compare two: rollback-bot playbook history NAME --diff VERSION VERSION|FILE")
+        return 0
+    texts: list[tuple[str, str]] = []
+    for ref in args.diff:
+        found = [v for v in versions if v.version.startswith(ref)] if len(ref) >= 4 else []
+        if len(found) == 1:
+            texts.append((f"{args.name}@{found[0].version} ({found[0].path})", found[0].text))
+        elif len(found) > 1:
+            print(f"version {ref!r} is ambiguous: {', '.join(v.version for v in found)}", file=sys.stderr)
+            return 2
+        elif Path(ref).is_file():
+            texts.append((ref, Path(ref).read_text()))
+        else:
+            known = ", ".join(v.version for v in versions)
+            print(f"no version {ref!r} of {args.name} (known: {known}) and no such file", file=sys.stderr)
+            return 2
+    (a_name, a), (b_name, b) = texts
+    diff = difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), a_name, b_name)
+    sys.stdout.writelines(diff)
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rollback_bot.backtest.run import Options, run
 
@@ -239,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("incident", nargs="?", type=lambda v: int(v.lstrip("#")), help="one incident (default: all)")
     verify.add_argument("--database", help="database URL (default: DATABASE_URL)")
     verify.set_defaults(func=cmd_audit_verify)
+
+    playbook = sub.add_parser("playbook", help="the playbook versions incidents ran on")
+    playbook_sub = playbook.add_subparsers(dest="playbook_command", required=True)
+    history = playbook_sub.add_parser("history", help="list the versions incidents ran on; --diff A B compares two")
+    history.add_argument("name", help="the playbook's name")
+    history.add_argument(
+        "--diff", nargs=2, metavar=("A", "B"), help="two versions (a prefix of 4+ characters) or a playbook file"
+    )
+    history.add_argument("--database", help="database URL (default: DATABASE_URL)")
+    history.set_defaults(func=cmd_playbook_history)
 
     backtest = sub.add_parser(
         "backtest",

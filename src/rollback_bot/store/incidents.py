@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select, update
 
 from rollback_bot.store.models import Event, Incident
@@ -42,3 +44,37 @@ def finish_export(session: Session, *, incident_id: int, link: str | None) -> No
     """Where the upload went (None: it failed, and the next ask may upload again at once)."""
     values: dict[str, object] = {"export_link": link} if link else {"exported_at": None, "exported_by": None}
     session.exec(update(Incident).where(col(Incident.id) == incident_id).values(**values))
+
+
+@dataclass
+class PlaybookVersion:
+    """A version of a playbook that incidents ran on: its text as it was, where it was, and which incidents."""
+
+    version: str
+    path: str
+    text: str
+    incidents: list[int] = field(default_factory=list)
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def playbook_versions(session: Session, *, playbook: str) -> list[PlaybookVersion]:
+    """Every version of `playbook` incidents opened on, oldest first (one query)."""
+    stmt = (
+        sa.select(
+            col(Incident.id),
+            col(Incident.playbook_version),
+            col(Incident.playbook_path),
+            col(Incident.playbook_text),
+            col(Incident.opened_at),
+        )
+        .where(col(Incident.playbook) == playbook)
+        .order_by(col(Incident.opened_at), col(Incident.id))
+    )
+    out: dict[str, PlaybookVersion] = {}
+    for iid, version, path, text, opened in session.connection().execute(stmt):
+        v = out.setdefault(version, PlaybookVersion(version, path, text))
+        v.incidents.append(int(iid or 0))
+        v.first = v.first or opened
+        v.last = opened
+    return list(out.values())
