@@ -5,14 +5,16 @@ export/SCHEMA.md (versioned)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from rollback_bot.export import thresholds
 from rollback_bot.playbook.loader import parse_playbook
+from rollback_bot.store import readings as store_readings
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
 from rollback_bot.store.verify import verify_chain
 
@@ -226,6 +228,14 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             }
         )
     first_breach = incident.evidence.get("since") or iso(incident.opened_at)
+    onset = fault_at or _utc(str(first_breach))
+    until = incident.resolved_at or datetime.now(UTC)
+    kept = store_readings.between(
+        session, playbook=incident.playbook, start=onset - timedelta(minutes=30), end=until + timedelta(minutes=10)
+    )
+    points = {name: [(r.at, r.value) for r in rows if r.value is not None] for name, rows in kept.items()}
+    fired_names = {str(f["trigger"]) for f in fired}
+    learned = thresholds.section(pb, points, fired_names, onset, incident_id)
     return {
         "schema": SCHEMA,
         "version": VERSION,
@@ -260,6 +270,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         "approvals": approvals,
         "denials": denials,
         "signals_fired": fired,
+        "thresholds": learned,
         "communications": comms,
         "action_results": results,
         "event_count": session.exec(select(func.count()).where(Event.incident_id == incident_id)).one(),
