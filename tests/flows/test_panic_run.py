@@ -148,3 +148,29 @@ def test_an_unacknowledged_failure_is_reminded_of_until_acknowledged(panic_env: 
     assert panic.acknowledge(env.deps, {"test-release": env.loaded}, "UIC", None).ok
     env.clock.advance(timedelta(hours=2))
     assert panic.run_due(env.deps, env.loaded) == []  # acknowledged: no more reminders
+
+
+def test_drift_from_the_baseline_fails_the_run_while_every_threshold_holds(env: Env) -> None:
+    """Hidden drift: latency creeps up day after day, still under its 800 threshold; against the median of the
+    passed runs of the last 7 days it has moved more than 25%, and the run says so."""
+    drift = "  drift: {max_change: 0.25, days: 7, min_runs: 3}\n"
+    panic_run = 'panic_run:\n  at: "09:00"\n  zone: Europe/Paris\n  checks: [errors < 0.01, latency < 800]\n'
+    env.path.write_text(env.path.read_text() + panic_run + drift)
+    env.loaded = load_playbook(env.path)
+    env.clock.advance(DAY1 + timedelta(minutes=1) - env.clock.now())
+    said = []
+    for latency in (300.0, 310.0, 290.0, 305.0, 420.0):
+        env.metrics["latency"] = latency
+        said += panic.run_due(env.deps, env.loaded)
+        env.clock.advance(timedelta(days=1))
+    assert [e.kind for e in said] == ["panic.passed"] * 4 + ["panic.failed"]
+    assert said[0].summary.endswith(
+        "passed: errors=0 (< 0.01; 0 of 3 runs for a baseline), latency=300 (< 800; 0 of 3 runs for a baseline)"
+    )
+    assert said[3].summary.endswith("latency=305 (< 800; +2% from its 7-day baseline 300)")
+    assert said[4].summary.startswith(
+        "panic run 2026-04-03 09:00 Europe/Paris FAILED: latency = 420 drifted +39% from its 7-day baseline 302.5 "
+        "(max 25%)"
+    )
+    assert "errors" not in said[4].summary.split("FAILED: ")[1].split(". Pre-launch")[0]  # errors stayed at 0
+    assert runs(env)[-1].status == "failed"

@@ -70,3 +70,28 @@ def test_a_failure_is_posted_naming_what_drifted_and_acknowledged_with_ack_panic
         "Xavier (UX) may not acknowledge pre-launch alert #1: needs incident_commander or responder",
         "pre-launch alert #1 (panic run of 2026-03-30) acknowledged by Rui (URESP) as responder",
     ]
+
+
+def test_a_failure_mentions_who_may_acknowledge_and_its_button_acknowledges(panic_slack: SlackEnv) -> None:
+    env = panic_slack
+    env.metrics["errors"] = 0.05
+    panic.run_due(env.deps, env.service.playbooks["test-release"])
+    env.settle()
+    [post] = [c for c in env.slack.of("chat.postMessage") if c.params.get("channel") == "#ops"]
+    shown = post.text_of_blocks()
+    assert "FAILED: errors = 0.05 (needs &lt; 0.01)" in shown
+    assert "<@UIC> <@URESP>" in shown  # incident_commander and responder (SONCALL), the roles that acknowledge
+    [button] = post.buttons()
+    assert (button["action_id"], button["text"]["text"], button["value"]) == ("panic_ack", "Acknowledge", '{"p":1}')
+    assert env.click("panic_ack", "UX", value={"p": 1}).status_code == 200
+    denied = env.wait_for(lambda: env.slack.ephemerals("UX"))[0].params["text"]
+    assert denied == ":no_entry: Only incident_commander or responder may acknowledge pre-launch alert #1."
+    env.click("panic_ack", "URESP", value={"p": 1})
+    done = env.wait_for(lambda: env.slack.ephemerals("URESP"))[0].params["text"]
+    assert done == ":white_check_mark: Pre-launch alert #1 (panic run of 2026-03-30) acknowledged"
+    env.click("panic_ack", "UIC", value={"p": 1})
+    again = env.wait_for(lambda: env.slack.ephemerals("UIC"))[0].params["text"]
+    assert again.startswith(":no_entry: Pre-launch alert #1 was already acknowledged by URESP at ")
+    env.click("panic_ack", "UIC", value={"p": "1; drop"})
+    bad = env.wait_for(lambda: len(env.slack.ephemerals("UIC")) > 1 and env.slack.ephemerals("UIC"))[1]
+    assert bad.params["text"] == ":no_entry: This button carries no pre-launch alert; use /rollback status"

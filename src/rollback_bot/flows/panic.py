@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from rollback_bot.directory import check_roles
+from rollback_bot.directory import check_roles, holders
 from rollback_bot.flows.deps import Deps, Outcome
 from rollback_bot.metrics.build import build_source
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.playbook.models import PanicRunSpec, Playbook
-from rollback_bot.rules.panic import Due, Verdict, evaluate_checks, runs_due
+from rollback_bot.rules.panic import Due, Verdict, against_baseline, evaluate_checks, runs_due
 from rollback_bot.store import audit
 from rollback_bot.store import panic as store_panic
 from rollback_bot.store.models import Event, PanicRun
@@ -53,10 +53,16 @@ def run_due(deps: Deps, loaded: LoadedPlaybook) -> list[Event]:
     return events
 
 
+def _people(deps: Deps, pb: Playbook, spec: PanicRunSpec) -> list[str]:
+    return sorted({p for role in spec.acknowledge for p in holders(pb, role, deps.directory)})
+
+
 def _remind(deps: Deps, pb: Playbook, every: timedelta) -> list[Event]:
     """A reminder in the channel for each failure unacknowledged for `every` since it (or its last reminder)."""
     now = deps.now()
     events = []
+    assert pb.panic_run is not None
+    people = _people(deps, pb, pb.panic_run)
     with deps.lock(pb.name), deps.store.session() as s:
         for run in store_panic.reminders_due(s, playbook=pb.name, last_before=now - every + timedelta(microseconds=1)):
             if not store_panic.mark_reminded(s, run=run, at=now):
@@ -72,7 +78,12 @@ def _remind(deps: Deps, pb: Playbook, every: timedelta) -> list[Event]:
                         f"pre-launch alert #{run.id} (panic run of {run.day}) still unacknowledged after {waited}: "
                         f"{run.summary}. Acknowledge with `{ACK} {run.id}`"
                     ),
-                    details={"run": run.id, "day": run.day, "waited_seconds": (now - run.at).total_seconds()},
+                    details={
+                        "run": run.id,
+                        "day": run.day,
+                        "waited_seconds": (now - run.at).total_seconds(),
+                        "mentions": people,
+                    },
                 )
             )
         s.commit()
@@ -82,7 +93,13 @@ def _remind(deps: Deps, pb: Playbook, every: timedelta) -> list[Event]:
 def _read_and_check(deps: Deps, pb: Playbook, spec: PanicRunSpec) -> Verdict:
     sources = [build_source(name, pb.signals[name], pb) for name in spec.signals]
     readings = deps.reader.read_all(sources, deps.now)
-    return evaluate_checks(spec.checks, {r.signal: r for r in readings})
+    verdict = evaluate_checks(spec.checks, {r.signal: r for r in readings})
+    if spec.drift is None:
+        return verdict
+    drift = spec.drift
+    with deps.store.session() as s:
+        baselines = store_panic.passed_values(s, playbook=pb.name, since=deps.now() - timedelta(days=drift.days))
+    return against_baseline(verdict, baselines, max_change=drift.max_change, min_runs=drift.min_runs, days=drift.days)
 
 
 def _record(deps: Deps, pb: Playbook, spec: PanicRunSpec, due: Due, verdict: Verdict | None) -> Event | None:
@@ -105,6 +122,8 @@ def _record(deps: Deps, pb: Playbook, spec: PanicRunSpec, due: Due, verdict: Ver
             {"check": r.check, "signal": r.signal, "value": r.value, "ok": r.ok, "problem": r.problem}
             for r in verdict.results
         ]
+    if status == "failed":  # who must look: the people holding the roles that may acknowledge it
+        details["mentions"] = _people(deps, pb, spec)
     with deps.lock(pb.name), deps.store.session() as s:
         run_id = store_panic.claim_day(
             s, playbook=pb.name, day=due.day.isoformat(), due_at=due.due_at, status=status, at=now, summary=verdict_line

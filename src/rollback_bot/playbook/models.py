@@ -605,6 +605,16 @@ ClockTime = Annotated[time, PlainValidator(parse_clock_time)]
 ZoneName = Annotated[str, PlainValidator(time_zone)]
 
 
+class PanicDriftSpec(Strict):
+    """Against the baseline: each checked signal's value today against the median of its values in the passed
+    runs of the last `days` days. A change larger than `max_change` (a fraction: 0.25 is +/-25%) fails the run,
+    naming what drifted, even while every threshold holds: hidden drift before launch."""
+
+    max_change: float = Field(gt=0, description="the largest change from the baseline that passes, e.g. 0.25")
+    days: int = Field(default=7, ge=1, le=90)
+    min_runs: int = Field(default=3, ge=1, description="passed runs needed before the baseline is used")
+
+
 class PanicRunSpec(Strict):
     """A daily check before launch: at `at` in `zone`, read the named signals and test each threshold; a pass
     is posted with the figures, a failure opens a pre-launch alert someone must acknowledge."""
@@ -618,6 +628,7 @@ class PanicRunSpec(Strict):
     remind_every: Duration | None = Field(
         timedelta(minutes=30), description="remind in the channel while a failure is unacknowledged; null: never"
     )
+    drift: PanicDriftSpec | None = None
 
     @field_validator("remind_every")
     @classmethod

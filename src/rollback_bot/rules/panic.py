@@ -4,6 +4,7 @@ checks on what was just read. Days and times are wall-clock in the run's zone (z
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -71,10 +72,16 @@ class Verdict:
         return tuple(r for r in self.results if not r.ok)
 
     def figures(self) -> str:
-        """'error_rate=0.004 (< 0.01), p95_ms=512 (< 800)'"""
-        return ", ".join(
-            f"{r.signal}={_value(r.value)} ({r.check.removeprefix(r.signal).strip()})" for r in self.results
-        )
+        """'error_rate=0.004 (< 0.01; +5% from its 7-day baseline 0.0038), p95_ms=512 (< 800; ...)'"""
+        out = []
+        for signal in dict.fromkeys(r.signal for r in self.results):
+            mine = [r for r in self.results if r.signal == signal]
+            value = next((r.value for r in mine), None)
+            said = [
+                r.check.removeprefix(signal).strip() if not r.check.endswith("baseline") else r.problem for r in mine
+            ]
+            out.append(f"{signal}={_value(value)} ({'; '.join(said)})")
+        return ", ".join(out)
 
     def drifted(self) -> str:
         """What failed: 'error_rate = 0.03 (needs < 0.01); cannot see p95_ms (timeout)'"""
@@ -83,6 +90,35 @@ class Verdict:
 
 def _value(value: float | None) -> str:
     return "no data" if value is None else f"{value:g}"
+
+
+def against_baseline(
+    verdict: Verdict, baselines: Mapping[str, Sequence[float]], *, max_change: float, min_runs: int, days: int
+) -> Verdict:
+    """Add a drift check per signal read today: its value against the median of its recent passed runs. Fewer
+    than `min_runs` earlier values, or a zero baseline, is said (the check passes, saying why it could not
+    compare), never silently skipped."""
+    out = list(verdict.results)
+    for signal in dict.fromkeys(r.signal for r in verdict.results):
+        value = next((r.value for r in verdict.results if r.signal == signal and r.value is not None), None)
+        if value is None:
+            continue  # cannot see it: already a failure of its check
+        history = [v for v in baselines.get(signal, ()) if not math.isnan(v)]
+        rule = f"{signal} within {max_change:.0%} of its {days}-day baseline"
+        if len(history) < min_runs:
+            out.append(CheckResult(rule, signal, value, True, f"{len(history)} of {min_runs} runs for a baseline"))
+            continue
+        base = statistics.median(history)
+        if base == 0:
+            ok = value == 0
+            change_text = "from a baseline of 0"
+        else:
+            change = (value - base) / abs(base)
+            ok = abs(change) <= max_change
+            change_text = f"{change:+.0%} from its {days}-day baseline {base:g}"
+        problem = "" if ok else f"{signal} = {value:g} drifted {change_text} (max {max_change:.0%})"
+        out.append(CheckResult(rule, signal, value, ok, problem or change_text))
+    return Verdict(tuple(out))
 
 
 def evaluate_checks(checks: Sequence[Compare], readings: Mapping[str, Reading]) -> Verdict:

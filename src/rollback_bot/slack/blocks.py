@@ -243,7 +243,18 @@ def thread_event(ev: Event) -> Message:
         text = f"{icon} *Reminder:* {esc(ev.details.get('text', ev.summary))}\n{mentions}".rstrip()
     elif ev.kind == "approval.lapsed":
         text = f"{icon} *Approval lapsed:* {esc(ev.summary)}\n{mentions}".rstrip()
+    elif ev.kind in ("panic.failed", "panic.reminder"):
+        text = f"{icon} {esc(ev.summary)}\n{mentions}".rstrip()
     blocks: list[Block] = [section(text), context(f"{ev.kind} \u00b7 {hhmm(ev.at)}")]
+    run = ev.details.get("run")
+    if ev.kind in ("panic.failed", "panic.reminder") and type(run) is int:
+        ack = ButtonElement(
+            text=PlainTextObject(text="Acknowledge"),
+            action_id="panic_ack",
+            value=json.dumps({"p": run}, separators=(",", ":")),
+            style="primary",
+        )
+        blocks.insert(1, ActionsBlock(block_id=f"panic-{run}", elements=[ack]))
     return Message(f"{ev.summary}", blocks)
 
 

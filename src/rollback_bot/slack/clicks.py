@@ -26,6 +26,7 @@ import uuid
 from datetime import timedelta
 
 from rollback_bot import flows
+from rollback_bot.flows import panic as flows_panic
 from rollback_bot.flows import rollout as flows_rollout
 from rollback_bot.flows.deps import Outcome
 from rollback_bot.slack import inbound
@@ -166,7 +167,19 @@ class ClickDesk:
 def dispatch(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
     if clicked.action.action_id.startswith("rollout_"):
         return _dispatch_rollout(rt, clicked)
+    if clicked.action.action_id == "panic_ack":
+        return _dispatch_panic(rt, clicked)
     return _dispatch_incident(rt, clicked)
+
+
+def _dispatch_panic(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
+    try:
+        run_id = json.loads(clicked.action.value or "{}")["p"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        run_id = None
+    if type(run_id) is not int or not 0 < run_id < 2**31:
+        return Outcome(False, "this button carries no pre-launch alert; use /rollback status")
+    return flows_panic.acknowledge(rt.deps, rt.playbooks, clicked.user.id, run_id)
 
 
 def _dispatch_rollout(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:

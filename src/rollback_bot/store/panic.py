@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select, update
 
 from rollback_bot.store.database import insert_for
-from rollback_bot.store.models import PanicRun, PanicSchedule
+from rollback_bot.store.models import Event, PanicRun, PanicSchedule
 
 
 def kept_since(session: Session, *, playbook: str, now: datetime) -> datetime:
@@ -82,3 +82,17 @@ def acknowledge(session: Session, *, run_id: int, user: str, at: datetime) -> bo
         .values(acknowledged_by=user, acknowledged_at=at)
     )
     return bool(result.rowcount)
+
+
+def passed_values(session: Session, *, playbook: str, since: datetime) -> dict[str, list[float]]:
+    """Each signal's values in the playbook's passed panic runs since `since` (from their timeline events)."""
+    stmt = select(Event.details).where(Event.playbook == playbook, Event.kind == "panic.passed", col(Event.at) >= since)
+    out: dict[str, list[float]] = {}
+    for details in session.exec(stmt):
+        seen: set[str] = set()
+        for check in details.get("checks", []):
+            signal, value = check.get("signal"), check.get("value")
+            if isinstance(signal, str) and isinstance(value, int | float) and signal not in seen:
+                seen.add(signal)  # one value per run and signal, whatever the number of checks on it
+                out.setdefault(signal, []).append(float(value))
+    return out

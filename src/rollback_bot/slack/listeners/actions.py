@@ -1,6 +1,7 @@
-"""Buttons on the incident alert (Acknowledge, Approve <action>, Hold / Release hold, Resolve) and on a rollout's
-message (Advance, Hold, Release hold, Roll back). The click is written to the inbox before Bolt answers Slack
-(process_before_response); what it does, and the clicker's answer, follow from slack/clicks.py."""
+"""Buttons on the incident alert (Acknowledge, Approve <action>, Hold / Release hold, Resolve), on a rollout's
+message (Advance, Hold, Release hold, Roll back) and on a failed panic run (Acknowledge). The click is written to
+the inbox before Bolt answers Slack (process_before_response); what it does, and the clicker's answer, follow
+from slack/clicks.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from slack_bolt import Ack, App
 from rollback_bot.slack import inbound
 from rollback_bot.slack.runtime import SlackRuntime
 
-BUTTONS = re.compile(r"^(ack|hold|release|resolve|approve:[a-z0-9][a-z0-9_-]*)\Z")  # \Z: "$" lets "ack\n" in
+BUTTONS = re.compile(r"^(ack|hold|release|resolve|panic_ack|approve:[a-z0-9][a-z0-9_-]*)\Z")  # \Z: "$" lets "ack\n" in
 ROLLOUT_BUTTONS = re.compile(r"^rollout_(advance|hold|release|rollback)\Z")
 log = logging.getLogger(__name__)
 
