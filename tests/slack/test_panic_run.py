@@ -95,3 +95,15 @@ def test_a_failure_mentions_who_may_acknowledge_and_its_button_acknowledges(pani
     env.click("panic_ack", "UIC", value={"p": "1; drop"})
     bad = env.wait_for(lambda: len(env.slack.ephemerals("UIC")) > 1 and env.slack.ephemerals("UIC"))[1]
     assert bad.params["text"] == ":no_entry: This button carries no pre-launch alert; use /rollback status"
+
+
+def test_status_lists_the_pre_launch_alerts_waiting(panic_slack: SlackEnv) -> None:
+    env = panic_slack
+    env.metrics["errors"] = 0.05
+    panic.run_due(env.deps, env.service.playbooks["test-release"])
+    shown = reply(env, "status", user="URESP")
+    assert "1 pre-launch alert(s) waiting for an acknowledgement" in shown
+    assert "#1* `test-release` panic run of 2026-03-30 failed: errors = 0.05 (needs &lt; 0.01); acknowledge: " in shown
+    assert "not shown to you" in reply(env, "status", user="UX")  # no role: the alert is counted, not shown
+    reply(env, "ack-panic 1", user="URESP")
+    assert reply(env, "status", user="URESP") == ":white_check_mark: No open incidents, no rollouts under way."

@@ -288,14 +288,21 @@ def reply(text: str) -> Message:
 HELD = " \u00b7 *on hold*"
 
 
-def status(views: Sequence[IncidentView], note: str = "", rollouts: Sequence[str] = ()) -> Message:
-    """Every open incident the asker may see, then every rollout under way (one line each, already
-    rendered); `note` says what was left out and why."""
-    if not views and not rollouts:
+def status(
+    views: Sequence[IncidentView], note: str = "", rollouts: Sequence[str] = (), alerts: Sequence[str] = ()
+) -> Message:
+    """Every open incident the asker may see, then the pre-launch alerts waiting for an acknowledgement and
+    every rollout under way (one line each, already rendered); `note` says what was left out and why."""
+    if not views and not rollouts and not alerts:
         return reply(esc(note) if note else ":white_check_mark: No open incidents, no rollouts under way.")
     blocks: list[Block] = [section(f"*{len(views)} open incident(s)*" if views else "No open incidents.")]
     if note:
         blocks.append(context(esc(note)))
+    if alerts:
+        blocks.append(DividerBlock())
+        blocks.append(
+            section(f"*{len(alerts)} pre-launch alert(s) waiting for an acknowledgement*\n" + "\n".join(alerts))
+        )
     if rollouts:
         blocks.append(DividerBlock())
         blocks.append(section(f"*{len(rollouts)} rollout(s) under way*\n" + "\n".join(rollouts)))

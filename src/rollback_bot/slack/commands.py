@@ -19,6 +19,7 @@ from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.slack import blocks
 from rollback_bot.slack.limits import Message, esc
 from rollback_bot.slack.rollout_message import status_line
+from rollback_bot.store import panic as store_panic
 from rollback_bot.store import rollouts as store_rollouts
 from rollback_bot.store.audit import DENIED
 from rollback_bot.store.incidents import claim_export, event_counts, open_incidents
@@ -149,13 +150,35 @@ def _status(deps: Deps, playbooks: dict[str, LoadedPlaybook], asker: Asker) -> M
         if (view := incident_view(deps, incident.id)) is not None:
             views.append(view)
     rollouts, rollouts_hidden = _rollout_lines(deps, playbooks, asker)
+    alerts, alerts_hidden = _alert_lines(deps, playbooks, asker)
     notes = [
         f"{len(refused)} {what} not shown to you: {' '.join(dict.fromkeys(refused))}"
-        for what, refused in (("open incident(s)", hidden), ("rollout(s)", rollouts_hidden))
+        for what, refused in (
+            ("open incident(s)", hidden),
+            ("pre-launch alert(s)", alerts_hidden),
+            ("rollout(s)", rollouts_hidden),
+        )
         if refused
     ]
     note = " ".join(notes)
-    return blocks.status(views, note=note, rollouts=rollouts)
+    return blocks.status(views, note=note, rollouts=rollouts, alerts=alerts)
+
+
+def _alert_lines(deps: Deps, playbooks: dict[str, LoadedPlaybook], asker: Asker) -> tuple[list[str], list[str]]:
+    """One line per failed panic run not acknowledged yet that the asker may see; the refusals for the rest."""
+    lines, hidden = [], []
+    with deps.store.session() as s:
+        waiting = store_panic.unacknowledged(s, playbooks=list(playbooks))
+    for run in waiting:
+        refused = may_read(deps, playbooks[run.playbook].playbook, asker, "see the status of")
+        if refused:
+            hidden.append(refused.message)
+            continue
+        lines.append(
+            f":red_circle: *#{run.id}* `{esc(run.playbook)}` panic run of {run.day} failed: {esc(run.summary)}; "
+            f"acknowledge: `/rollback ack-panic {run.id}`"
+        )
+    return lines, hidden
 
 
 def _rollout_lines(deps: Deps, playbooks: dict[str, LoadedPlaybook], asker: Asker) -> tuple[list[str], list[str]]:
