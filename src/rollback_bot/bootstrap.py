@@ -193,6 +193,13 @@ def start_scheduler(service: Service) -> BackgroundScheduler:
         next_run_time=datetime.now(UTC),
     )
     sched.add_job(
+        service.desk.forget_done,
+        IntervalTrigger(hours=1, timezone=UTC),
+        id="click-inbox-retention",
+        name="drop clicks done a day ago",
+        next_run_time=datetime.now(UTC),
+    )
+    sched.add_job(
         lambda: prune(service.deps, service.settings.readings_retention),
         IntervalTrigger(hours=1, timezone=UTC),
         id="readings-retention",

@@ -170,3 +170,19 @@ def test_a_click_that_keeps_failing_is_answered_with_the_failure_after_three_tri
     assert told[0].endswith("`. I will try again in 15 s (try 1 of 3).") and told[1].endswith("(try 2 of 3).")
     assert told[2].endswith("`. Nothing was recorded: try again.")
     assert events(env, "ack") == []
+
+
+def test_done_clicks_are_dropped_after_a_day_and_waiting_ones_never(slack_env: SlackEnv) -> None:
+    env = slack_env
+    env.open_incident()
+    desk = env.service.desk
+    assert env.click("ack", "URESP").status_code == 200
+    env.wait_for(lambda: env.slack.ephemerals("URESP"))
+    env.service.drain()
+    assert ClickDesk(desk.rt, here=False).take(a_click("ack", "UIC"))  # nobody works this one off
+    env.clock.advance(timedelta(hours=23))
+    assert desk.forget_done() == 0
+    env.clock.advance(timedelta(hours=2))
+    assert desk.forget_done() == 1
+    [left] = rows(env)
+    assert left.done_at is None  # a click not done yet is never dropped
