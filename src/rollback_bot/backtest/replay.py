@@ -14,14 +14,16 @@ Nobody acknowledges a simulated incident, so `ack_minutes` counts from its openi
 from __future__ import annotations
 
 import gc
+import heapq
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.rules.evaluate import Decision, TriggerState
-from rollback_bot.rules.polling import poll_groups
+from rollback_bot.rules.polling import PollGroup, poll_groups
 from rollback_bot.rules.readings import Reading
 from rollback_bot.rules.step import Memo, builtin_reading, fresh, jump_windows, step_triggers
 
@@ -69,15 +71,20 @@ class Replay:
     decisions: list[tuple[datetime, Decision]] = field(default_factory=list)  # only with keep_decisions
 
 
-def ticks(pb: Playbook, start: datetime, end: datetime) -> list[tuple[datetime, tuple[str, ...]]]:
-    """(time, signals polled) for every poll of every group from start to end, in the order live runs them."""
-    out: list[tuple[timedelta, int, tuple[str, ...]]] = []
+def ticks(pb: Playbook, start: datetime, end: datetime) -> Iterator[tuple[datetime, tuple[str, ...]]]:
+    """(time, signals polled) for every poll of every group from start to end, in the order live runs them.
+    Lazily: a month of polls made up front is a few hundred thousand objects for the evaluations to work around."""
     span = end - start
-    for index, group in enumerate(poll_groups(pb)):
-        n = int(span / group.interval) + 1
-        out += [(k * group.interval, index, group.signals) for k in range(n)]
-    out.sort(key=lambda t: (t[0], t[1]))
-    return [(start + offset, signals) for offset, _, signals in out]
+
+    def polls(index: int, group: PollGroup) -> Iterator[tuple[timedelta, int, tuple[str, ...]]]:
+        for k in range(int(span / group.interval) + 1):
+            yield k * group.interval, index, group.signals
+
+    for offset, _, signals in heapq.merge(*(polls(i, g) for i, g in enumerate(poll_groups(pb)))):
+        yield start + offset, signals
+
+
+_at = attrgetter("at")
 
 
 class _Series:
@@ -86,8 +93,8 @@ class _Series:
     __slots__ = ("at", "next", "readings")
 
     def __init__(self, readings: Sequence[Reading]) -> None:
-        self.readings = sorted(readings, key=lambda r: r.at)
-        self.at = [r.at for r in self.readings]
+        self.readings = sorted(readings, key=_at)
+        self.at = list(map(_at, self.readings))
         self.next = 0  # index of the first reading not yet read
 
     def read(self, now: datetime) -> Reading | None:
@@ -128,14 +135,22 @@ def _replay(
     out = Replay(pb.name, start, end)
     streams = {name: _Series(series.get(name, ())) for name in pb.signals}
     windows = jump_windows(pb)
-    builtins = [(name, spec) for name, spec in pb.signals.items() if spec.builtin is not None]
+    # Only what a trigger reads can change a decision: the other signals are not read at every tick (nor checked
+    # for staleness), only counted at the end.
+    used = {sig for trig in pb.triggers.values() for sig in trig.signals}
+    wanted: dict[tuple[str, ...], tuple[str, ...]] = {}  # a poll group's signals -> those a trigger reads
+    last_poll: dict[tuple[str, ...], datetime] = {}
+    builtins = [(name, spec) for name, spec in pb.signals.items() if spec.builtin is not None and name in used]
     polled: dict[str, Reading] = {}
     states: dict[str, TriggerState] = {}
     open_firings: dict[str, Firing] = {}
     incident: SimIncident | None = None
     memo = Memo(pb)
     for now, signals in ticks(pb, start, end):
-        for name in signals:
+        last_poll[signals] = now
+        if signals not in wanted:
+            wanted[signals] = tuple(name for name in signals if name in used)
+        for name in wanted[signals]:
             r = streams[name].read(now)
             if r is None:
                 polled.pop(name, None)
@@ -172,5 +187,8 @@ def _replay(
         if incident is not None and not any(s.firing for s in states.values()):
             incident.resolved_at = now
             incident = None
+    for signals, at in last_poll.items():
+        for name in signals:
+            streams[name].read(at)
     out.readings = sum(s.next for s in streams.values())
     return out

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from rollback_bot.playbook.conditions import AllOf, AnyOf, AtLeast, Compare, Condition, Jump
 from rollback_bot.playbook.durations import format_duration
@@ -44,10 +44,24 @@ class Evidence:
         }
 
 
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], names: tuple[str, ...], *values: object) -> _T:
+    """`cls(*values)` for a frozen dataclass, every field given in order, without the generated `__init__`'s
+    `object.__setattr__` call per field: decisions and evidence are made at every evaluation of every trigger."""
+    new = object.__new__(cls)
+    new.__dict__.update(zip(names, values, strict=True))
+    return new
+
+
 def _json_num(v: float | None) -> float | str | None:
     if v is None or math.isfinite(v):
         return v
     return "+Inf" if v > 0 else "-Inf"
+
+
+_EVIDENCE = tuple(f.name for f in fields(Evidence))
 
 
 @dataclass(frozen=True)
@@ -64,15 +78,20 @@ def evaluate(cond: Condition, latest: Latest, history: History, now: datetime) -
             return Verdict(None, (Evidence(cond.signal, None, str(cond), None, r.at if r else None, note),))
         assert r.value is not None
         held = cond.holds(r.value)
-        return Verdict(held, (Evidence(cond.signal, r.value, str(cond), held, r.at),))
+        return Verdict(held, (_build(Evidence, _EVIDENCE, cond.signal, r.value, str(cond), held, r.at, ""),))
     if isinstance(cond, Jump):
         return _jump(cond, latest, history, now)
-    parts = [evaluate(item, latest, history, now) for item in cond.items]
-    evidence = tuple(e for p in parts for e in p.evidence)
-    trues = sum(p.holds is True for p in parts)
-    unknowns = sum(p.holds is None for p in parts)
-    need = len(parts) if isinstance(cond, AllOf) else 1 if isinstance(cond, AnyOf) else cond.count
     assert isinstance(cond, AllOf | AnyOf | AtLeast)
+    evidence: tuple[Evidence, ...] = ()
+    trues = unknowns = 0
+    for item in cond.items:
+        part = evaluate(item, latest, history, now)
+        evidence += part.evidence
+        if part.holds is None:
+            unknowns += 1
+        elif part.holds:
+            trues += 1
+    need = len(cond.items) if isinstance(cond, AllOf) else 1 if isinstance(cond, AnyOf) else cond.count
     if trues >= need:
         return Verdict(True, evidence)
     if trues + unknowns >= need:
@@ -90,11 +109,11 @@ def _jump(cond: Jump, latest: Latest, history: History, now: datetime) -> Verdic
     assert r.value is not None
 
     def verdict(held: bool | None, note: str) -> Verdict:
-        return Verdict(held, (Evidence(cond.signal, r.value, str(cond), held, r.at, note),))
+        return Verdict(held, (_build(Evidence, _EVIDENCE, cond.signal, r.value, str(cond), held, r.at, note),))
 
     since = now - cond.within
     earlier = [
-        h.value for h in history.get(cond.signal, ()) if h.usable and h.value is not None and since <= h.at < r.at
+        h.value for h in history.get(cond.signal, ()) if since <= h.at < r.at and h.usable and h.value is not None
     ]
     if not earlier:
         return verdict(None, f"no earlier reading within {format_duration(cond.within)} to compare with")
@@ -209,6 +228,9 @@ class Decision:
         }
 
 
+_DECISION = tuple(f.name for f in fields(Decision))
+
+
 def _verdict(
     trigger: TriggerSpec, latest: Latest, history: History, now: datetime
 ) -> tuple[bool | None, tuple[Evidence, ...], float | None, str | None, str]:
@@ -232,7 +254,9 @@ def step_trigger(
         note = f"fail-fast: {trigger.fail_fast}"
 
     def decide(status: Status, new: TriggerState, fired: bool = False, why: str = "") -> tuple[Decision, TriggerState]:
-        decision = Decision(
+        decision = _build(
+            Decision,
+            _DECISION,
             name,
             status,
             fired,
@@ -243,9 +267,9 @@ def step_trigger(
             trigger.describe(),
             evidence,
             score,
-            blind=new.blind and not state.blind,
-            sighted=state.blind and not new.blind,
-            note="; ".join(n for n in (why, note) if n),
+            new.blind and not state.blind,  # blind
+            state.blind and not new.blind,  # sighted
+            f"{why}; {note}" if why and note else why or note,
         )
         return decision, new
 
@@ -258,12 +282,13 @@ def step_trigger(
     outcomes = state.outcomes
     if trigger.breaches is not None and holds is not None:
         outcomes = (outcomes + ("B" if holds else "H"))[-trigger.breaches[1] :]
-    base = _evolve(state, nodata_since=None, blind=False, outcomes=outcomes, gate=gate)
+    # what every evaluation with data changes, applied with the rest of its changes (one copy of the state)
+    base: dict[str, object] = {"nodata_since": None, "blind": False, "outcomes": outcomes, "gate": gate}
 
     if fast is not None and fast.holds:
         return decide(
             "firing",
-            _evolve(base, pending_since=pending or now, firing=True, healthy_since=None),
+            _evolve(state, **base, pending_since=pending or now, firing=True, healthy_since=None),
             fired=not state.firing,
         )
     if holds:
@@ -278,23 +303,25 @@ def step_trigger(
         if done or state.firing:
             return decide(
                 "firing",
-                _evolve(base, pending_since=since, firing=True, healthy_since=None),
+                _evolve(state, **base, pending_since=since, firing=True, healthy_since=None),
                 fired=not state.firing,
                 why=why,
             )
-        return decide("pending", _evolve(base, pending_since=since, healthy_since=None), why=why)
+        return decide("pending", _evolve(state, **base, pending_since=since, healthy_since=None), why=why)
 
     # healthy
     if state.firing and trigger.keep_firing_for:
         healthy = state.healthy_since or now
         if now - healthy < trigger.keep_firing_for:
             why = f"healthy since {healthy:%H:%M:%S}; keeps firing for {format_duration(trigger.keep_firing_for)}"
-            return decide("firing", _evolve(base, healthy_since=healthy), why=why)
+            return decide("firing", _evolve(state, **base, healthy_since=healthy), why=why)
     if trigger.breaches is not None and "B" in outcomes:
         count = outcomes.count("B")
         why = f"breached in {count} of the last {len(outcomes)} evaluations (fires at {trigger.breaches[0]})"
-        return decide("pending", _evolve(base, pending_since=pending, firing=False, healthy_since=None), why=why)
-    new = _evolve(base, pending_since=None, firing=False, healthy_since=None)
+        return decide(
+            "pending", _evolve(state, **base, pending_since=pending, firing=False, healthy_since=None), why=why
+        )
+    new = _evolve(state, **base, pending_since=None, firing=False, healthy_since=None)
     return decide("hold" if gate == "hold" else "ok", new)
 
 
@@ -306,18 +333,19 @@ def _no_data(trigger: TriggerSpec, state: TriggerState, now: datetime, decide: D
     since = state.nodata_since or now
     lasted = now - since
     after = trigger.no_data_for or timedelta(0)
-    blind_for = f"no data for {format_duration(lasted) if lasted else '0s'}"
-    if trigger.no_data == "breach" and lasted >= after:
-        new = _evolve(
-            state,
-            nodata_since=since,
-            blind=True,
-            firing=True,
-            healthy_since=None,
-            pending_since=state.pending_since or since,
-        )
-        return decide("firing", new, fired=not state.firing, why=f"{blind_for}: counted as a breach (no_data: breach)")
-    if trigger.no_data == "hold" and lasted >= after:
+    if lasted >= after and trigger.no_data in ("breach", "hold"):
+        blind_for = f"no data for {format_duration(lasted) if lasted else '0s'}"  # worded only when it acts
+        if trigger.no_data == "breach":
+            new = _evolve(
+                state,
+                nodata_since=since,
+                blind=True,
+                firing=True,
+                healthy_since=None,
+                pending_since=state.pending_since or since,
+            )
+            why = f"{blind_for}: counted as a breach (no_data: breach)"
+            return decide("firing", new, fired=not state.firing, why=why)
         new = _evolve(state, nodata_since=since, blind=True)
         return decide("hold", new, why=f"blind: {blind_for}; HOLD until it can see (no_data: hold)")
     pending = None if trigger.no_data == "reset" else state.pending_since

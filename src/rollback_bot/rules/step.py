@@ -21,15 +21,13 @@ def stale_after(spec: SignalSpec, poll_floor: timedelta) -> timedelta:
 
 def fresh(pb: Playbook, readings: Mapping[str, Reading], now: datetime, poll_floor: timedelta) -> dict[str, Reading]:
     """Readings too old to use become no data, saying when the signal was last read."""
-    out = {}
+    out = dict(readings)
     signals = pb.signals
     for name, r in readings.items():
         spec = signals.get(name)
-        age = now - r.at
         # within one interval a reading is never stale: the common case skips computing the limit
-        if spec is not None and age > spec.every and age > stale_after(spec, poll_floor):
-            r = Reading.stale(name, r.at, f"last read {r.at:%H:%M:%S}")
-        out[name] = r
+        if spec is not None and now - r.at > spec.every and now - r.at > stale_after(spec, poll_floor):
+            out[name] = Reading.stale(name, r.at, f"last read {r.at:%H:%M:%S}")
     return out
 
 
@@ -64,11 +62,22 @@ class Memo:
     reading across many evaluations. Sound because `step_trigger` is pure and, for a trigger reading no history
     (no jump), a healthy evaluation that changed nothing (status ok, state unchanged, nothing fired, cleared,
     held, blinded or sighted) does not read `now`: given the same state and the same readings of its signals,
-    the next evaluation returns the same decision and state."""
+    the next evaluation returns the same decision and state. A trigger that reads history also reads `now` (its
+    window ends there), so for it the same instant and the same history of its signals must match too: it is
+    skipped only when several poll groups evaluate at one instant and none of them read its signals."""
 
     def __init__(self, pb: Playbook) -> None:
-        self.signals = {name: tuple(trig.signals) for name, trig in pb.triggers.items() if not _reads_history(trig)}
-        self.steady: dict[str, tuple[tuple[Reading | None, ...], TriggerState, Decision]] = {}
+        self.signals = {name: tuple(trig.signals) for name, trig in pb.triggers.items()}
+        self.timed = {name for name, trig in pb.triggers.items() if _reads_history(trig)}
+        self.steady: dict[str, tuple[tuple[object, ...], TriggerState, Decision]] = {}
+
+    def inputs(self, name: str, latest: Latest, history: History, now: datetime) -> tuple[object, ...]:
+        """Everything the trigger's next evaluation reads, besides its state."""
+        signals = self.signals[name]
+        readings = tuple(map(latest.get, signals))
+        if name not in self.timed:
+            return readings
+        return (*readings, now, *map(history.get, signals))
 
 
 def _reads_history(trig: TriggerSpec) -> bool:
@@ -91,21 +100,19 @@ def step_triggers(
             for name, trig in pb.triggers.items()
         ]
     out = []
+    steady, inputs_of = memo.steady, memo.inputs
     for name, trig in pb.triggers.items():
         state = states.get(name, blank)
-        signals = memo.signals.get(name)
-        inputs = tuple(map(latest.get, signals)) if signals is not None else ()
-        known = memo.steady.get(name)
+        inputs = inputs_of(name, latest, history, now)
+        known = steady.get(name)
         if known is not None and (known[1] is state or known[1] == state) and known[0] == inputs:
             out.append((known[2], state))
             continue
         decision, new = step_trigger(name, trig, state, latest, history, now)
         out.append((decision, new))
-        if signals is None:
-            continue
         quiet = not (decision.fired or decision.cleared or decision.held or decision.blind or decision.sighted)
         if decision.status == "ok" and quiet and new == state:
-            memo.steady[name] = (inputs, new, decision)
+            steady[name] = (inputs, new, decision)
         else:
-            memo.steady.pop(name, None)
+            steady.pop(name, None)
     return out
