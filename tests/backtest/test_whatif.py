@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from rollback_bot.backtest.whatif import what_if, write
+from rollback_bot.cli import main
 from rollback_bot.playbook.loader import load_playbook, parse_playbook
 from rollback_bot.store import Incident, Store
 from rollback_bot.store.readings import insert_readings
@@ -52,7 +53,9 @@ def errors_at(minute: int) -> float:
     return 0.01
 
 
-def test_what_if_says_earlier_new_triggers_and_false_alarms(store: Store, tmp_path: Path) -> None:
+def test_what_if_says_earlier_new_triggers_and_false_alarms(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = [
         {
             "playbook": "bt",
@@ -103,10 +106,10 @@ def test_what_if_says_earlier_new_triggers_and_false_alarms(store: Store, tmp_pa
     # the CLI, as a post-mortem author runs it
     path = tmp_path / "bt.yaml"
     path.write_text(NOW)
-    cmd = [sys.executable, "-m", "rollback_bot.cli", "backtest", str(path), "--incident", "1"]
-    run = subprocess.run([*cmd, "--database", store.url, "--format", "json"], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    doc = json.loads(run.stdout)
+    cmd = ["backtest", str(path), "--incident", "1"]
+    capsys.readouterr()
+    assert main([*cmd, "--database", store.url, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
     assert doc["replayed_now"]["opened_at"] == "2026-03-03T10:06:00+00:00"
     assert doc["triggers"][0] == {
         "trigger": "fatal",
@@ -114,8 +117,8 @@ def test_what_if_says_earlier_new_triggers_and_false_alarms(store: Store, tmp_pa
         "now": "2026-03-03T10:06:00+00:00",
         "change": "fires 7m earlier",
     }
-    missing = subprocess.run([*cmd[:-1], "9", "--database", store.url], capture_output=True, text=True)
-    assert missing.returncode == 2 and missing.stderr.strip() == "backtest: no incident #9 in the database"
-    nowhere = subprocess.run(cmd[:5], capture_output=True, text=True)
-    assert nowhere.returncode == 2 and "give --from and --to (or --incident N" in nowhere.stderr
+    assert main([*cmd[:-1], "9", "--database", store.url]) == 2
+    assert capsys.readouterr().err.strip() == "backtest: no incident #9 in the database"
+    assert main(cmd[:2]) == 2
+    assert "give --from and --to (or --incident N" in capsys.readouterr().err
     assert set(load_playbook(path).playbook.triggers) == {"fatal", "slow"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from rollback_bot.cli import main
 from rollback_bot.playbook.loader import version_of
 from rollback_bot.store import Incident, Store
 
@@ -31,11 +33,19 @@ def incident(text: str, opened: datetime) -> Incident:
     )
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rollback_bot.cli", *args], capture_output=True, text=True)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_history_lists_versions_and_diffs_two(store: Store, tmp_path: Path) -> None:
+def test_history_lists_versions_and_diffs_two(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
     with store.session() as s:
         for n, text in enumerate([V1, V1, V2]):
             s.add(incident(text, T0 + timedelta(days=n)))
