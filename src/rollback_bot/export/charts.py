@@ -8,26 +8,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from rollback_bot.playbook.conditions import Compare, Condition
+from rollback_bot.export.thresholds import compares
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.store.models import ReadingRow
 
 
 def thresholds(pb: Playbook, signal: str) -> list[tuple[str, float]]:
-    out = []
-    for trigger in pb.triggers.values():
-        cond = trigger.condition
-        if cond is not None:
-            out += [(str(c), c.threshold) for c in _compares(cond) if c.signal == signal]
-    return out
-
-
-def _compares(cond: Condition) -> list[Compare]:
-    if isinstance(cond, Compare):
-        return [cond]
-    if hasattr(cond, "items"):
-        return [c for item in cond.items for c in _compares(item)]
-    return []
+    return [
+        (str(c), c.threshold)
+        for trigger in pb.triggers.values()
+        for c in compares(trigger.condition)
+        if c.signal == signal
+    ]
 
 
 def fired_signals(pb: Playbook, fired: list[dict[str, Any]]) -> list[str]:

@@ -6,10 +6,11 @@ readings are handed in)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rollback_bot.playbook.conditions import Compare, Condition
+from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import Playbook
 
 Point = tuple[datetime, float]
@@ -18,6 +19,7 @@ FALLING = ("<", "<=")
 
 
 def compares(cond: Condition | None) -> list[Compare]:
+    """Every plain comparison in a condition (through all / any / at least), in order."""
     if cond is None:
         return []
     if isinstance(cond, Compare):
@@ -120,8 +122,4 @@ def _num(x: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    from datetime import timedelta
-
-    from rollback_bot.playbook.durations import format_duration
-
     return format_duration(timedelta(seconds=round(seconds))) if seconds >= 1 else "0s"
