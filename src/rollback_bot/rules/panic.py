@@ -57,6 +57,7 @@ class CheckResult:
     value: float | None
     ok: bool
     problem: str = ""  # why it failed, in words: 'error_rate = 0.03 (needs < 0.01)', 'cannot see error_rate (...)'
+    against_baseline: bool = False  # a drift check: `problem` then says the change even when it passed
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,7 @@ class Verdict:
         for signal in dict.fromkeys(r.signal for r in self.results):
             mine = [r for r in self.results if r.signal == signal]
             value = next((r.value for r in mine), None)
-            said = [
-                r.check.removeprefix(signal).strip() if not r.check.endswith("baseline") else r.problem for r in mine
-            ]
+            said = [r.problem if r.against_baseline else r.check.removeprefix(signal).strip() for r in mine]
             out.append(f"{signal}={_value(value)} ({'; '.join(said)})")
         return ", ".join(out)
 
@@ -106,7 +105,8 @@ def against_baseline(
         history = [v for v in baselines.get(signal, ()) if not math.isnan(v)]
         rule = f"{signal} within {max_change:.0%} of its {days}-day baseline"
         if len(history) < min_runs:
-            out.append(CheckResult(rule, signal, value, True, f"{len(history)} of {min_runs} runs for a baseline"))
+            too_few = f"{len(history)} of {min_runs} runs for a baseline"
+            out.append(CheckResult(rule, signal, value, True, too_few, against_baseline=True))
             continue
         base = statistics.median(history)
         if base == 0:
@@ -117,7 +117,7 @@ def against_baseline(
             ok = abs(change) <= max_change
             change_text = f"{change:+.0%} from its {days}-day baseline {base:g}"
         problem = "" if ok else f"{signal} = {value:g} drifted {change_text} (max {max_change:.0%})"
-        out.append(CheckResult(rule, signal, value, ok, problem or change_text))
+        out.append(CheckResult(rule, signal, value, ok, problem or change_text, against_baseline=True))
     return Verdict(tuple(out))
 
 
