@@ -112,16 +112,18 @@ class ClickDesk:
 
     def sweep(self, older_than: timedelta) -> int:
         """Work off clicks that nobody holds and that were taken more than `older_than` ago; how many."""
-        deps = self.rt.deps
-        now = deps.now()
-        with deps.store.session() as s:
-            keys = inbox.waiting(s, now=now, received_before=now - older_than)
+        keys = self._waiting(older_than)
         for key in keys:
             try:
                 self.work(key)
             except Exception:
                 log.exception("click %s... failed; it is tried again once its lease runs out", key[:16])
         return len(keys)
+
+    def _waiting(self, older_than: timedelta) -> list[str]:
+        now = self.rt.deps.now()
+        with self.rt.deps.store.session() as s:
+            return inbox.waiting(s, now=now, received_before=now - older_than)
 
     def forget_done(self, older_than: timedelta = KEEP_DONE) -> int:
         """Drop clicks done more than `older_than` ago (what they did is in the timeline)."""
@@ -156,10 +158,7 @@ class ClickDesk:
         def run() -> None:
             while not self._stopping.wait(every):
                 try:
-                    now = self.rt.deps.now()
-                    with self.rt.deps.store.session() as s:
-                        keys = inbox.waiting(s, now=now, received_before=now - older_than)
-                    for key in keys:
+                    for key in self._waiting(older_than):
                         with lock:
                             if key in in_hand:
                                 continue
@@ -187,35 +186,37 @@ def dispatch(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
     return _dispatch_incident(rt, clicked)
 
 
-def _dispatch_panic(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
+def _carried(clicked: inbound.Click, *keys: str) -> tuple[int, ...] | None:
+    """The integers our buttons carry in their JSON value (not a bool, a float or a string); None otherwise."""
     try:
-        run_id = json.loads(clicked.action.value or "{}")["p"]
+        carried = json.loads(clicked.action.value or "{}")
+        values = tuple(carried[k] for k in keys)
     except (ValueError, KeyError, TypeError, RecursionError):
-        run_id = None
-    if type(run_id) is not int or not 0 < run_id < 2**31:
+        return None
+    return values if all(type(v) is int for v in values) else None
+
+
+def _dispatch_panic(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
+    carried = _carried(clicked, "p")
+    if carried is None or not 0 < carried[0] < 2**31:
         return Outcome(False, "this button carries no pre-launch alert; use /rollback status")
-    return flows_panic.acknowledge(rt.deps, rt.playbooks, clicked.user.id, run_id)
+    return flows_panic.acknowledge(rt.deps, rt.playbooks, clicked.user.id, carried[0])
 
 
 def _dispatch_rollout(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
-    try:
-        carried = json.loads(clicked.action.value or "{}")
-        rollout_id, stage = carried["r"], carried["s"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        rollout_id = stage = None
-    if type(rollout_id) is not int or type(stage) is not int:  # what our buttons carry
+    carried = _carried(clicked, "r", "s")
+    if carried is None:
         return Outcome(False, "this button carries no rollout; use /rollback status")
+    rollout_id, stage = carried
     verb = clicked.action.action_id.removeprefix("rollout_")
     return flows_rollout.act(rt.deps, rt.playbooks, rollout_id, verb, clicked.user.id, stage=stage)
 
 
 def _dispatch_incident(rt: SlackRuntime, clicked: inbound.Click) -> Outcome:
-    try:
-        incident_id = json.loads(clicked.action.value or "{}")["i"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        incident_id = None
-    if type(incident_id) is not int:  # what our buttons carry; not a bool, a float or a string
+    carried = _carried(clicked, "i")
+    if carried is None:
         return Outcome(False, "this button carries no incident; use /rollback status")
+    (incident_id,) = carried
     if not 0 < incident_id < 2**31:
         return Outcome(False, f"there is no incident #{incident_id}")
     deps, user, action_id = rt.deps, clicked.user.id, clicked.action.action_id
