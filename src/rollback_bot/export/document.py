@@ -130,7 +130,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "role": d.get("role"),
                     "at": iso(_utc(d["approved_at"])) if d.get("approved_at") else None,
                     "evidence": d.get("given_on", {}),
-                    "lapsed": {"at": iso(_utc(at) if isinstance(at, str) else at), "reason": d.get("reason")},
+                    "lapsed": {"at": iso(at), "reason": d.get("reason")},
                 }
             )
             continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, col, delete, or_, select, update
 
 from rollback_bot.store.database import insert_for
@@ -68,8 +69,6 @@ def waiting(session: Session, *, now: datetime, received_before: datetime, limit
 
 def backlog(session: Session) -> tuple[int, datetime | None]:
     """How many clicks are not done yet, and since when the oldest waits (for /healthz and /metrics)."""
-    from sqlalchemy import func
-
     stmt = select(func.count(), func.min(col(ClickInbox.received_at))).where(col(ClickInbox.done_at).is_(None))
     count, oldest = session.exec(stmt).one()
     return int(count or 0), oldest

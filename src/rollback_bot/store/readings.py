@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, func, insert
 from sqlmodel import Session, col, delete, select
 
 from rollback_bot.store.models import ReadingRow
@@ -77,8 +77,6 @@ def between(session: Session, *, playbook: str, start: datetime, end: datetime) 
 
 def span(session: Session, *, playbook: str) -> tuple[datetime | None, datetime | None]:
     """The oldest and newest stored reading of the playbook (what retention kept)."""
-    from sqlalchemy import func
-
     stmt = select(func.min(col(ReadingRow.at)), func.max(col(ReadingRow.at))).where(ReadingRow.playbook == playbook)
     oldest, newest_at = session.exec(stmt).one()
     return oldest, newest_at
