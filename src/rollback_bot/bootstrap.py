@@ -33,7 +33,7 @@ from rollback_bot.slack.runtime import BotIdentity, SlackRuntime
 from rollback_bot.slack.sync import SlackSync
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import POLLING, PollFigures
-from rollback_bot.worker import Worker
+from rollback_bot.worker import Worker, yield_cpu_to_requests
 
 log = logging.getLogger(__name__)
 SYNC_EVERY = 60  # seconds: the catch-up that makes a Slack outage lose nothing
@@ -228,6 +228,8 @@ def check_slack(client: WebClient, identity: BotIdentity) -> None:
 
 
 def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> None:
+    if scheduler and not web:  # beside web workers: their 200s before working off their clicks (worker.py)
+        yield_cpu_to_requests()
     service = build_service(settings, clicks_here=scheduler)
     check_slack(service.client, service.identity)
     stop = threading.Event()

@@ -4,18 +4,41 @@ thread pool whose failures are logged, never raised into the request that queued
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 log = logging.getLogger(__name__)
+_background_nice = 0  # how much lower than the process the background threads started from now on run
+
+
+def yield_cpu_to_requests(nice: int = 10) -> None:
+    """For a process beside web workers (the scheduler process): background threads started from now on (the
+    clicks worked off, the Slack sync, replies, webhooks) run `nice` steps lower, so a burst of clicks being
+    worked off never delays a web worker's 200 on the same machine: the kernel gives the web workers the CPU
+    first, and CPU they leave idle still comes here. Polling and the ladder keep the process's priority."""
+    global _background_nice
+    _background_nice = nice
+
+
+def background_thread() -> None:
+    """The initializer of background thread pools: lower this thread's priority if asked (Linux threads each
+    have their own)."""
+    if not _background_nice or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + _background_nice)
+    except OSError as exc:  # not allowed here: run at the process's priority
+        log.info("background thread priority unchanged: %s", exc)
 
 
 class Worker:
     def __init__(self, name: str, threads: int) -> None:
         self.name = name
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name, initializer=background_thread)
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 

@@ -17,6 +17,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
 from rollback_bot.slack import inbound, listeners
+from rollback_bot.slack.clicks import CannotTake
 from rollback_bot.slack.runtime import SlackRuntime
 from rollback_bot.store.inbound import Replayed
 
@@ -50,6 +51,9 @@ def build_app(rt: SlackRuntime) -> App:
         if isinstance(error, Replayed):  # the same signed request again: it already did what it does
             log.warning("ignored a replayed Slack request: %s", error)
             return BoltResponse(status=200, body="")
+        if isinstance(error, CannotTake):  # Slack shows the clicker the click failed; nothing was recorded
+            log.error("cannot take a click: the database is unreachable (%s)", error)
+            return BoltResponse(status=503, body="database unreachable")
         ref = uuid.uuid4().hex[:8]
         log.error("listener failed on %s [%s]", body.get("type") or body.get("command"), ref, exc_info=error)
         text = f":warning: Something went wrong; it is logged as `{ref}`. Nothing may have been recorded: try again."

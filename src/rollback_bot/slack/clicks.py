@@ -46,6 +46,10 @@ KEEP_DONE = timedelta(days=1)  # done clicks are kept this long (their answers, 
 POLL_SECONDS = 0.2  # how often the scheduler process looks for clicks taken by web processes
 
 
+class CannotTake(Exception):
+    """The click could not be written to the inbox (the database is unreachable): it gets a 503."""
+
+
 class ClickDesk:
     def __init__(self, rt: SlackRuntime, *, here: bool, threads: int = 4) -> None:
         self.rt, self.here = rt, here
@@ -57,9 +61,8 @@ class ClickDesk:
     def take(self, clicked: inbound.Click) -> bool:
         """Write the click before its 200; False when it is a replay (taken before: nothing more happens)."""
         key = store_inbound.current_key() or f"socket:{uuid.uuid4().hex}"  # Socket Mode has no signature
-        with self.rt.deps.store.session() as s:
-            fresh = inbox.accept(s, key=key, at=self.rt.deps.now(), click=clicked.model_dump_json())
-            s.commit()
+        with self.rt.deps.store.one_statement() as conn:
+            fresh = inbox.accept(conn, key=key, at=self.rt.deps.now(), click=clicked.model_dump_json())
         if fresh and self.here:
             self.worker(lambda: self.work(key))
         return fresh

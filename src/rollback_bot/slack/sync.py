@@ -38,6 +38,7 @@ from rollback_bot.store import slack_cursors as outbox
 from rollback_bot.store.audit import DENIED, UNPOSTED
 from rollback_bot.store.models import Event, Incident, Rollout
 from rollback_bot.telemetry import SLACK_API_ERRORS
+from rollback_bot.worker import background_thread
 
 log = logging.getLogger(__name__)
 NOT_IN_THREAD = {"incident.opened"} | UNPOSTED  # the parent message is that event; refusals of reads stay quiet
@@ -84,7 +85,11 @@ class SlackSync:
     ) -> None:
         self.deps, self.client, self.playbooks = deps, client, playbooks
         self.lookup = Lookup(self._call)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-sync") if background else None
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-sync", initializer=background_thread)
+            if background
+            else None
+        )
         self._queued: set[int | str] = set()
         self._lock = threading.Lock()
         with deps.store.session() as s:  # history from before the first start is not replayed; all else is posted

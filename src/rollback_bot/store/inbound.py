@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, delete, select
 
@@ -64,8 +65,12 @@ def take_current(session: Session) -> None:
 
 def seen(conn: Connection, *, signature: str) -> bool:
     """Whether the request was taken before (one indexed read, before anything is done)."""
-    stmt = select(col(InboundRequest.signature)).where(col(InboundRequest.signature) == signature)
-    return conn.execute(stmt).first() is not None
+    return conn.execute(_SEEN, {"signature": signature}).first() is not None
+
+
+_SEEN = select(col(InboundRequest.signature)).where(
+    col(InboundRequest.signature) == bindparam("signature")
+)  # built once
 
 
 def take(session: Session, *, signature: str, at: datetime) -> bool:

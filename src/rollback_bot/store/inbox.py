@@ -6,24 +6,41 @@ takes the request's key (store/inbound.take_current), so a second worker on the 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, delete, or_, select, update
 
-from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import ClickInbox
 
 
-def accept(session: Session, *, key: str, at: datetime, click: str) -> bool:
-    """Write the click; False when this key was taken before (a replay). The caller commits."""
-    insert = insert_for(session)
-    stmt = (
-        insert(ClickInbox)
-        .values(key=key, received_at=at, click=click, attempts=0)
+def accept(conn: Connection, *, key: str, at: datetime, click: str) -> bool:
+    """Write the click; False when this key was taken before (a replay). One statement, on a connection in
+    autocommit (Store.one_statement): it runs before every click's 200, so it is one round trip, and built once
+    per database (building it cost more than running it)."""
+    stmt = _ACCEPT[conn.dialect.name]
+    return conn.execute(stmt, {"key": key, "at": at, "click": click}).first() is not None
+
+
+def _accept(insert: Any) -> Any:
+    table = ClickInbox.__table__  # type: ignore[attr-defined]
+    return (
+        insert(table)
+        .values(
+            key=bindparam("key", type_=table.c.key.type),
+            received_at=bindparam("at", type_=table.c.received_at.type),
+            click=bindparam("click", type_=table.c.click.type),
+            attempts=0,
+        )
         .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(ClickInbox.key))
+        .returning(table.c.key)
     )
-    return session.exec(stmt).first() is not None
+
+
+_ACCEPT = {"postgresql": _accept(pg_insert), "sqlite": _accept(sqlite_insert)}
 
 
 def claim(session: Session, *, key: str, by: str, now: datetime, lease: timedelta) -> ClickInbox | None:

@@ -10,8 +10,10 @@ import re
 from typing import Any
 
 from slack_bolt import Ack, App
+from sqlalchemy.exc import SQLAlchemyError
 
 from rollback_bot.slack import inbound
+from rollback_bot.slack.clicks import CannotTake
 from rollback_bot.slack.runtime import SlackRuntime
 
 BUTTONS = re.compile(r"^(ack|hold|release|resolve|panic_ack|approve:[a-z0-9][a-z0-9_-]*)\Z")  # \Z: "$" lets "ack\n" in
@@ -28,7 +30,11 @@ def register(app: App, rt: SlackRuntime) -> None:
             ack()
             return
         assert rt.desk is not None, "build_service gives every runtime its desk"
-        if not rt.desk.take(clicked):
+        try:
+            fresh = rt.desk.take(clicked)
+        except SQLAlchemyError as exc:  # nothing can be recorded: Slack shows the clicker a failure (503)
+            raise CannotTake(type(exc).__name__) from exc
+        if not fresh:
             log.warning("ignored a replayed click (its request was taken before)")
         ack()
 
