@@ -202,6 +202,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         prometheus=args.prometheus,
         use_prometheus=not args.no_prometheus,
         timeout=args.timeout,
+        window=args.window,
+        stage=args.stage,
     )
     try:
         return run(opts, sys.stdout)
@@ -297,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = sub.add_parser(
         "backtest",
-        help="replay history through the playbook's triggers: when each would have fired and cleared, the incidents",
+        help="replay history through the playbook's triggers (when each would have fired and cleared, the incidents) "
+        "and a rollout's gate (a verdict per window)",
     )
     backtest.add_argument("playbook")
     backtest.add_argument("--from", dest="start", help="start (ISO 8601, UTC if no zone; or Unix s)")
@@ -320,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-prometheus", action="store_true", help="query no Prometheus: signals without readings are no data"
     )
     backtest.add_argument("--timeout", type=float, default=30.0, help="seconds per range query (default 30)")
+    backtest.add_argument(
+        "--window", default="7d", help="a rollout's gate: one verdict (GO/HOLD/ROLLBACK) per window (default 7d)"
+    )
+    backtest.add_argument(
+        "--stage", type=int, default=1, help="a rollout's gate: judge each window as this stage (default 1)"
+    )
     backtest.set_defaults(func=cmd_backtest)
 
     serve = sub.add_parser("serve", help="run the Slack app and the scheduler (settings from the environment)")

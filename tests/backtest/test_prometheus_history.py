@@ -38,6 +38,35 @@ ladder:
 """
 
 
+ROLLOUT = """\
+name: prom-rollout
+service: svc
+channel: "#ops"
+sources: {{prometheus: "{url}"}}
+roles: {{incident_commander: {{users: [U1]}}, responder: {{users: [U2]}}}}
+signals:
+  served: {{prometheus: 'sum(copilot_served_total{{version="{{version}}"}})', every: 1m}}
+  overrides:
+    prometheus: 'sum by (urgency) (copilot_override_ratio{{version="{{version}}"}})'
+    segments: [urgency]
+    every: 1m
+  errors: {{prometheus: max(copilot_error_ratio), every: 30s}}
+rollout:
+  baseline: current
+  candidate: v2
+  sample: served
+  stages: [{{percent: 10, min_duration: 10m, min_sample: 100}}, {{percent: 100, min_duration: 1h, min_sample: 100}}]
+  advance: {{requires: [incident_commander]}}
+  webhook: {{url: "http://127.0.0.1:9/traffic", body: {{percent: "{{{{ percent }}}}"}}}}
+  gate: {{kpi: {{overrides: -1.0}}, hold_below: -0.02, rollback_below: -0.5}}
+  holds: [{{signal: overrides, worse: higher, by: 0.05}}]
+triggers:
+  fatal: {{when: errors > 0, severity: critical}}
+ladder:
+  - {{name: Flag, window: 0h-1h}}
+"""
+
+
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
@@ -53,7 +82,27 @@ def openmetrics() -> str:
         m = k / 2
         if not 70 <= m < 80:  # a gap longer than Prometheus' 5m lookback: an empty result, no data
             lines.append(f'copilot_latency_ms{{pod="a"}} {900 if 40 <= m < 60 else 300} {at(m).timestamp():.0f}')
+    lines += rollout_metrics()
     return "\n".join([*lines, "# EOF", ""])
+
+
+def rollout_metrics() -> list[str]:
+    """Both versions of a rollout, per urgency, a sample a minute: from 30m to 60m the candidate's urgent
+    overrides climb; the candidate's request counter grows 20 a minute."""
+    lines = ["# TYPE copilot_override_ratio gauge"]
+    for m in range(MINUTES + 1):
+        wobble = (0.003, -0.002, 0.001, -0.003, 0.002, -0.001)[m % 6]
+        for version in ("current", "v2"):
+            for urgency in ("high", "normal"):
+                bad = version == "v2" and urgency == "high" and 30 < m <= 60
+                value = 0.1 + wobble + (0.2 if bad else 0)
+                stamp = f"{at(m).timestamp():.0f}"
+                lines.append(f'copilot_override_ratio{{version="{version}",urgency="{urgency}"}} {value:.4f} {stamp}')
+    lines.append("# TYPE copilot_served counter")
+    for m in range(MINUTES + 1):
+        for version in ("current", "v2"):
+            lines.append(f'copilot_served_total{{version="{version}"}} {20 * m} {at(m).timestamp():.0f}')
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +166,39 @@ def test_the_gap_is_no_data_and_a_bad_query_is_exit_2(
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert err.startswith("backtest: errors: prometheus bad_data: ") and len(err.strip().splitlines()) == 1
+
+
+def test_the_rollout_gate_per_window_from_prometheus_history(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each version read with {version} put in the query, each segment from its series' labels, as live."""
+    (tmp_path / "r.yaml").write_text(ROLLOUT.format(url=prometheus))
+    args = ["backtest", str(tmp_path / "r.yaml"), "--from", at(0).isoformat(), "--to", at(90).isoformat()]
+    assert main([*args, "--window", "30m", "--format", "json"]) == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    windows = doc["rollout_gate"]["windows"]
+    assert [w["verdict"] for w in windows] == ["GO", "HOLD", "GO"]
+    assert windows[1]["why"][0].startswith("urgency=high: overrides 0.3")
+    assert windows[1]["lowest_kpi"]["segment"] == "urgency=high"
+    assert [w["sample"] for w in windows] == [580, 580, 580]  # 20 a minute over the 29 minutes between its readings
+    assert [(f["trigger"], f["fired_at"]) for f in doc["firings"]] == [("fatal", at(20).isoformat())]
+    # judged as the last stage, a 30m window is shorter than its minimum duration: no GO yet
+    assert main([*args, "--window", "30m", "--stage", "2", "--format", "json"]) == 0
+    later = json.loads(capsys.readouterr().out)["rollout_gate"]["windows"]
+    assert [w["verdict"] for w in later] == ["NOT ENOUGH DATA", "HOLD", "NOT ENOUGH DATA"]
+    assert later[0]["why"] == ["stage running 30m of its 1h"]
+
+
+def test_segments_from_a_range_query_are_keyed_as_live(prometheus: str) -> None:
+    by = history.query_range_segments(
+        loopback_session(), Endpoint(prometheus), "overrides",
+        'sum by (urgency) (copilot_override_ratio{version="v2"})', ["urgency"], at(0), at(10),
+        timedelta(minutes=1), 10,
+    )  # fmt: skip
+    assert list(by) == ["urgency=high", "urgency=normal"]
+    assert [len(r) for r in by.values()] == [11, 11] and by["urgency=high"][0].value == 0.103
+    with pytest.raises(history.HistoryError, match="two series for segment urgency=high"):
+        history.query_range_segments(
+            loopback_session(), Endpoint(prometheus), "overrides", "copilot_override_ratio", ["urgency"],
+            at(0), at(10), timedelta(minutes=1), 10,
+        )  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 
 from rollback_bot.metrics.sources import number_text
 from rollback_bot.playbook.models import Playbook
+from rollback_bot.rollout.gate import Point, Version
 from rollback_bot.rules.readings import Reading
 
 
@@ -59,25 +60,65 @@ def _value(signal: str, at: datetime, raw: object) -> Reading:
 
 
 def read_readings(path: Path, pb: Playbook) -> dict[str, list[Reading]]:
-    """Readings by signal. CSV: a header `time,signal,value`, a row a reading. JSON: a list of
-    {"time", "signal", "value"} objects, or an object of signal -> [[time, value], ...]."""
+    """Readings by signal, for the triggers (see read_history)."""
+    return read_history(path, pb)[0]
+
+
+def read_history(path: Path, pb: Playbook) -> tuple[dict[str, list[Reading]], list[Point]]:
+    """Readings by signal for the triggers, and the rollout's points (per version and segment) for its gate.
+
+    CSV: a header `time,signal,value` and optionally `version` and `segment` columns (in any order when the
+    header names them), a row a reading. JSON: a list of {"time", "signal", "value", "version"?, "segment"?}
+    objects, or an object of signal -> [[time, value], ...]. A signal read per version (`{version}`) needs the
+    version: the rollout's baseline or candidate name (or the words baseline, candidate); a segment is written
+    as the live bot keys it (`urgency=high` for Prometheus labels, the object's key for JSON)."""
     text = _text(path)
     rows = _json_rows(path, text) if _is_json(path, text) else _csv_rows(path, text, ("time", "signal", "value"))
-    out: dict[str, list[Reading]] = {}
-    for where, time, signal, value in rows:
+    series: dict[str, list[Reading]] = {}
+    points: list[Point] = []
+    rollout_signals = set(pb.rollout.signals) if pb.rollout is not None else set()
+    for where, time, signal, value, version, segment in rows:
         name = str(signal).strip()
         if name not in pb.signals:
             raise BadInput(f"{where}: unknown signal '{name}' (playbook {pb.name} has no such signal)")
-        if pb.signals[name].builtin is not None:
+        spec = pb.signals[name]
+        if spec.builtin is not None:
             raise BadInput(f"{where}: '{name}' is measured by the bot itself (builtin); it cannot be replayed")
         try:
             at = parse_time(time)
-            out.setdefault(name, []).append(_value(name, at, value))
+            reading = _value(name, at, value)
         except (ValueError, OverflowError, OSError) as exc:
             raise BadInput(f"{where}: {exc}") from None
-    for readings in out.values():
+        role = _version(where, pb, name, version)
+        segment = str(segment or "").strip()
+        if segment and not spec.segments:
+            raise BadInput(f"{where}: '{name}' is not read per segment (the playbook gives it no segments)")
+        if name in rollout_signals and reading.value is not None:
+            points.append(Point(name, role, segment, at, reading.value))
+        if not spec.compared and not spec.segments:
+            series.setdefault(name, []).append(reading)
+    for readings in series.values():
         readings.sort(key=lambda r: r.at)
-    return out
+    return series, sorted(points, key=lambda p: p.at)
+
+
+def _version(where: str, pb: Playbook, signal: str, given: object) -> Version:
+    """The role of the version a row names: a compared signal needs one; any other is the candidate's, as live."""
+    text = str(given or "").strip()
+    compared = pb.signals[signal].compared
+    ro = pb.rollout
+    if ro is None or not compared:
+        if text and text not in ("candidate", ro.candidate if ro else "candidate"):
+            raise BadInput(f"{where}: '{signal}' is not read per version; leave the version empty")
+        return "candidate"
+    names: dict[str, Version] = {ro.baseline: "baseline", ro.candidate: "candidate"}
+    names |= {"baseline": "baseline", "candidate": "candidate"}
+    if text not in names:
+        said = f"'{text}'" if text else "none"
+        raise BadInput(
+            f"{where}: '{signal}' is read per version: give the version ({ro.baseline} or {ro.candidate}), not {said}"
+        )
+    return names[text]
 
 
 def read_incidents(path: Path) -> list[KnownIncident]:
@@ -126,7 +167,7 @@ def _json(path: Path, text: str) -> Any:
         raise BadInput(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
 
 
-def _json_rows(path: Path, text: str) -> Iterable[tuple[str, object, object, object]]:
+def _json_rows(path: Path, text: str) -> Iterable[tuple[str, object, object, object, object, object]]:
     doc = _json(path, text)
     if isinstance(doc, dict):
         for signal, pairs in doc.items():
@@ -135,27 +176,44 @@ def _json_rows(path: Path, text: str) -> Iterable[tuple[str, object, object, obj
             for i, pair in enumerate(pairs):
                 if not isinstance(pair, list) or len(pair) != 2:
                     raise BadInput(f"{path}: '{signal}' item {i + 1}: expected [time, value]")
-                yield f"{path}: '{signal}' item {i + 1}", pair[0], signal, pair[1]
+                yield f"{path}: '{signal}' item {i + 1}", pair[0], signal, pair[1], None, None
     elif isinstance(doc, list):
         for i, item in enumerate(doc):
             if not isinstance(item, dict) or not {"time", "signal"} <= item.keys():
                 raise BadInput(f"{path}: item {i + 1}: expected an object with time, signal and value")
-            yield f"{path}: item {i + 1}", item["time"], item["signal"], item.get("value")
+            yield (
+                f"{path}: item {i + 1}",
+                item["time"],
+                item["signal"],
+                item.get("value"),
+                item.get("version"),
+                item.get("segment"),
+            )
     else:
         raise BadInput(f"{path}: expected a JSON list of readings or an object of signal -> [[time, value], ...]")
 
 
-def _csv_rows(path: Path, text: str, header: tuple[str, ...]) -> Iterable[tuple[str, Any, Any, Any]]:
-    """(file:line, first, second, third column) of each row; a header row naming the columns is skipped."""
+def _csv_rows(path: Path, text: str, header: tuple[str, ...]) -> Iterable[tuple[Any, ...]]:
+    """(file:line, then the cells of `header` and of its optional columns, in that order) of each row.
+    A first row naming the columns is a header: readings may then have their columns in any order."""
+    optional = ("version", "segment") if header[-1] == "value" else ("label",)
+    allowed = header + optional
+    columns = list(allowed)
     reader = csv.reader(io.StringIO(text))
     for row in reader:
         where = f"{path}:{reader.line_num}"
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         cells = [c.strip() for c in row]
-        if reader.line_num == 1 and cells[0].lower() == header[0]:
+        if reader.line_num == 1 and cells[0].lower() in allowed:
+            named = [c.lower() for c in cells]
+            unknown = [c for c in named if c not in allowed]
+            if unknown or len(set(named)) != len(named) or not set(header) <= set(named):
+                raise BadInput(f"{where}: the header names the columns {', '.join(allowed)} (needs {','.join(header)})")
+            columns = named
             continue
-        if len(cells) < len(header) or len(cells) > 3:
-            raise BadInput(f"{where}: expected {','.join(header)}{'' if len(header) == 3 else '[,label]'}")
-        cells += [""] * (3 - len(cells))
-        yield where, cells[0], cells[1], cells[2]
+        if len(cells) < len(header) or len(cells) > len(columns):
+            shown = ",".join(header) + "".join(f"[,{c}" for c in optional) + "]" * len(optional)
+            raise BadInput(f"{where}: expected {shown}")
+        cell = dict(zip(columns, cells, strict=False))
+        yield (where, *(cell.get(c, "") for c in allowed))

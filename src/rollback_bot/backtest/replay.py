@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
 
+from rollback_bot.backtest.rollout import Gate
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.rules.evaluate import Decision, TriggerState
 from rollback_bot.rules.polling import PollGroup, poll_groups
@@ -69,6 +70,7 @@ class Replay:
     incidents: list[SimIncident] = field(default_factory=list)
     holds: list[tuple[str, datetime]] = field(default_factory=list)  # a KPI gate entering HOLD
     decisions: list[tuple[datetime, Decision]] = field(default_factory=list)  # only with keep_decisions
+    gate: Gate | None = None  # the rollout gate's verdict per window (backtest/rollout.py), for a rollout
 
 
 def ticks(pb: Playbook, start: datetime, end: datetime) -> Iterator[tuple[datetime, tuple[str, ...]]]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import IO, Any
 
 from rollback_bot.backtest.replay import Replay
+from rollback_bot.backtest.rollout import Gate, WindowVerdict
 from rollback_bot.backtest.score import Score
 from rollback_bot.playbook.durations import format_duration
+from rollback_bot.rollout.gate import describe
 
 
 def _t(at: datetime | None) -> str:
@@ -75,6 +78,8 @@ def as_dict(result: Replay, scores: list[Score] | None, notes: list[str]) -> dic
         ],
         "holds": [{"trigger": name, "at": at.isoformat()} for name, at in result.holds],
     }
+    if result.gate is not None:
+        doc["rollout_gate"] = _gate_dict(result.gate)
     if scores is not None:
         doc["scores"] = [
             {
@@ -92,6 +97,63 @@ def as_dict(result: Replay, scores: list[Score] | None, notes: list[str]) -> dic
             for s in scores
         ]
     return doc
+
+
+def _gate_dict(gate: Gate) -> dict[str, Any]:
+    def kpi(w: WindowVerdict) -> dict[str, Any] | None:
+        c = w.lowest_kpi
+        if c is None:
+            return None
+        return {"segment": c.segment, "difference": c.difference, "baseline": c.baseline, "candidate": c.candidate}
+
+    return {
+        "stage": gate.stage,
+        "window_seconds": gate.window.total_seconds(),
+        "windows": [
+            {
+                "start": w.start.isoformat(),
+                "end": w.end.isoformat(),
+                "verdict": w.decision.verdict,
+                "why": w.decision.why,
+                "sample": w.decision.sample,
+                "min_sample": w.decision.min_sample,
+                "lowest_kpi": kpi(w),
+                "worse": [describe(c) for c in w.decision.worse],
+            }
+            for w in gate.windows
+        ],
+    }
+
+
+def _kpi_cell(w: WindowVerdict) -> str:
+    c = w.lowest_kpi
+    if c is None or c.difference is None:
+        return "-"
+    return f"{c.difference:+.4g}" + (f" ({c.segment})" if c.segment else "")
+
+
+def write_gate(gate: Gate, fp: IO[str]) -> None:
+    first = gate.windows[0].decision if gate.windows else None
+    bar = f", min sample {first.min_sample:,}, min duration {_d(first.min_duration)}" if first else ""
+    print(f"\nRollout gate, a verdict per {_d(gate.window)} window (each judged as stage {gate.stage}{bar})", file=fp)
+    counts = Counter(w.decision.verdict for w in gate.windows)
+    print(", ".join(f"{v} {counts[v]}" for v in ("GO", "HOLD", "ROLLBACK", "NOT ENOUGH DATA")), file=fp)
+    rows = [
+        [
+            _t(w.start),
+            _t(w.end),
+            w.decision.verdict,
+            f"{w.decision.sample:,.0f}",
+            _kpi_cell(w),
+            _clip("; ".join(w.decision.why), 100),
+        ]
+        for w in gate.windows
+    ]
+    print(_table(["from", "to", "verdict", "sample", "lowest KPI difference", "why"], rows), file=fp)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def write_table(result: Replay, scores: list[Score] | None, notes: list[str], fp: IO[str]) -> None:
@@ -129,6 +191,8 @@ def write_table(result: Replay, scores: list[Score] | None, notes: list[str], fp
         for n, i in enumerate(result.incidents, 1)
     ]
     print(_table(["#", "opened", "resolved", "lasted", "severity", "triggers"], rows), file=fp)
+    if result.gate is not None:
+        write_gate(result.gate, fp)
     if result.holds:
         print(f"\nKPI gate HOLDs: {len(result.holds)} (first {_t(result.holds[0][1])})", file=fp)
     if scores is not None:
@@ -149,7 +213,8 @@ def write_table(result: Replay, scores: list[Score] | None, notes: list[str], fp
 
 
 def write_csv(result: Replay, scores: list[Score] | None, fp: IO[str]) -> None:
-    """One row per firing, incident and score: record,trigger,start,end,seconds,severity,detail."""
+    """One row per firing, incident, gate window and score: record,trigger,start,end,seconds,severity,detail
+    (a gate window: record `gate`, trigger `rollout`, its verdict under severity and its reasons as detail)."""
     out = csv.writer(fp, lineterminator="\n")
     out.writerow(["record", "trigger", "start", "end", "seconds", "severity", "detail"])
     end = result.end
@@ -172,6 +237,10 @@ def write_csv(result: Replay, scores: list[Score] | None, fp: IO[str]) -> None:
                 " ".join(i.triggers),
             ]
         )
+    for w in result.gate.windows if result.gate is not None else []:
+        seconds = (w.end - w.start).total_seconds()
+        why = "; ".join(w.decision.why)
+        out.writerow(["gate", "rollout", w.start.isoformat(), w.end.isoformat(), seconds, w.decision.verdict, why])
     for s in scores or []:
         median = s.median_delay.total_seconds() if s.median_delay is not None else ""
         detail = f"detected {len(s.delays)}; false alarms {len(s.false_alarms)}; misses {len(s.misses)}"

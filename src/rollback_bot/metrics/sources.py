@@ -15,7 +15,7 @@ import copy
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -194,7 +194,7 @@ class PrometheusSource:
         groups: dict[str, list[Any]] = {}
         for series in result:
             labels = _labels(series)
-            key = ",".join(f"{name}={labels.get(name, '')}" for name in self.segments)
+            key = segment_key(labels, self.segments)
             groups.setdefault(key, []).append(series)
         segments = tuple((key, self._segment(key, group, asked_at, at)) for key, group in sorted(groups.items()))
         return SegmentedReading(self.signal, at, None, "ok", segments=segments)
@@ -238,6 +238,11 @@ class PrometheusSource:
         if self.max_age is not None and age > self.max_age:
             return Reading.stale(self.signal, at, f"sample stamped {sampled:%H:%M:%S}, {format_duration(age)} old")
         return Reading.of(self.signal, at, value)
+
+
+def segment_key(labels: Mapping[str, Any], segments: Sequence[str]) -> str:
+    """A segment's name from a series' labels: `urgency=high,region=eu` (a missing label counts as empty)."""
+    return ",".join(f"{name}={labels.get(name, '')}" for name in segments)
 
 
 def _labels(series: Any) -> dict[str, Any]:
