@@ -323,7 +323,7 @@ def main() -> int:
     for db_name, db_url in databases:
         env = {**base_env, "DATABASE_URL": db_url}
         cli = [sys.executable, "-m", "rollback_bot.cli", "serve"]
-        opener = subprocess.Popen([*cli, "--scheduler-only"], env=env, **quiet)
+        opener = subprocess.Popen([*cli, "--scheduler-only"], env={**env, "ROLLBACK_SCHEDULER_PORT": "0"}, **quiet)
         schedulers.append(opener)
         store = Store(db_url)
         deadline = time.monotonic() + 60

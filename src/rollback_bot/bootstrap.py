@@ -8,6 +8,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from wsgiref.simple_server import WSGIServer
 
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,15 +23,17 @@ from rollback_bot.config import Settings
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import prune
 from rollback_bot.flows.watchdog import GroupStatus
+from rollback_bot.leadership import Leadership
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
-from rollback_bot.scheduler import build_scheduler
+from rollback_bot.scheduler import build_scheduler, led, run_everything_now
 from rollback_bot.slack.app import build_app
 from rollback_bot.slack.clicks import FALLBACK, ClickDesk
 from rollback_bot.slack.client import make_client
 from rollback_bot.slack.directory import SlackDirectory, lookup_client
-from rollback_bot.slack.http import WsgiApp, make_http_server, wsgi_app
+from rollback_bot.slack.http import WsgiApp, make_http_server, scheduler_app, wsgi_app
 from rollback_bot.slack.runtime import BotIdentity, SlackRuntime
 from rollback_bot.slack.sync import SlackSync
+from rollback_bot.store import leader as store_leader
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import POLLING, PollFigures
 from rollback_bot.worker import Worker, yield_cpu_to_requests
@@ -56,6 +59,7 @@ class Service:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watchdog: threading.Thread | None = None
+    leadership: Leadership | None = None  # in a process running the scheduler
 
     def start_watchdog(self) -> None:
         """In a process without the scheduler (gunicorn workers, --no-scheduler): if the scheduler stalls or
@@ -114,6 +118,24 @@ class Service:
     def clicks_late(self) -> str | None:
         """For /healthz: clicks waiting too long to be worked off, in words (nothing works them off)."""
         return self.desk.late()
+
+    def leading(self) -> dict[str, object]:
+        """For the scheduler process's /healthz: leader or standby, and who leads."""
+        if self.leadership is None:
+            return {"role": "none"}
+        token = self.leadership.leading()
+        with self.store.session() as s:
+            lease = store_leader.current(s)
+        doc: dict[str, object] = {"role": "leader" if token is not None else "standby", "me": self.leadership.holder}
+        if lease is not None:
+            doc |= {"leader": lease.holder, "token": lease.token, "expires_at": lease.expires_at.isoformat()}
+        if self.leadership.last_error:
+            doc["error"] = self.leadership.last_error
+        return doc
+
+    def scheduler_wsgi(self) -> WsgiApp:
+        POLLING.source = self.poll_figures
+        return scheduler_app(self.store, self.leading, self.polling_behind)
 
     def wsgi(self) -> WsgiApp:
         POLLING.source = self.poll_figures
@@ -182,32 +204,53 @@ def build_service(
     return service
 
 
-def start_scheduler(service: Service) -> BackgroundScheduler:
-    """Polling, the ladder, and the Slack catch-up. Run it in exactly one process."""
-    sched = build_scheduler(service.deps, list(service.playbooks.values()))
+def start_scheduler(service: Service) -> tuple[BackgroundScheduler, Leadership]:
+    """Polling, the ladder, and the Slack catch-up. Any number of processes may run it: the one holding the
+    scheduler lease acts, the others stand by (leadership.py)."""
+    leadership = Leadership(service.store, service.deps.clock, period=service.settings.scheduler_lease)
+    leadership.start()
+    sched = build_scheduler(service.deps, list(service.playbooks.values()), leadership=leadership)
+    leadership.on_gain.append(lambda token: run_everything_now(sched))
+    service.leadership = leadership
     sched.add_job(
-        service.sync.sync_all,
+        led(leadership, service.sync.sync_all),
         IntervalTrigger(seconds=SYNC_EVERY, timezone=UTC),
         id="slack-sync",
         name="post what Slack is missing",
         next_run_time=datetime.now(UTC),
     )
     sched.add_job(
-        service.desk.forget_done,
+        led(leadership, service.desk.forget_done),
         IntervalTrigger(hours=1, timezone=UTC),
         id="click-inbox-retention",
         name="drop clicks done a day ago",
         next_run_time=datetime.now(UTC),
     )
     sched.add_job(
-        lambda: prune(service.deps, service.settings.readings_retention),
+        led(leadership, lambda: prune(service.deps, service.settings.readings_retention)),
         IntervalTrigger(hours=1, timezone=UTC),
         id="readings-retention",
         name="delete readings past READINGS_RETENTION",
         next_run_time=datetime.now(UTC),
     )
     sched.start()
-    return sched
+    return sched, leadership
+
+
+def _scheduler_port(service: Service, settings: Settings) -> WSGIServer | None:
+    """The scheduler process's /healthz and /metrics. A port that cannot be had is said loudly, and the
+    scheduler runs on: its work matters more than being watched."""
+    where = f"http://{settings.rollback_host}:{settings.rollback_scheduler_port}"
+    try:
+        own = make_http_server(service.scheduler_wsgi(), settings.rollback_host, settings.rollback_scheduler_port)
+    except OSError as exc:
+        log.error(
+            "scheduler process: cannot serve /healthz and /metrics at %s (%s); set ROLLBACK_SCHEDULER_PORT", where, exc
+        )
+        return None
+    threading.Thread(target=own.serve_forever, name="http", daemon=True).start()
+    log.warning("scheduler process: %s (GET /healthz: leader or standby; GET /metrics)", where)
+    return own
 
 
 def check_slack(client: WebClient, identity: BotIdentity) -> None:
@@ -235,12 +278,13 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sched = start_scheduler(service) if scheduler else None
+    sched, leadership = start_scheduler(service) if scheduler else (None, None)
     if scheduler:  # clicks taken by web processes (gunicorn, --no-scheduler); this process's own at once
         service.desk.start_loop(older_than=timedelta(seconds=2) if web else timedelta(0))
     if web and not scheduler:
         service.start_watchdog()
-    server = None
+    server: WSGIServer | None = None
+    own: WSGIServer | None = None
     socket_handler = None
     try:
         if web and settings.socket_mode:
@@ -258,6 +302,8 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
                 settings.rollback_host,
                 settings.rollback_port,
             )
+        if scheduler and not web and settings.rollback_scheduler_port:
+            own = _scheduler_port(service, settings)
         stop.wait()
     finally:
         if server is not None:
@@ -266,4 +312,8 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             socket_handler.close()
         if sched is not None:
             sched.shutdown(wait=True)
+        if leadership is not None:
+            leadership.stop()  # after the jobs: a standby takes over at once
+        if own is not None:
+            own.shutdown()
         service.close()

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000
+    # `serve --scheduler-only`: GET /healthz (leader or standby, polling) and GET /metrics on this port; 0: none
+    rollback_scheduler_port: int = Field(default=3001, ge=0, le=65535)
+    # the scheduler lease: the leader renews it; a standby takes over once it runs out (leadership.py)
+    scheduler_lease: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(seconds=10)
     max_response_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)  # a metric answer larger is a failed read
     # role membership from Slack user groups: re-read after ROLE_CACHE_TTL; while Slack cannot answer, a copy
     # up to ROLE_CACHE_MAX_STALE old is used, and past that people are told their role cannot be checked

@@ -7,8 +7,9 @@ down to `deps.min_real_interval` seconds so a drill cannot flood its own sources
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,8 +19,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rollback_bot import flows
 from rollback_bot.flows import panic, rollout
 from rollback_bot.flows.deps import Deps
+from rollback_bot.leadership import Leadership
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.rules.polling import PollGroup, poll_groups
+from rollback_bot.store.leader import Fenced
 
 log = logging.getLogger(__name__)
 TICK_EVERY = timedelta(seconds=30)
@@ -30,6 +33,26 @@ WATCHDOG_EVERY = timedelta(seconds=5)
 WATCHDOG_FLOOR = 0.2
 
 
+def led(leadership: Leadership | None, job: Callable[..., object]) -> Callable[..., object]:
+    """The job as run among several scheduler processes: only by the leader, under its fence."""
+    if leadership is None:
+        return job
+
+    def run(*args: Any) -> None:
+        leadership.run(lambda: job(*args))
+
+    run.__name__ = run.__qualname__ = job.__name__
+    return run
+
+
+def run_everything_now(sched: BackgroundScheduler) -> None:
+    """After a takeover: every job at once (the first poll, the ladder tick, the catch-up), not at its next slot."""
+    now = datetime.now(UTC)
+    for job in sched.get_jobs():
+        if job.next_run_time is not None and job.next_run_time > now:
+            job.modify(next_run_time=now)
+
+
 def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
     return max(every.total_seconds() / deps.clock.speed, floor)
 
@@ -37,6 +60,8 @@ def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
 def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
     try:
         flows.poll(deps, loaded, list(group.signals), group=group)
+    except Fenced:
+        raise
     except Exception:  # a broken source or database hiccup must not kill the job (the watchdog will tell)
         log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
 
@@ -44,6 +69,8 @@ def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
 def _observe_rollout(deps: Deps, loaded: LoadedPlaybook) -> None:
     try:
         rollout.observe(deps, loaded)
+    except Fenced:
+        raise
     except Exception:  # a broken source or database hiccup must not kill the job
         log.exception("observing the rollout of %s failed; next run will try again", loaded.playbook.name)
 
@@ -54,6 +81,8 @@ PANIC_EVERY = timedelta(seconds=30)  # how often a panic run is looked at: due n
 def _panic_run(deps: Deps, loaded: LoadedPlaybook) -> None:
     try:
         panic.run_due(deps, loaded)
+    except Fenced:
+        raise
     except Exception:  # a database hiccup must not kill the job; a run not recorded is retried, or reported missed
         log.exception("the panic run of %s failed; next run will try again", loaded.playbook.name)
 
@@ -61,24 +90,28 @@ def _panic_run(deps: Deps, loaded: LoadedPlaybook) -> None:
 def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
     try:
         flows.check_polling(deps, playbooks, since)
+    except Fenced:
+        raise
     except Exception:
         log.exception("watchdog check failed; next run will try again")
 
 
-def _tick(deps: Deps, sched: BackgroundScheduler) -> None:
+def _tick(deps: Deps, sched: BackgroundScheduler, leadership: Leadership | None = None) -> None:
     """Advance open incidents, then wake up again exactly when the next step starts."""
     try:
         flows.tick(deps)
         due = flows.next_step_due(deps)
+    except Fenced:
+        raise
     except Exception:
         log.exception("ladder tick failed; next run will try again")
         return
     if due is not None:
         delay = max((due - deps.now()).total_seconds() / deps.clock.speed, 0.0)
         sched.add_job(
-            _tick,
+            led(leadership, _tick),
             DateTrigger(datetime.now(UTC) + timedelta(seconds=delay), timezone=UTC),
-            args=[deps, sched],
+            args=[deps, sched, leadership],
             id="ladder-boundary",
             name="enter the next ladder step on time",
             replace_existing=True,
@@ -90,7 +123,10 @@ def build_scheduler(
     playbooks: Sequence[LoadedPlaybook],
     *,
     tick_every: timedelta = TICK_EVERY,
+    leadership: Leadership | None = None,
 ) -> BackgroundScheduler:
+    """`leadership`: among several scheduler processes, every job runs only in the one that leads, fenced by
+    its token (leadership.py); when a process takes over, every job runs at once."""
     sched = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -98,12 +134,12 @@ def build_scheduler(
         executors={"default": ThreadPoolExecutor(10), "watchdog": ThreadPoolExecutor(1)},
     )
     start = datetime.now(UTC)  # APScheduler's own (real) time; rule timings come from deps.clock
-    _watchdog(deps, playbooks, None)  # before the first poll: a gap while no scheduler ran is recorded
+    led(leadership, _watchdog)(deps, playbooks, None)  # before the first poll: a gap while none ran is recorded
     for loaded in playbooks:
         pb = loaded.playbook
         for group in poll_groups(pb, deps.poll_floor):
             sched.add_job(
-                _poll,
+                led(leadership, _poll),
                 IntervalTrigger(seconds=real_seconds(deps, group.every, deps.min_real_interval), timezone=UTC),
                 args=[deps, loaded, group],
                 id=f"poll:{pb.name}:{group.name}",
@@ -113,7 +149,7 @@ def build_scheduler(
         if pb.rollout is not None:
             every = min(pb.signals[name].every for name in pb.rollout.signals if name in pb.signals)
             sched.add_job(
-                _observe_rollout,
+                led(leadership, _observe_rollout),
                 IntervalTrigger(seconds=real_seconds(deps, every, deps.min_real_interval), timezone=UTC),
                 args=[deps, loaded],
                 id=f"rollout:{pb.name}",
@@ -122,7 +158,7 @@ def build_scheduler(
             )
         if pb.panic_run is not None:
             sched.add_job(
-                _panic_run,
+                led(leadership, _panic_run),
                 IntervalTrigger(seconds=real_seconds(deps, PANIC_EVERY, TICK_FLOOR), timezone=UTC),
                 args=[deps, loaded],
                 id=f"panic:{pb.name}",
@@ -130,7 +166,7 @@ def build_scheduler(
                 next_run_time=start,  # at start-up: runs missed while the bot was down are reported at once
             )
     sched.add_job(
-        _watchdog,
+        led(leadership, _watchdog),
         IntervalTrigger(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR), timezone=UTC),
         args=[deps, list(playbooks), deps.now()],
         id="watchdog",
@@ -139,9 +175,9 @@ def build_scheduler(
         next_run_time=start + timedelta(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR)),
     )
     sched.add_job(
-        _tick,
+        led(leadership, _tick),
         IntervalTrigger(seconds=real_seconds(deps, tick_every, TICK_FLOOR), timezone=UTC),
-        args=[deps, sched],
+        args=[deps, sched, leadership],
         id="ladder-tick",
         name="advance open incidents on their ladders",
         next_run_time=start,

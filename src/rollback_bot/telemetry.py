@@ -29,6 +29,15 @@ CLICKS_WAITING = Gauge(
     "rollback_bot_clicks_waiting", "Clicks in the inbox not done yet (as of the last /healthz)", registry=REGISTRY
 )
 
+LEADER = Gauge(
+    "rollback_bot_scheduler_leader",
+    "1 while this process leads the scheduler processes, 0 standing by",
+    registry=REGISTRY,
+)
+TAKEOVERS = Counter(
+    "rollback_bot_scheduler_takeovers_total", "Times this process took the scheduler lease", registry=REGISTRY
+)
+
 
 @dataclass(frozen=True)
 class PollFigures:

@@ -221,6 +221,8 @@ def deployment(store: Store, tmp_path: Path, fake_slack: FakeSlack, fake_http: F
         DATABASE_URL=store.url,
         ROLLBACK_PLAYBOOKS=str(playbook),
         PYTHONUNBUFFERED="1",
+        SCHEDULER_LEASE="2s",  # a scheduler process killed by a test is followed by the next within 2 s
+        ROLLBACK_SCHEDULER_PORT=str(free_port()),
     )
     store.close()
     procs: list[subprocess.Popen[str]] = []

@@ -192,6 +192,39 @@ def wsgi_app(
     return application
 
 
+def scheduler_app(store: Store, leading: Callable[[], dict[str, Any]], polling: Health | None = None) -> WsgiApp:
+    """The scheduler process's own port: GET /healthz (200 for a healthy leader or standby, with which it is;
+    503 when the database cannot be reached or, leading, polling is behind) and GET /metrics."""
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/healthz" and method == "GET":
+            doc: dict[str, Any] = {"ok": True, "database": "ok"}
+            try:
+                with store.engine.connect() as conn:
+                    conn.execute(text("select 1"))
+                doc |= leading()
+                behind = polling() if polling is not None and doc.get("role") == "leader" else []
+                doc["polling"] = "behind" if behind else "ok"
+                if behind:
+                    doc |= {"ok": False, "behind": behind}
+            except Exception as exc:
+                doc |= {"ok": False, "database": type(exc).__name__}
+            status = "200 OK" if doc["ok"] else "503 Service Unavailable"
+            data = json.dumps(doc).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+        if path == "/metrics" and method == "GET":
+            data = generate_latest(REGISTRY)
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
+            return [data]
+        data = b"Not Found"
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return application
+
+
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     request_queue_size = 2048  # like gunicorn's backlog: a burst of clicks queues instead of waiting on SYN retries

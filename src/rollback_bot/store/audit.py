@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
-from rollback_bot.store import inbound
+from rollback_bot.store import inbound, leader
 from rollback_bot.store.chain import GENESIS, chain_of, hash_of, json_safe
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import ChainHead, Event
@@ -103,6 +103,7 @@ def record(
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
     inbound.take_current(session)  # a replayed Slack request raises here, so its transaction records nothing
+    leader.check_current(session)  # a scheduler job of a process that lost the lease raises here (Fenced)
     chain = chain_of(incident_id, playbook)
     seq, prev = _advance_head(session, chain)
     clean = json_safe(details or {})

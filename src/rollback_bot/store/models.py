@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from rollback_bot.store.types import UTCDateTime
@@ -292,3 +292,16 @@ class ClickInbox(SQLModel, table=True):
     attempts: int = 0
     done_at: datetime | None = _when(default=None, index=True)
     answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LeaderLease(SQLModel, table=True):
+    """Who leads the scheduler processes (polling, ladders, actions, the Slack sync) until when. The token grows
+    at each change of holder: an acting write checks it in its own transaction (store/leader.py), so a paused
+    old leader that wakes up cannot act."""
+
+    __tablename__ = "leader_lease"
+    name: str = Field(primary_key=True)
+    holder: str
+    token: int = Field(sa_column=Column(BigInteger, nullable=False))
+    acquired_at: datetime = _when()
+    expires_at: datetime = _when()

@@ -1,0 +1,114 @@
+"""Several `serve --scheduler-only` processes on one database: exactly one polls and acts; the others stand by,
+say so on their own /healthz, and take over when the leader is killed (kill -9) or frozen (SIGSTOP); a frozen
+leader that wakes up (SIGCONT) acts no more. Counted: the metric endpoint's reads, the incidents and the
+alerts posted."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from rollback_bot.store import Event, Incident, Store
+from tests.helpers import loopback_session
+from tests.slack.conftest import free_port, start, wait_until
+
+EVERY = 2.0  # s between polls (the playbook's `every`)
+LEASE = 2.0  # s (SCHEDULER_LEASE in the deployment's environment)
+
+
+def _health(port: int) -> dict[str, Any]:
+    try:
+        answer = loopback_session().get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        doc: dict[str, Any] = answer.json()
+        return doc
+    except Exception:
+        return {}
+
+
+def _leaders(ports: dict[int, subprocess.Popen[str]]) -> list[int]:
+    return [port for port in ports if _health(port).get("role") == "leader"]
+
+
+def _reads(http: Any) -> list[float]:
+    return [at for at, r in zip(http.times, http.requests, strict=False) if r.path == "/kpi"]
+
+
+@pytest.fixture
+def faster(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's playbook polling every 2 s; a clock of when the metric endpoint was read."""
+    env = deployment["env"]
+    path = Path(env["ROLLBACK_PLAYBOOKS"])
+    path.write_text(path.read_text().replace("every: 30s", f"every: {EVERY:g}s, timeout: 1s"))
+    http = deployment["http"]
+    http.times = []
+    route = http.routes["/kpi"]
+
+    def timed(rec: Any) -> Any:
+        http.times.append(time.monotonic())
+        return route(rec)
+
+    http.routes["/kpi"] = timed
+    return deployment
+
+
+def test_one_of_three_schedulers_acts_and_another_takes_over(faster: dict[str, Any], store: Store) -> None:
+    if not store.url.startswith("postgresql"):
+        pytest.skip("several machines share PostgreSQL; on SQLite the same code runs on one machine (test_leader.py)")
+    env, procs, http, slack = faster["env"], faster["procs"], faster["http"], faster["slack"]
+    ports: dict[int, subprocess.Popen[str]] = {}
+    for _ in range(3):
+        port = free_port()
+        cmd = [sys.executable, "-m", "rollback_bot.cli", "serve", "--scheduler-only"]
+        ports[port] = start(cmd, {**env, "ROLLBACK_SCHEDULER_PORT": str(port)}, procs)
+    wait_until(lambda: all(_health(p).get("role") for p in ports), 60, "three scheduler processes", procs)
+    [first] = wait_until(lambda: _leaders(ports) or None, 30, "a leader", procs)
+    assert sorted(_health(p)["role"] for p in ports) == ["leader", "standby", "standby"]
+    assert all(_health(p)["leader"] == _health(first)["me"] for p in ports)
+    wait_until(lambda: slack.parents(), 30, "the alert", procs)
+
+    # one process polls: the endpoint is read at one scheduler's rate, not three
+    time.sleep(1)
+    began = len(_reads(http))
+    time.sleep(5 * EVERY)
+    assert len(_reads(http)) - began <= 6  # 5 polls in 10 s (plus one at an edge); three pollers would read 15
+
+    # kill -9 the leader: another takes over within the lease and one poll
+    ports[first].send_signal(signal.SIGKILL)
+    ports[first].wait()
+    killed = time.monotonic()
+    procs.remove(ports.pop(first))
+    [second] = wait_until(lambda: _leaders(ports) or None, 15, "a new leader", procs)
+    wait_until(lambda: _reads(http)[-1] > killed, 15, "a poll by the new leader", procs)
+    took = _reads(http)[-1] - killed
+    assert took < LEASE + EVERY + 2.0, took
+
+    # freeze the new leader: the last one takes over; thawed, the frozen one stands by and acts no more
+    ports[second].send_signal(signal.SIGSTOP)
+    try:
+        [third] = wait_until(lambda: [p for p in _leaders(ports) if p != second] or None, 15, "a third leader", procs)
+    finally:
+        ports[second].send_signal(signal.SIGCONT)
+    wait_until(lambda: _health(second).get("role") == "standby", 15, "the thawed one standing by", procs)
+    time.sleep(1)
+    began = len(_reads(http))
+    time.sleep(5 * EVERY)
+    assert len(_reads(http)) - began <= 6
+    assert _leaders(ports) == [third]
+
+    # nothing doubled across the takeovers: one incident, opened once, one alert
+    check = Store(store.url)
+    try:
+        with check.session() as s:
+            assert len(s.exec(select(Incident)).all()) == 1
+            opened = s.exec(select(Event).where(Event.kind == "incident.opened")).all()
+            assert len(opened) == 1
+    finally:
+        check.close()
+    assert len(slack.parents()) == 1
