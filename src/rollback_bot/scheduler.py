@@ -174,6 +174,14 @@ def build_scheduler(
         executor="watchdog",
         next_run_time=start + timedelta(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR)),
     )
+    deps.wake = lambda: sched.add_job(
+        led(leadership, _tick),
+        DateTrigger(datetime.now(UTC), timezone=UTC),
+        args=[deps, sched, leadership],
+        id="ladder-wake",
+        name="look at the ladders now (a stage finished)",
+        replace_existing=True,
+    )
     sched.add_job(
         led(leadership, _tick),
         IntervalTrigger(seconds=real_seconds(deps, tick_every, TICK_FLOOR), timezone=UTC),

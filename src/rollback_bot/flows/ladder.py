@@ -11,6 +11,8 @@ from sqlmodel import Session, col, update
 from rollback_bot.directory import Directory
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest, with_builtins
+from rollback_bot.ladder.reminders import ack_reminders, step_end_reminder
+from rollback_bot.ladder.stages import StageRun, next_stage_at
 from rollback_bot.ladder.steps import next_boundary, position
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
@@ -18,6 +20,7 @@ from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.render.comms import TemplateProblem, render_comms
 from rollback_bot.render.context import comms_context
 from rollback_bot.rules.watch import watch_rows
+from rollback_bot.store import actions as store_actions
 from rollback_bot.store import audit
 from rollback_bot.store import incidents as store_incidents
 from rollback_bot.store.models import Event, Incident
@@ -31,14 +34,29 @@ def open_incidents(deps: Deps) -> list[Incident]:
 
 
 def next_step_due(deps: Deps) -> datetime | None:
-    """The earliest moment an open incident enters its next step (so a scheduler can wake exactly then)."""
+    """The earliest moment, after now, something of an open incident falls due: its next step, an action's
+    next stage (`stage_every` after the last), a reminder. The scheduler wakes exactly then, not at its next
+    30 s tick."""
+    now = deps.now()
     moments = []
-    for incident in open_incidents(deps):
-        pb = deps.snapshot(incident).playbook
-        boundary = next_boundary(pb, incident.step_index)
-        if boundary is not None:
-            moments.append(incident.opened_at + boundary)
-    return min(moments, default=None)
+    with deps.store.session() as s:
+        for incident in store_incidents.open_incidents(s):
+            assert incident.id is not None
+            pb = deps.snapshot(incident).playbook
+            boundary = next_boundary(pb, incident.step_index)
+            if boundary is not None:
+                moments.append(incident.opened_at + boundary)
+            runs = store_actions.runs_by_action(s, incident_id=incident.id)
+            for step in pb.ladder:
+                for action in step.actions:
+                    trail = [StageRun(r.stage, r.status, r.finished_at) for r in runs.get(action.id, [])]
+                    if (at := next_stage_at(action, trail)) is not None:
+                        moments.append(at)
+            if incident.acknowledged_by is None:
+                moments += [incident.opened_at + plan.due for plan in ack_reminders(pb)]
+            if 0 <= incident.step_index < len(pb.ladder):
+                moments.append(incident.opened_at + step_end_reminder(pb, incident.step_index).due)
+    return min((m for m in moments if m > now), default=None)
 
 
 def tick(deps: Deps) -> None:

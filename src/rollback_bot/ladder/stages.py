@@ -32,3 +32,18 @@ def next_stage(action: ActionSpec, runs: Sequence[StageRun], now: datetime) -> f
         if run.status != "succeeded":
             return None  # in flight, or failed: a person decides what happens next
     return None
+
+
+def next_stage_at(action: ActionSpec, runs: Sequence[StageRun]) -> datetime | None:
+    """When the next stage becomes due by `stage_every` (the one before it succeeded), or None: none left, or
+    one is in flight or failed, or none ran yet (the first starts when the approvals complete)."""
+    by_stage = {r.stage: r for r in runs}
+    last: StageRun | None = None
+    for stage in action.stage_list:
+        run = by_stage.get(stage)
+        if run is None:
+            return last.finished_at + action.stage_every if last is not None and last.finished_at else None
+        if run.status != "succeeded":
+            return None
+        last = run
+    return None
