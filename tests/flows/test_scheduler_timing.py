@@ -27,7 +27,12 @@ def test_the_next_stage_starts_when_stage_every_has_passed(env: Env) -> None:
     env.path.write_text(text)
     loaded = load_playbook(env.path)
     sent: list[tuple[float, Any]] = []
-    env.http.routes["/lock"] = lambda rec: (sent.append((time.monotonic(), rec.body)), (200, {"ok": True}))[1]
+
+    def stage(rec: Any) -> tuple[int, Any]:
+        sent.append((time.monotonic(), rec.body))
+        return 200, {"ok": True}
+
+    env.http.routes["/lock"] = stage
     env.metrics["errors"] = 0.07
     clock = ScaledClock(SPEED)
     deps = Deps(env.deps.store, clock, loopback_session(), env.deps.directory, env.notifier)
