@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rollback_bot.playbook.conditions import parse_condition
 from rollback_bot.playbook.models import TriggerSpec
-from rollback_bot.rules import Reading, TriggerState, evaluate, kpi_score, step_trigger
+from rollback_bot.rules import Decision, Evidence, Reading, TriggerState, evaluate, kpi_score, step_trigger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -286,3 +287,27 @@ def test_kpi_tolerates_missing_metrics_up_to_max_missing(
     assert result.gate == gate
     assert note in result.note
     assert result.score == (None if score is None else pytest.approx(score, abs=1e-3))
+
+
+def test_records_built_without_their_constructor_are_whole() -> None:
+    """Decisions, evidence and states are made without their dataclass constructor (`evaluate._frozen`, for
+    speed): each has every field, and equals what the constructor makes of the same values."""
+    triggers = [
+        trig(all=["x > 3", "x jumps 50% within 5m"], fail_fast="x > 9", keep_firing_for="2m"),
+        trig(when="x > 3", breaches="2 of 3", no_data="breach", no_data_for="1m"),
+        trig(kpi={"x": 0.5, "y": -0.5}, hold_below=0.5, below=0.0, no_data="hold", no_data_for="1m"),
+    ]
+    values = [1.0, 4.0, 4.0, 12.0, None, 1.0, 1.0, 1.0, None, None, 2.0]
+    for trigger in triggers:
+        state, history = TriggerState(), {"x": [ok("x", 1.0, -1)]}
+        for minute, value in enumerate(values):
+            x = ok("x", value, minute) if value is not None else Reading.nodata("x", at(minute), "empty")
+            history["x"].append(x)
+            decision, state = step_trigger(
+                "t", trigger, state, {"x": x, "y": ok("y", 0.2, minute)}, history, at(minute)
+            )
+            records: list[Decision | TriggerState | Evidence] = [decision, state, *decision.evidence]
+            for record in records:
+                names = [f.name for f in fields(record)]
+                assert list(vars(record)) == names
+                assert type(record)(**vars(record)) == record

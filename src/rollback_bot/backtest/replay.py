@@ -73,17 +73,18 @@ class Replay:
     gate: Gate | None = None  # the rollout gate's verdict per window (backtest/rollout.py), for a rollout
 
 
-def ticks(pb: Playbook, start: datetime, end: datetime) -> Iterator[tuple[datetime, tuple[str, ...]]]:
-    """(time, signals polled) for every poll of every group from start to end, in the order live runs them.
-    Lazily: a month of polls made up front is a few hundred thousand objects for the evaluations to work around."""
+def ticks(groups: Sequence[PollGroup], start: datetime, end: datetime) -> Iterator[tuple[datetime, int]]:
+    """(time, index of the group polled) for every poll of every group from start to end, in the order live runs
+    them. Lazily: a month of polls made up front is a few hundred thousand objects for the evaluations to work
+    around. An index, not the group's signals: the replay keeps what it needs per group in lists."""
     span = end - start
 
-    def polls(index: int, group: PollGroup) -> Iterator[tuple[timedelta, int, tuple[str, ...]]]:
+    def polls(index: int, group: PollGroup) -> Iterator[tuple[timedelta, int]]:
         for k in range(int(span / group.interval) + 1):
-            yield k * group.interval, index, group.signals
+            yield k * group.interval, index
 
-    for offset, _, signals in heapq.merge(*(polls(i, g) for i, g in enumerate(poll_groups(pb)))):
-        yield start + offset, signals
+    for offset, index in heapq.merge(*(polls(i, g) for i, g in enumerate(groups))):
+        yield start + offset, index
 
 
 _at = attrgetter("at")
@@ -136,24 +137,23 @@ def _replay(
 ) -> Replay:
     out = Replay(pb.name, start, end)
     streams = {name: _Series(series.get(name, ())) for name in pb.signals}
-    windows = jump_windows(pb)
+    windows = [(sig, streams[sig], span) for sig, span in jump_windows(pb).items()]
+    groups = poll_groups(pb)
     # Only what a trigger reads can change a decision: the other signals are not read at every tick (nor checked
     # for staleness), only counted at the end.
     used = {sig for trig in pb.triggers.values() for sig in trig.signals}
-    wanted: dict[tuple[str, ...], tuple[str, ...]] = {}  # a poll group's signals -> those a trigger reads
-    last_poll: dict[tuple[str, ...], datetime] = {}
+    wanted = [[(name, streams[name]) for name in g.signals if name in used] for g in groups]  # per poll group
+    last_poll: list[datetime | None] = [None] * len(groups)
     builtins = [(name, spec) for name, spec in pb.signals.items() if spec.builtin is not None and name in used]
     polled: dict[str, Reading] = {}
     states: dict[str, TriggerState] = {}
     open_firings: dict[str, Firing] = {}
     incident: SimIncident | None = None
     memo = Memo(pb)
-    for now, signals in ticks(pb, start, end):
-        last_poll[signals] = now
-        if signals not in wanted:
-            wanted[signals] = tuple(name for name in signals if name in used)
-        for name in wanted[signals]:
-            r = streams[name].read(now)
+    for now, group in ticks(groups, start, end):
+        last_poll[group] = now
+        for name, stream in wanted[group]:
+            r = stream.read(now)
             if r is None:
                 polled.pop(name, None)
             else:
@@ -162,7 +162,7 @@ def _replay(
         opened = incident.opened_at if incident else None
         for name, spec in builtins:
             current[name] = builtin_reading(name, spec, opened, None, now)
-        history = {sig: streams[sig].window(now - span) for sig, span in windows.items()}
+        history = {sig: stream.window(now - span) for sig, stream, span in windows}
         out.evaluations += 1
         for decision, new in step_triggers(pb, states, current, history, now, memo):
             states[decision.trigger] = new
@@ -189,8 +189,9 @@ def _replay(
         if incident is not None and not any(s.firing for s in states.values()):
             incident.resolved_at = now
             incident = None
-    for signals, at in last_poll.items():
-        for name in signals:
-            streams[name].read(at)
+    for g, at in zip(groups, last_poll, strict=True):
+        if at is not None:
+            for name in g.signals:
+                streams[name].read(at)
     out.readings = sum(s.next for s in streams.values())
     return out

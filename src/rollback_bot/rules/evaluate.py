@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from rollback_bot.playbook.conditions import AllOf, AnyOf, AtLeast, Compare, Condition, Jump
 from rollback_bot.playbook.durations import format_duration
@@ -47,11 +47,16 @@ class Evidence:
 _T = TypeVar("_T")
 
 
-def _build(cls: type[_T], names: tuple[str, ...], *values: object) -> _T:
-    """`cls(*values)` for a frozen dataclass, every field given in order, without the generated `__init__`'s
-    `object.__setattr__` call per field: decisions and evidence are made at every evaluation of every trigger."""
+_setattr = object.__setattr__
+
+
+def _frozen(cls: type[_T], values: dict[str, object]) -> _T:
+    """`cls(**values)` for a frozen dataclass, every field given by name, without the generated `__init__`'s
+    `object.__setattr__` call per field: evidence, decisions and states are made at every evaluation of every
+    trigger (a replay makes millions). The dict becomes the instance's own; tests/rules check that what this
+    makes has every field and equals what the constructor makes."""
     new = object.__new__(cls)
-    new.__dict__.update(zip(names, values, strict=True))
+    _setattr(new, "__dict__", values)
     return new
 
 
@@ -61,11 +66,17 @@ def _json_num(v: float | None) -> float | str | None:
     return "+Inf" if v > 0 else "-Inf"
 
 
-_EVIDENCE = tuple(f.name for f in fields(Evidence))
+def _evidence(
+    signal: str, value: float | None, rule: str, holds: bool | None, at: datetime | None, note: str
+) -> Evidence:
+    """`Evidence(...)` as `_frozen` makes it."""
+    return _frozen(Evidence, {"signal": signal, "value": value, "rule": rule, "holds": holds, "at": at, "note": note})
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """A condition's value and the evidence for it. A named tuple, the cheapest immutable record: one is made
+    for every node of a condition at every evaluation."""
+
     holds: bool | None
     evidence: tuple[Evidence, ...]
 
@@ -78,10 +89,10 @@ def evaluate(cond: Condition, latest: Latest, history: History, now: datetime) -
             return Verdict(None, (Evidence(cond.signal, None, str(cond), None, r.at if r else None, note),))
         assert r.value is not None
         held = cond.holds(r.value)
-        return Verdict(held, (_build(Evidence, _EVIDENCE, cond.signal, r.value, str(cond), held, r.at, ""),))
+        return Verdict(held, (_evidence(cond.signal, r.value, str(cond), held, r.at, ""),))
     if isinstance(cond, Jump):
         return _jump(cond, latest, history, now)
-    assert isinstance(cond, AllOf | AnyOf | AtLeast)
+    assert isinstance(cond, (AllOf, AnyOf, AtLeast))  # a tuple: faster than a union, at every evaluation
     evidence: tuple[Evidence, ...] = ()
     trues = unknowns = 0
     for item in cond.items:
@@ -109,7 +120,7 @@ def _jump(cond: Jump, latest: Latest, history: History, now: datetime) -> Verdic
     assert r.value is not None
 
     def verdict(held: bool | None, note: str) -> Verdict:
-        return Verdict(held, (_build(Evidence, _EVIDENCE, cond.signal, r.value, str(cond), held, r.at, note),))
+        return Verdict(held, (_evidence(cond.signal, r.value, str(cond), held, r.at, note),))
 
     since = now - cond.within
     earlier = [
@@ -151,10 +162,10 @@ def kpi_score(trigger: TriggerSpec, latest: Latest) -> KpiScore:
         if r is None or not r.usable or r.value is None or math.isinf(r.value):
             missing.append(signal)
             note = "no reading yet" if r is None else f"no data: {r.detail or r.status}"
-            evidence.append(Evidence(signal, None, f"weight {weight:g}", None, r.at if r else None, note))
+            evidence.append(_evidence(signal, None, f"weight {weight:g}", None, r.at if r else None, note))
             continue
         total += weight * r.value
-        evidence.append(Evidence(signal, r.value, f"weight {weight:g}", None, r.at, f"{weight * r.value:+.4f}"))
+        evidence.append(_evidence(signal, r.value, f"weight {weight:g}", None, r.at, f"{weight * r.value:+.4f}"))
     note = ""
     if missing:
         whole = sum(abs(w) for w in trigger.kpi.values())
@@ -188,12 +199,15 @@ class TriggerState:
     blind: bool = False  # no_data hold/breach has acted in the current stretch without data
 
 
-def _evolve(state: TriggerState, **changes: object) -> TriggerState:
-    """`dataclasses.replace` without its per-call introspection (it ran on every evaluation of every trigger)."""
-    new = object.__new__(TriggerState)
-    new.__dict__.update(state.__dict__)
-    new.__dict__.update(changes)
-    return new
+def _evolve(state: TriggerState, changes: dict[str, object]) -> TriggerState:
+    """`dataclasses.replace` without its per-call introspection (it ran on every evaluation of every trigger);
+    the changes in a dict, not as keywords (a call spreading `**base` into keywords cost as much again).
+    Nothing changed: `state` itself, so that a steady trigger keeps one state object (equal, and cheaper to
+    compare: `step_triggers` tells an unchanged state by identity)."""
+    values = state.__dict__ | changes
+    if values == state.__dict__:
+        return state
+    return _frozen(TriggerState, values)
 
 
 Status = Literal["ok", "pending", "firing", "nodata", "hold"]
@@ -228,9 +242,6 @@ class Decision:
         }
 
 
-_DECISION = tuple(f.name for f in fields(Decision))
-
-
 def _verdict(
     trigger: TriggerSpec, latest: Latest, history: History, now: datetime
 ) -> tuple[bool | None, tuple[Evidence, ...], float | None, str | None, str]:
@@ -254,22 +265,23 @@ def step_trigger(
         note = f"fail-fast: {trigger.fail_fast}"
 
     def decide(status: Status, new: TriggerState, fired: bool = False, why: str = "") -> tuple[Decision, TriggerState]:
-        decision = _build(
+        decision = _frozen(
             Decision,
-            _DECISION,
-            name,
-            status,
-            fired,
-            state.firing and not new.firing,
-            gate == "hold" and state.gate != "hold",
-            new.pending_since,
-            trigger.severity,
-            trigger.describe(),
-            evidence,
-            score,
-            new.blind and not state.blind,  # blind
-            state.blind and not new.blind,  # sighted
-            f"{why}; {note}" if why and note else why or note,
+            {
+                "trigger": name,
+                "status": status,
+                "fired": fired,
+                "cleared": state.firing and not new.firing,
+                "held": gate == "hold" and state.gate != "hold",
+                "since": new.pending_since,
+                "severity": trigger.severity,
+                "rule": trigger.describe(),
+                "evidence": evidence,
+                "score": score,
+                "blind": new.blind and not state.blind,
+                "sighted": state.blind and not new.blind,
+                "note": f"{why}; {note}" if why and note else why or note,
+            },
         )
         return decision, new
 
@@ -288,7 +300,7 @@ def step_trigger(
     if fast is not None and fast.holds:
         return decide(
             "firing",
-            _evolve(state, **base, pending_since=pending or now, firing=True, healthy_since=None),
+            _evolve(state, {**base, "pending_since": pending or now, "firing": True, "healthy_since": None}),
             fired=not state.firing,
         )
     if holds:
@@ -303,25 +315,27 @@ def step_trigger(
         if done or state.firing:
             return decide(
                 "firing",
-                _evolve(state, **base, pending_since=since, firing=True, healthy_since=None),
+                _evolve(state, {**base, "pending_since": since, "firing": True, "healthy_since": None}),
                 fired=not state.firing,
                 why=why,
             )
-        return decide("pending", _evolve(state, **base, pending_since=since, healthy_since=None), why=why)
+        return decide("pending", _evolve(state, {**base, "pending_since": since, "healthy_since": None}), why=why)
 
     # healthy
     if state.firing and trigger.keep_firing_for:
         healthy = state.healthy_since or now
         if now - healthy < trigger.keep_firing_for:
             why = f"healthy since {healthy:%H:%M:%S}; keeps firing for {format_duration(trigger.keep_firing_for)}"
-            return decide("firing", _evolve(state, **base, healthy_since=healthy), why=why)
+            return decide("firing", _evolve(state, {**base, "healthy_since": healthy}), why=why)
     if trigger.breaches is not None and "B" in outcomes:
         count = outcomes.count("B")
         why = f"breached in {count} of the last {len(outcomes)} evaluations (fires at {trigger.breaches[0]})"
         return decide(
-            "pending", _evolve(state, **base, pending_since=pending, firing=False, healthy_since=None), why=why
+            "pending",
+            _evolve(state, {**base, "pending_since": pending, "firing": False, "healthy_since": None}),
+            why=why,
         )
-    new = _evolve(state, **base, pending_since=None, firing=False, healthy_since=None)
+    new = _evolve(state, {**base, "pending_since": None, "firing": False, "healthy_since": None})
     return decide("hold" if gate == "hold" else "ok", new)
 
 
@@ -338,15 +352,17 @@ def _no_data(trigger: TriggerSpec, state: TriggerState, now: datetime, decide: D
         if trigger.no_data == "breach":
             new = _evolve(
                 state,
-                nodata_since=since,
-                blind=True,
-                firing=True,
-                healthy_since=None,
-                pending_since=state.pending_since or since,
+                {
+                    "nodata_since": since,
+                    "blind": True,
+                    "firing": True,
+                    "healthy_since": None,
+                    "pending_since": state.pending_since or since,
+                },
             )
             why = f"{blind_for}: counted as a breach (no_data: breach)"
             return decide("firing", new, fired=not state.firing, why=why)
-        new = _evolve(state, nodata_since=since, blind=True)
+        new = _evolve(state, {"nodata_since": since, "blind": True})
         return decide("hold", new, why=f"blind: {blind_for}; HOLD until it can see (no_data: hold)")
     pending = None if trigger.no_data == "reset" else state.pending_since
-    return decide("nodata", _evolve(state, nodata_since=since, pending_since=pending))
+    return decide("nodata", _evolve(state, {"nodata_since": since, "pending_since": pending}))

@@ -26,7 +26,10 @@ def fresh(pb: Playbook, readings: Mapping[str, Reading], now: datetime, poll_flo
     for name, r in readings.items():
         spec = signals.get(name)
         # within one interval a reading is never stale: the common case skips computing the limit
-        if spec is not None and now - r.at > spec.every and now - r.at > stale_after(spec, poll_floor):
+        if spec is None:
+            continue
+        age = now - r.at
+        if age > spec.every and age > stale_after(spec, poll_floor):
             out[name] = Reading.stale(name, r.at, f"last read {r.at:%H:%M:%S}")
     return out
 
@@ -67,17 +70,9 @@ class Memo:
     skipped only when several poll groups evaluate at one instant and none of them read its signals."""
 
     def __init__(self, pb: Playbook) -> None:
-        self.signals = {name: tuple(trig.signals) for name, trig in pb.triggers.items()}
-        self.timed = {name for name, trig in pb.triggers.items() if _reads_history(trig)}
+        # per trigger: the signals it reads, and whether it also reads their history and `now`
+        self.reads = {name: (tuple(trig.signals), _reads_history(trig)) for name, trig in pb.triggers.items()}
         self.steady: dict[str, tuple[tuple[object, ...], TriggerState, Decision]] = {}
-
-    def inputs(self, name: str, latest: Latest, history: History, now: datetime) -> tuple[object, ...]:
-        """Everything the trigger's next evaluation reads, besides its state."""
-        signals = self.signals[name]
-        readings = tuple(map(latest.get, signals))
-        if name not in self.timed:
-            return readings
-        return (*readings, now, *map(history.get, signals))
 
 
 def _reads_history(trig: TriggerSpec) -> bool:
@@ -100,10 +95,14 @@ def step_triggers(
             for name, trig in pb.triggers.items()
         ]
     out = []
-    steady, inputs_of = memo.steady, memo.inputs
+    steady, reads = memo.steady, memo.reads
     for name, trig in pb.triggers.items():
         state = states.get(name, blank)
-        inputs = inputs_of(name, latest, history, now)
+        signals, timed = reads[name]
+        # all the evaluation reads besides the state (inline: it is hot)
+        inputs: tuple[object, ...] = tuple(map(latest.get, signals))
+        if timed:
+            inputs = (*inputs, now, *map(history.get, signals))
         known = steady.get(name)
         if known is not None and (known[1] is state or known[1] == state) and known[0] == inputs:
             out.append((known[2], state))
@@ -111,7 +110,7 @@ def step_triggers(
         decision, new = step_trigger(name, trig, state, latest, history, now)
         out.append((decision, new))
         quiet = not (decision.fired or decision.cleared or decision.held or decision.blind or decision.sighted)
-        if decision.status == "ok" and quiet and new == state:
+        if decision.status == "ok" and quiet and (new is state or new == state):  # `_evolve` keeps an unchanged one
             steady[name] = (inputs, new, decision)
         else:
             steady.pop(name, None)
