@@ -1,9 +1,11 @@
 """Leadership among scheduler processes: any number may run (on any machines sharing the database); the one
 holding the lease (store/leader.py) acts, the others stand by and take over once it expires.
 
-A process acts only while its own view of the lease is fresh: it renews every `period / 5`, and stops acting
-`period / 5` before the lease it last renewed runs out by its own monotonic clock, so it has stopped before any
-standby can take over, even when its renewals fail (the database is cut off) or it was paused. Whatever slips
+A process acts only while its own view of the lease is fresh: it renews every `period / 5` (a standby tries
+every `period / 20`), and stops acting `period / 5` before the lease it last renewed runs out by its own
+monotonic clock, so it has stopped before any standby can take over, even when its renewals fail (the database
+is cut off) or it was paused. Clocks of the machines must agree (NTP) to well within `period / 5`: the lease's
+expiry is written in the acting process's clock and read in the others'. Whatever slips
 through (a job already running when the process froze) is stopped by the fence: the acting write checks the
 token in its transaction."""
 
@@ -92,7 +94,9 @@ class Leadership:
         def run() -> None:
             while not self._stopping.is_set():
                 self.try_once()
-                self._stopping.wait(self.real_period / 5)
+                # leading: renew every fifth of the lease; standing by: look twenty times a lease, so a takeover
+                # comes within a twentieth of the lease after it runs out
+                self._stopping.wait(self.real_period / (5 if self.token is not None else 20))
 
         self.try_once()
         self._thread = threading.Thread(target=run, name="leadership", daemon=True)
