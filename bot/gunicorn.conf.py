@@ -1,5 +1,6 @@
 """gunicorn for the HTTP face: `gunicorn -c bot/gunicorn.conf.py`. Web workers only; run the scheduler as
-exactly one other process: `rollback-bot serve --scheduler-only` (see rollback-bot-scheduler.service)."""
+other processes: `rollback-bot serve --scheduler-only` (see rollback-bot-scheduler.service), two or more on
+PostgreSQL (one leads, the others stand by)."""
 
 import os
 
