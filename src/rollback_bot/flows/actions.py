@@ -17,7 +17,7 @@ from rollback_bot.notify import publish_all
 from rollback_bot.playbook.models import ActionSpec, Playbook, WebhookSpec
 from rollback_bot.render.comms import render_value
 from rollback_bot.render.context import webhook_context
-from rollback_bot.store import audit
+from rollback_bot.store import audit, leader
 from rollback_bot.store.actions import approvals_by_action, runs_by_action
 from rollback_bot.store.models import ActionRun, Event, Incident
 
@@ -70,6 +70,7 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
             if orphan is not None:  # its worker died mid-send; the same Idempotency-Key makes a resend safe
                 orphan.started_at = now
                 s.add(orphan)
+                leader.check_current(s)  # a scheduler that lost its lease resends nothing (store/leader.py)
                 s.commit()
                 return incident, action, orphan
             stage = next_stage(action, [StageRun(r.stage, r.status, r.finished_at) for r in runs], now)
