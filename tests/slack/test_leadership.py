@@ -5,14 +5,18 @@ alerts posted."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from rollback_bot.store import Event, Incident, Store
@@ -109,6 +113,88 @@ def test_one_of_three_schedulers_acts_and_another_takes_over(faster: dict[str, A
             assert len(s.exec(select(Incident)).all()) == 1
             opened = s.exec(select(Event).where(Event.kind == "incident.opened")).all()
             assert len(opened) == 1
+    finally:
+        check.close()
+    assert len(slack.parents()) == 1
+
+
+class _Proxy:
+    """A TCP proxy to PostgreSQL the test controls: `cut` holds every byte in both directions (a network that
+    silently drops packets, the worst kind: nothing fails, everything waits) until `cut` is cleared."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                while self.cut.is_set():
+                    time.sleep(0.05)
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_leader_cut_off_from_the_database_is_replaced_and_then_stands_by(
+    faster: dict[str, Any], store: Store
+) -> None:
+    if not store.url.startswith("postgresql"):
+        pytest.skip("the network between machines and PostgreSQL; SQLite has none")
+    env, procs, http, slack = faster["env"], faster["procs"], faster["http"], faster["slack"]
+    url = make_url(store.url)
+    proxy = _Proxy(url.port or 5432)
+    cmd = [sys.executable, "-m", "rollback_bot.cli", "serve", "--scheduler-only"]
+    try:
+        cut_port, other_port = free_port(), free_port()
+        behind = url.set(port=proxy.port).render_as_string(hide_password=False)
+        cut_off = start(cmd, {**env, "DATABASE_URL": behind, "ROLLBACK_SCHEDULER_PORT": str(cut_port)}, procs)
+        wait_until(lambda: _health(cut_port).get("role") == "leader", 60, "the first leader", procs)
+        start(cmd, {**env, "ROLLBACK_SCHEDULER_PORT": str(other_port)}, procs)
+        wait_until(lambda: _health(other_port).get("role") == "standby", 60, "a standby", procs)
+        wait_until(lambda: slack.parents(), 30, "the alert", procs)
+
+        proxy.cut.set()  # its database goes silent: it must stop acting, the standby takes over
+        cut_at = time.monotonic()
+        wait_until(lambda: _health(other_port).get("role") == "leader", 15, "the standby taking over", procs)
+        wait_until(lambda: _reads(http)[-1] > cut_at + LEASE, 15, "a poll by the new leader", procs)
+        time.sleep(1)
+        began = len(_reads(http))
+        time.sleep(5 * EVERY)
+        assert len(_reads(http)) - began <= 6  # one poller: the cut-off one does not poll blind
+
+        proxy.cut.clear()  # back: its renewal finds another leader; it stands by
+        wait_until(lambda: _health(cut_port).get("role") == "standby", 30, "the cut-off one standing by", procs)
+        assert _health(other_port).get("role") == "leader"
+        assert cut_off.poll() is None  # it lived through it
+    finally:
+        proxy.cut.clear()
+        proxy.close()
+    check = Store(store.url)
+    try:
+        with check.session() as s:
+            assert len(s.exec(select(Incident)).all()) == 1
+            assert len(s.exec(select(Event).where(Event.kind == "incident.opened")).all()) == 1
     finally:
         check.close()
     assert len(slack.parents()) == 1
