@@ -14,3 +14,26 @@ timeout = 30
 graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"
+
+
+# /metrics adds up every worker's counters (prometheus_client's multiprocess mode): the workers write them to
+# files in this folder, emptied when gunicorn starts; a worker's files are marked dead when it exits. Set it
+# empty to have each worker answer for itself.
+_METRICS = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", f"/tmp/rollback-bot-metrics-{os.getpid()}")
+
+
+def on_starting(server: object) -> None:
+    import shutil
+
+    if not _METRICS:
+        return
+    shutil.rmtree(_METRICS, ignore_errors=True)
+    os.makedirs(_METRICS, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    if not _METRICS:
+        return
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -26,7 +27,10 @@ CLICKS = Counter(
     "rollback_bot_clicks_total", "Clicks worked off, by result (ok, refused, failed)", ["result"], registry=REGISTRY
 )
 CLICKS_WAITING = Gauge(
-    "rollback_bot_clicks_waiting", "Clicks in the inbox not done yet (as of the last /healthz)", registry=REGISTRY
+    "rollback_bot_clicks_waiting",
+    "Clicks in the inbox not done yet (as of the last /healthz)",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",  # under gunicorn: the workers' latest figures are of one inbox
 )
 
 LEADER = Gauge(
@@ -76,3 +80,15 @@ class PollingCollector:
 
 POLLING = PollingCollector()
 REGISTRY.register(POLLING)
+
+
+def exposition() -> bytes:
+    """What GET /metrics answers. Under gunicorn (PROMETHEUS_MULTIPROC_DIR set by bot/gunicorn.conf.py) every
+    worker writes its counters to files there and any worker's answer adds up all of them, so a scrape gives
+    the deployment's figures whichever worker answers; otherwise this process's."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(POLLING)  # read from the database at scrape time: the same in every worker
+    return generate_latest(registry)

@@ -1,5 +1,6 @@
 """The deployed shape as real processes: gunicorn with Bolt's WSGI adapter for Slack's requests, and
-`rollback-bot serve --scheduler-only` as the one scheduler; and `rollback-bot serve` alone."""
+`rollback-bot serve --scheduler-only` as the scheduler (its own /healthz and /metrics); and `rollback-bot serve`
+alone."""
 
 from __future__ import annotations
 
@@ -59,6 +60,17 @@ def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) 
         procs,
     )
     assert len(slack.parents()) == 1
+    # /metrics adds up both workers' figures, whichever answers; the scheduler process has its own port
+    apart = {"Connection": "close"}  # a connection each: the kernel spreads them over both workers
+    for _ in range(40):
+        assert session.get(f"{url}/healthz", timeout=5, headers=apart).status_code == 200
+    counted = {_healthz_count(session.get(f"{url}/metrics", timeout=5, headers=apart).text) for _ in range(12)}
+    assert len(counted) == 1 and counted.pop() >= 41, counted  # one total, not a worker's share
+    own = session.get(f"http://127.0.0.1:{env['ROLLBACK_SCHEDULER_PORT']}/healthz", timeout=5).json()
+    assert own["role"] == "leader" and own["polling"] == "ok"
+    theirs = session.get(f"http://127.0.0.1:{env['ROLLBACK_SCHEDULER_PORT']}/metrics", timeout=5).text
+    assert "rollback_bot_scheduler_leader 1.0" in theirs
+    assert re.search(r'rollback_bot_polls_total\{playbook="test-release",status="ok"\} [1-9]', theirs)
     for p in (web, scheduler):
         p.send_signal(signal.SIGTERM)
     assert scheduler.wait(timeout=30) == 0
@@ -84,6 +96,12 @@ def test_serve_alone_runs_the_app_and_the_scheduler(deployment: dict[str, Any]) 
     assert serve.wait(timeout=30) == 0
     out = serve.stdout.read() if serve.stdout else ""
     assert "connected to Slack as rollback-bot" in out
+
+
+def _healthz_count(metrics: str) -> float:
+    found = re.search(r'rollback_bot_http_request_seconds_count\{path="/healthz",status="200"\} ([0-9.e+]+)', metrics)
+    assert found, metrics
+    return float(found.group(1))
 
 
 def _ok(session: Any, url: str) -> bool:

@@ -12,7 +12,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltRequest
 from slack_bolt.context import BoltContext
 from slack_bolt.request.internals import build_context
@@ -21,7 +21,7 @@ from sqlalchemy import text
 from rollback_bot.slack import inbound
 from rollback_bot.store import inbound as store_inbound
 from rollback_bot.store.database import Store
-from rollback_bot.telemetry import REGISTRY, REQUESTS
+from rollback_bot.telemetry import REQUESTS, exposition
 
 StartResponse = Callable[..., Any]
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def wsgi_app(
             REQUESTS.labels(path=path, status=status[:3]).observe(time.perf_counter() - started)
             return [data]
         if path == "/metrics" and method == "GET":
-            data = generate_latest(REGISTRY)
+            data = exposition()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
             return [data]
         data = b"Not Found"
@@ -215,7 +215,7 @@ def scheduler_app(store: Store, leading: Callable[[], dict[str, Any]], polling: 
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]
         if path == "/metrics" and method == "GET":
-            data = generate_latest(REGISTRY)
+            data = exposition()
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
             return [data]
         data = b"Not Found"
