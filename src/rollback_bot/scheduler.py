@@ -30,6 +30,7 @@ TICK_EVERY = timedelta(seconds=30)
 
 TICK_FLOOR = 0.1  # seconds of real time; step boundaries get their own exact wake-up (see _tick)
 WATCHDOG_EVERY = timedelta(seconds=5)
+PLAN_EVERY = timedelta(seconds=1)  # how often the leader looks for what falls due next (one light query)
 WATCHDOG_FLOOR = 0.2
 
 
@@ -100,11 +101,23 @@ def _tick(deps: Deps, sched: BackgroundScheduler, leadership: Leadership | None 
     """Advance open incidents, then wake up again exactly when the next step starts."""
     try:
         flows.tick(deps)
-        due = flows.next_step_due(deps)
     except Fenced:
         raise
     except Exception:
         log.exception("ladder tick failed; next run will try again")
+        return
+    _plan(deps, sched, leadership)
+
+
+def _plan(deps: Deps, sched: BackgroundScheduler, leadership: Leadership | None = None) -> None:
+    """Wake up exactly when something of an open incident falls due next. Also run on its own every second:
+    a stage that finished in another process (a web worker, a standby) makes its next one due here."""
+    try:
+        due = flows.next_step_due(deps)
+    except Fenced:
+        raise
+    except Exception:
+        log.exception("planning the next ladder wake-up failed; the next tick tries again")
         return
     if due is not None:
         delay = max((due - deps.now()).total_seconds() / deps.clock.speed, 0.0)
@@ -181,6 +194,14 @@ def build_scheduler(
         id="ladder-wake",
         name="look at the ladders now (a stage finished)",
         replace_existing=True,
+    )
+    sched.add_job(
+        led(leadership, _plan),
+        IntervalTrigger(seconds=real_seconds(deps, PLAN_EVERY, TICK_FLOOR), timezone=UTC),
+        args=[deps, sched, leadership],
+        id="ladder-plan",
+        name="wake up when the next step, stage or reminder falls due",
+        next_run_time=start,
     )
     sched.add_job(
         led(leadership, _tick),

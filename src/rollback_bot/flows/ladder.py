@@ -11,6 +11,7 @@ from sqlmodel import Session, col, update
 from rollback_bot.directory import Directory
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest, with_builtins
+from rollback_bot.ladder.approvals import Approved, is_complete
 from rollback_bot.ladder.reminders import ack_reminders, step_end_reminder
 from rollback_bot.ladder.stages import StageRun, next_stage_at
 from rollback_bot.ladder.steps import next_boundary, position
@@ -35,10 +36,11 @@ def open_incidents(deps: Deps) -> list[Incident]:
 
 def next_step_due(deps: Deps) -> datetime | None:
     """The earliest moment, after now, something of an open incident falls due: its next step, an action's
-    next stage (`stage_every` after the last), a reminder. The scheduler wakes exactly then, not at its next
-    30 s tick."""
+    next stage (`stage_every` after the last; now, when one is overdue), a reminder. The scheduler wakes
+    exactly then, not at its next 30 s tick."""
     now = deps.now()
     moments = []
+    overdue: list[datetime] = []  # a stage due already that nobody started (it finished in another process): at once
     with deps.store.session() as s:
         for incident in store_incidents.open_incidents(s):
             assert incident.id is not None
@@ -47,15 +49,21 @@ def next_step_due(deps: Deps) -> datetime | None:
             if boundary is not None:
                 moments.append(incident.opened_at + boundary)
             runs = store_actions.runs_by_action(s, incident_id=incident.id)
-            for step in pb.ladder:
+            approvals = store_actions.approvals_by_action(s, incident_id=incident.id)
+            for step in pb.ladder if incident.held_by is None else ():
                 for action in step.actions:
+                    given = [Approved(a.user_id, a.role) for a in approvals.get(action.id, [])]
+                    if not is_complete(action.requires, given):  # lapsed: it waits for people, not for time
+                        continue
                     trail = [StageRun(r.stage, r.status, r.finished_at) for r in runs.get(action.id, [])]
                     if (at := next_stage_at(action, trail)) is not None:
-                        moments.append(at)
+                        (moments if at > now else overdue).append(at)
             if incident.acknowledged_by is None:
                 moments += [incident.opened_at + plan.due for plan in ack_reminders(pb)]
             if 0 <= incident.step_index < len(pb.ladder):
                 moments.append(incident.opened_at + step_end_reminder(pb, incident.step_index).due)
+    if overdue:
+        return now
     return min((m for m in moments if m > now), default=None)
 
 
