@@ -181,13 +181,7 @@ def wsgi_app(
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             REQUESTS.labels(path=path, status=status[:3]).observe(time.perf_counter() - started)
             return [data]
-        if path == "/metrics" and method == "GET":
-            data = exposition()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
-            return [data]
-        data = b"Not Found"
-        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
-        return [data]
+        return _metrics_or_404(path, method, start_response)
 
     return application
 
@@ -214,15 +208,16 @@ def scheduler_app(store: Store, leading: Callable[[], dict[str, Any]], polling: 
             data = json.dumps(doc).encode()
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]
-        if path == "/metrics" and method == "GET":
-            data = exposition()
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(data)))])
-            return [data]
-        data = b"Not Found"
-        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
-        return [data]
+        return _metrics_or_404(path, method, start_response)
 
     return application
+
+
+def _metrics_or_404(path: str, method: str, start_response: StartResponse) -> list[bytes]:
+    """GET /metrics (Prometheus' text format), or 404 for any other path: the tail of both apps."""
+    if path == "/metrics" and method == "GET":
+        return _answer(start_response, 200, exposition(), CONTENT_TYPE_LATEST)
+    return _answer(start_response, 404, b"Not Found", "text/plain")
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
