@@ -36,4 +36,7 @@ def child_exit(server: object, worker: object) -> None:
 
     if not _METRICS:
         return
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    try:
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    except OSError as exc:  # a hook must never take the master down; the figures of a dead worker stay
+        server.log.warning("could not mark worker %s's metrics dead: %s", worker.pid, exc)  # type: ignore[attr-defined]

@@ -129,6 +129,9 @@ class Service:
         doc: dict[str, object] = {"role": "leader" if token is not None else "standby", "me": self.leadership.holder}
         if lease is not None:
             doc |= {"leader": lease.holder, "token": lease.token, "expires_at": lease.expires_at.isoformat()}
+        ages = [st.age.total_seconds() for st in self.polling() if st.age is not None]
+        if ages:  # how long since this deployment last polled (any group): the lag a leader keeps short
+            doc["last_poll_age_s"] = round(min(ages), 1)
         if self.leadership.last_error:
             doc["error"] = self.leadership.last_error
         return doc

@@ -19,6 +19,15 @@ INCIDENTS = Counter(
 SLACK_API_ERRORS = Counter(
     "rollback_bot_slack_api_errors_total", "Failed Slack Web API calls", ["method"], registry=REGISTRY
 )
+SLACK_SYNCS = Counter(
+    "rollback_bot_slack_syncs_total",
+    "Slack syncs of an incident: synced, or busy (another process held its Slack lease)",
+    ["result"],
+    registry=REGISTRY,
+)
+ACTIONS = Counter(
+    "rollback_bot_action_stages_total", "Action stages run, by outcome", ["playbook", "outcome"], registry=REGISTRY
+)
 REQUESTS = Histogram(
     "rollback_bot_http_request_seconds", "Time to answer HTTP requests", ["path", "status"], registry=REGISTRY
 )

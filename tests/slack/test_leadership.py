@@ -322,8 +322,8 @@ def test_ten_kills_of_the_leader_during_an_incident_double_nothing(faster: dict[
     except AssertionError:
         check = Store(store.url)
         with check.session() as s:
-            kinds = [(e.id, e.kind, e.at) for e in s.exec(select(Event)) if e.id in missing()]
+            left = [(e.id, e.kind, e.at) for e in s.exec(select(Event)) if e.id in missing()]
         check.close()
-        raise AssertionError(f"missing {kinds}; posted {posted()}") from None
+        raise AssertionError(f"missing {left}; posted {posted()}") from None
     assert len(posted()) >= 12  # the steps, the approvals, the stages...
     assert len(posted()) == len(set(posted())), "an event posted twice"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,20 @@ def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) 
     counted = {_healthz_count(session.get(f"{url}/metrics", timeout=5, headers=apart).text) for _ in range(12)}
     assert len(counted) == 1 and counted.pop() >= 41, counted  # one total, not a worker's share
     own = session.get(f"http://127.0.0.1:{env['ROLLBACK_SCHEDULER_PORT']}/healthz", timeout=5).json()
-    assert own["role"] == "leader" and own["polling"] == "ok"
+    assert own["role"] == "leader" and own["polling"] == "ok" and 0 <= own["last_poll_age_s"] < 60
     theirs = session.get(f"http://127.0.0.1:{env['ROLLBACK_SCHEDULER_PORT']}/metrics", timeout=5).text
     assert "rollback_bot_scheduler_leader 1.0" in theirs
+    assert re.search(r'rollback_bot_slack_syncs_total\{result="synced"\} [1-9]', theirs)
     assert re.search(r'rollback_bot_polls_total\{playbook="test-release",status="ok"\} [1-9]', theirs)
     for p in (web, scheduler):
         p.send_signal(signal.SIGTERM)
-    assert scheduler.wait(timeout=30) == 0
-    assert web.wait(timeout=30) == 0
+    for p in (scheduler, web):  # each stops cleanly; if not, its log says why
+        try:
+            code = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            code = p.wait()
+        assert code == 0, (p.args, p.stdout.read()[-4000:] if p.stdout else "")
     assert slack.problems == []
 
 

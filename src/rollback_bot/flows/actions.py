@@ -20,6 +20,7 @@ from rollback_bot.render.context import webhook_context
 from rollback_bot.store import audit, leader
 from rollback_bot.store.actions import approvals_by_action, runs_by_action
 from rollback_bot.store.models import ActionRun, Event, Incident
+from rollback_bot.telemetry import ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun)
         row.finished_at = deps.now()
         s.add(row)
         outcome = "succeeded" if result.ok else "failed"
+        ACTIONS.labels(playbook=incident.playbook, outcome=outcome).inc()
         status = f"HTTP {result.status}" if result.status else result.response
         ev = audit.record(
             s,

@@ -34,10 +34,11 @@ from rollback_bot.slack.blocks import alert, thread_event
 from rollback_bot.slack.client import never_reached_slack
 from rollback_bot.slack.lookup import Lookup, marker
 from rollback_bot.slack.rollout_message import rollout_message
+from rollback_bot.store import leader
 from rollback_bot.store import slack_cursors as outbox
 from rollback_bot.store.audit import DENIED, UNPOSTED
 from rollback_bot.store.models import Event, Incident, Rollout
-from rollback_bot.telemetry import SLACK_API_ERRORS
+from rollback_bot.telemetry import SLACK_API_ERRORS, SLACK_SYNCS
 from rollback_bot.worker import background_thread
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class SlackSync:
                 self.sync_incident(key)
             else:
                 self.sync_playbook(key)
+        except leader.Fenced:  # this process no longer leads: the scheduler job stops here
+            raise
         except SlackApiError as exc:  # Slack said no (down, rate limited, ...): the next sync retries
             log.warning("slack sync of %s failed: %s; will retry", key, exc.response.get("error"))
         except OSError as exc:  # unreachable, or the answer was lost: the next sync looks before posting
@@ -200,7 +203,9 @@ class SlackSync:
         now = self.deps.now()
         with self.deps.store.session() as s:
             taken = outbox.take_incident_lease(s, incident_id=incident_id, now=now, until=now + LEASE)
+            leader.check_current(s)  # a scheduler that lost its lease claims no Slack post (store/leader.py)
             s.commit()
+        SLACK_SYNCS.labels(result="synced" if taken else "busy").inc()
         if not taken:
             return False
         self._sync_incident_leased(incident_id)
