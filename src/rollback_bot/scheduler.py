@@ -7,13 +7,13 @@ down to `deps.min_real_interval` seconds so a drill cannot flood its own sources
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rollback_bot import flows
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 TICK_EVERY = timedelta(seconds=30)
 
 
-TICK_FLOOR = 0.1  # seconds of real time; step boundaries get their own exact wake-up (see _tick)
+TICK_FLOOR = 0.1  # seconds of real time; what falls due gets its own exact wake-up (see _plan)
 WATCHDOG_EVERY = timedelta(seconds=5)
 PLAN_EVERY = timedelta(seconds=1)  # how often the leader looks for what falls due next (one light query)
 WATCHDOG_FLOOR = 0.2
@@ -97,38 +97,36 @@ def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime |
         log.exception("watchdog check failed; next run will try again")
 
 
-def _tick(deps: Deps, sched: BackgroundScheduler, leadership: Leadership | None = None) -> None:
-    """Advance open incidents, then wake up again exactly when the next step starts."""
+def _tick(deps: Deps) -> None:
+    """Advance open incidents (every TICK_EVERY: the safety net; _plan keeps the exact times)."""
     try:
         flows.tick(deps)
     except Fenced:
         raise
     except Exception:
         log.exception("ladder tick failed; next run will try again")
-        return
-    _plan(deps, sched, leadership)
 
 
-def _plan(deps: Deps, sched: BackgroundScheduler, leadership: Leadership | None = None) -> None:
-    """Wake up exactly when something of an open incident falls due next. Also run on its own every second:
-    a stage that finished in another process (a web worker, a standby) makes its next one due here."""
+def _plan(deps: Deps) -> None:
+    """Every PLAN_EVERY: when the next step, stage or reminder of an open incident falls due before the next
+    look, wait for that moment and advance the ladders then. A stage that finished in another process (a web
+    worker, a standby) is seen here within a look. Jobs never add jobs: APScheduler's shutdown holds the lock
+    add_job needs while it waits for running jobs, so that would hang a stopping process."""
     try:
         due = flows.next_step_due(deps)
     except Fenced:
         raise
     except Exception:
-        log.exception("planning the next ladder wake-up failed; the next tick tries again")
+        log.exception("planning the next ladder wake-up failed; the next look tries again")
         return
-    if due is not None:
-        delay = max((due - deps.now()).total_seconds() / deps.clock.speed, 0.0)
-        sched.add_job(
-            led(leadership, _tick),
-            DateTrigger(datetime.now(UTC) + timedelta(seconds=delay), timezone=UTC),
-            args=[deps, sched, leadership],
-            id="ladder-boundary",
-            name="enter the next ladder step on time",
-            replace_existing=True,
-        )
+    if due is None:
+        return
+    wait = (due - deps.now()).total_seconds() / deps.clock.speed
+    if wait > real_seconds(deps, PLAN_EVERY, TICK_FLOOR):
+        return  # a later look catches it
+    if wait > 0:
+        time.sleep(wait)
+    _tick(deps)
 
 
 def build_scheduler(
@@ -187,18 +185,10 @@ def build_scheduler(
         executor="watchdog",
         next_run_time=start + timedelta(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR)),
     )
-    deps.wake = lambda: sched.add_job(
-        led(leadership, _tick),
-        DateTrigger(datetime.now(UTC), timezone=UTC),
-        args=[deps, sched, leadership],
-        id="ladder-wake",
-        name="look at the ladders now (a stage finished)",
-        replace_existing=True,
-    )
     sched.add_job(
         led(leadership, _plan),
         IntervalTrigger(seconds=real_seconds(deps, PLAN_EVERY, TICK_FLOOR), timezone=UTC),
-        args=[deps, sched, leadership],
+        args=[deps],
         id="ladder-plan",
         name="wake up when the next step, stage or reminder falls due",
         next_run_time=start,
@@ -206,7 +196,7 @@ def build_scheduler(
     sched.add_job(
         led(leadership, _tick),
         IntervalTrigger(seconds=real_seconds(deps, tick_every, TICK_FLOOR), timezone=UTC),
-        args=[deps, sched, leadership],
+        args=[deps],
         id="ladder-tick",
         name="advance open incidents on their ladders",
         next_run_time=start,

@@ -173,8 +173,3 @@ def _execute(deps: Deps, incident: Incident, action: ActionSpec, run: ActionRun)
         )
         s.commit()
     publish_all(deps.notifier, incident, [ev])
-    if result.ok and deps.wake is not None:  # its next stage falls due stage_every from now: wake for it
-        try:
-            deps.wake()
-        except Exception:  # the scheduler is shutting down: its next start looks at the ladders anyway
-            log.warning("could not wake the scheduler for the next stage; its next tick starts it")

@@ -40,9 +40,6 @@ class Deps:
     # where work goes that nobody should wait for (an action's webhook after the approval that completes it):
     # at once in the caller's thread by default (CLI, drills), a worker pool in the service
     background: Callable[[Callable[[], object]], object] = inline
-    # set by the scheduler: look at the ladders now (an action's stage finished: its next falls due exactly
-    # stage_every later, which the scheduler then wakes up for)
-    wake: Callable[[], object] | None = None
     reader: Reader = field(init=False)  # reads metric sources concurrently over `http`, each within its deadline
     _snapshots: dict[str, LoadedPlaybook] = field(default_factory=dict)
 
