@@ -215,6 +215,7 @@ def start_scheduler(service: Service) -> tuple[BackgroundScheduler, Leadership]:
     sched = build_scheduler(service.deps, list(service.playbooks.values()), leadership=leadership)
     leadership.on_gain.append(lambda token: run_everything_now(sched))
     service.leadership = leadership
+    service.sync.leading = leadership.leading  # its leases are taken over by the next leader (slack/sync.py)
     sched.add_job(
         led(leadership, service.sync.sync_all),
         IntervalTrigger(seconds=SYNC_EVERY, timezone=UTC),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlmodel import select
 
 from rollback_bot import flows
-from rollback_bot.store import ActionRun, Approval
+from rollback_bot.store import ActionRun, Approval, leader
 from tests.flows.conftest import Env
 
 
@@ -207,6 +208,51 @@ def test_a_stage_left_running_by_a_dead_worker_is_resent_with_the_same_key(env: 
     flows.tick(after.deps)
     [post] = env.http.posts("/lock")
     assert post.headers["Idempotency-Key"] == "rollback-bot/test-release/1/lock/100"
+    assert after.kinds(iid)[-1] == "action.succeeded"
+
+
+def test_a_stage_left_running_by_an_earlier_leader_is_resent_at_once_by_the_next(env: Env) -> None:
+    """The next leading scheduler does not wait out the stage's lease: the leader that sent it acts no more (its
+    token is older), so the stage goes again at once, under the same key; a leader's own stage keeps its lease."""
+    iid = open_incident(env)
+
+    def lead(holder: str) -> int:
+        with env.deps.store.session() as s:
+            s.execute(text("UPDATE leader_lease SET expires_at = :t"), {"t": env.clock.now() - timedelta(seconds=1)})
+            token = leader.claim(s, holder=holder, now=env.clock.now(), period=timedelta(seconds=10))
+            s.commit()
+        assert token is not None
+        return token
+
+    first = lead("old")
+    with env.deps.store.session() as s:
+        s.add(
+            Approval(
+                incident_id=iid, action_id="lock", user_id="UIC", role="incident_commander", slot=0, at=env.clock.now()
+            )
+        )
+        key = "rollback-bot/test-release/1/lock/100"
+        s.add(
+            ActionRun(
+                incident_id=iid,
+                action_id="lock",
+                stage=100,
+                idempotency_key=key,
+                started_at=env.clock.now(),
+                token=first,
+            )
+        )
+        s.commit()
+    after = env.restart()
+    with leader.fencing(first):  # the same leader, restarted: inside its lease it may still be sending
+        assert flows.next_step_due(after.deps) != after.clock.now()
+        flows.tick(after.deps)
+    assert env.http.posts("/lock") == []
+    with leader.fencing(lead("new")):  # the next leader: due now, sent at once
+        assert flows.next_step_due(after.deps) == after.clock.now()
+        flows.tick(after.deps)
+    [post] = env.http.posts("/lock")
+    assert post.headers["Idempotency-Key"] == key
     assert after.kinds(iid)[-1] == "action.succeeded"
 
 

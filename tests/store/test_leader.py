@@ -12,6 +12,8 @@ from rollback_bot.clock import FakeClock
 from rollback_bot.leadership import Leadership
 from rollback_bot.store import Event, Store, audit
 from rollback_bot.store import leader as store_leader
+from rollback_bot.store import slack_cursors as outbox
+from rollback_bot.store.models import SlackCursor
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 PERIOD = timedelta(seconds=10)
@@ -83,3 +85,38 @@ def test_a_paused_leader_stops_acting_when_its_job_meets_the_fence(store: Store)
     assert _recorded(store) == 2
     b.stop()  # gives the lease up: a takes it at its next try
     assert a.try_once() == 3
+
+
+def test_slack_sync_leases_pass_to_the_next_leader_at_once_and_only_to_it(store: Store) -> None:
+    """A sync lease taken under a leader's token goes to a later token at once; a token-less lease (a web
+    process) and a lease of the same token only run out; a release under an old token frees nothing."""
+    with store.session() as s:
+        s.add(SlackCursor(playbook="pb"))
+        s.commit()
+    until = T0 + timedelta(seconds=60)
+
+    def take(token: int | None, at: datetime = T0) -> bool:
+        with store.session() as s:
+            got = outbox.take_channel_lease(s, playbook="pb", now=at, until=until, token=token)
+            s.commit()
+        return got is not None
+
+    def holder() -> int | None:
+        with store.session() as s:
+            cursor = s.get(SlackCursor, "pb")
+            assert cursor is not None
+            return cursor.lease_token
+
+    assert take(3)
+    assert not take(3) and not take(None) and not take(2)  # held: not by the same, a web process or an older
+    assert take(4) and holder() == 4  # the next leader: at once
+    with store.session() as s:  # the old one's release (it woke up) leaves the new holder's lease alone
+        outbox.release_channel_lease(s, playbook="pb", token=3)
+        s.commit()
+    assert holder() == 4 and not take(None)
+    with store.session() as s:
+        outbox.release_channel_lease(s, playbook="pb", token=4)
+        s.commit()
+    assert take(None) and holder() is None
+    assert not take(9)  # a web process's lease only runs out ...
+    assert take(9, at=until + timedelta(seconds=1))  # ... and then anyone takes it

@@ -37,6 +37,17 @@ def _lease(action: ActionSpec, backoff: float) -> timedelta:
     return hook.timeout * (hook.retries + 1) + timedelta(seconds=waits + 5)
 
 
+def resend_at(deps: Deps, action: ActionSpec, run: ActionRun) -> datetime | None:
+    """When a stage still running may be sent again (its sender died: same Idempotency-Key): at once when an
+    earlier leader sent it and this process leads now (that one acts no more), else when its lease runs out."""
+    if run.status != "running":
+        return None
+    token = leader.acting_token()
+    if token is not None and run.token is not None and run.token < token:
+        return run.started_at
+    return run.started_at + _lease(action, deps.webhook_backoff)
+
+
 def run_due_actions(deps: Deps, incident_id: int) -> None:
     """Start every stage that is due: approvals complete (and still standing), previous stage done,
     stage_every passed."""
@@ -60,16 +71,9 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
         runs_by = runs_by_action(s, incident_id=incident_id)
         for action in _approved_actions(s, pb, incident_id):
             runs = runs_by.get(action.id, [])
-            orphan = next(
-                (
-                    r
-                    for r in runs
-                    if r.status == "running" and now - r.started_at > _lease(action, deps.webhook_backoff)
-                ),
-                None,
-            )
+            orphan = next((r for r in runs if (at := resend_at(deps, action, r)) is not None and at <= now), None)
             if orphan is not None:  # its worker died mid-send; the same Idempotency-Key makes a resend safe
-                orphan.started_at = now
+                orphan.started_at, orphan.token = now, leader.acting_token()
                 s.add(orphan)
                 leader.check_current(s)  # a scheduler that lost its lease resends nothing (store/leader.py)
                 s.commit()
@@ -83,6 +87,7 @@ def _claim_next(deps: Deps, incident_id: int) -> tuple[Incident, ActionSpec, Act
                 stage=stage,
                 idempotency_key=idempotency_key(pb.name, incident_id, action.id, stage),
                 started_at=now,
+                token=leader.acting_token(),
             )
             s.add(run)
             try:

@@ -36,8 +36,10 @@ def open_incidents(deps: Deps) -> list[Incident]:
 
 def next_step_due(deps: Deps) -> datetime | None:
     """The earliest moment, after now, something of an open incident falls due: its next step, an action's
-    next stage (`stage_every` after the last; now, when one is overdue), a reminder. The scheduler wakes
-    exactly then, not at its next 30 s tick."""
+    next stage (`stage_every` after the last; now, when one is overdue), a stage to send again (its sender
+    died), a reminder. The scheduler wakes exactly then, not at its next 30 s tick."""
+    from rollback_bot.flows.actions import resend_at
+
     now = deps.now()
     moments = []
     overdue: list[datetime] = []  # a stage due already that nobody started (it finished in another process): at once
@@ -58,6 +60,9 @@ def next_step_due(deps: Deps) -> datetime | None:
                     trail = [StageRun(r.stage, r.status, r.finished_at) for r in runs.get(action.id, [])]
                     if (at := next_stage_at(action, trail)) is not None:
                         (moments if at > now else overdue).append(at)
+                    for run in runs.get(action.id, []):  # a stage whose sender died: sent again
+                        if (at := resend_at(deps, action, run)) is not None:
+                            (moments if at > now else overdue).append(at)
             if incident.acknowledged_by is None:
                 moments += [incident.opened_at + plan.due for plan in ack_reminders(pb)]
             if 0 <= incident.step_index < len(pb.ladder):

@@ -17,8 +17,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -44,7 +46,7 @@ from rollback_bot.worker import background_thread
 log = logging.getLogger(__name__)
 NOT_IN_THREAD = {"incident.opened"} | UNPOSTED  # the parent message is that event; refusals of reads stay quiet
 QUIET_REPEATS = timedelta(minutes=10)  # the same refusal of the same person is posted once per this
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # a sync's lease; the next leading scheduler takes an earlier leader's over at once
 AGAIN = 3  # passes a sync makes while events keep arriving (the rest wait for the next sync)
 PARENT = 0  # Incident.slack_pending while the parent message is in flight (event ids start at 1)
 EVENT_POST = "rollback_bot_event"  # metadata event_type of a thread reply or a channel event
@@ -56,6 +58,10 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     """A hash of what the parent shows, minus its 'updated at' footer, to skip needless chat.update."""
     shown = {**payload, "blocks": payload["blocks"][:-1]}
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# the token a sync's lease was taken under, while it syncs (None: not by a leading scheduler)
+_holding: ContextVar[int | None] = ContextVar("slack_sync_lease_token", default=None)
 
 
 def _refused(exc: Exception) -> bool:
@@ -93,6 +99,8 @@ class SlackSync:
         )
         self._queued: set[int | str] = set()
         self._lock = threading.Lock()
+        # in a process running the scheduler: the token it leads under, or None while it stands by
+        self.leading: Callable[[], int | None] | None = None
         with deps.store.session() as s:  # history from before the first start is not replayed; all else is posted
             for name in playbooks:
                 outbox.ensure(s, playbook=name)
@@ -152,7 +160,28 @@ class SlackSync:
         for name in self.playbooks:
             self._run(name)
 
+    def _token(self) -> int | None:
+        """The token a sync acts under: the scheduler job's, or this process's while it leads; None elsewhere
+        (a web process, a standby), whose lease only runs out."""
+        token = leader.acting_token()
+        if token is None and self.leading is not None:
+            token = self.leading()
+        return token
+
+    @contextmanager
+    def _leased(self, token: int | None) -> Iterator[None]:
+        mark = _holding.set(token)
+        try:
+            yield
+        finally:
+            _holding.reset(mark)
+
     def _call(self, method: str, **kwargs: object) -> dict[str, Any]:
+        held = _holding.get()
+        if held is not None and self.leading is not None and self.leading() != held:
+            # a leader that stopped leading (frozen, cut off) while it synced calls Slack no more: the next leader
+            # took its lease over, and looks in Slack for the post it left in flight
+            raise leader.Fenced(f"no longer leading (synced under token {held})")
         try:
             return dict(getattr(self.client, method.replace(".", "_"))(**kwargs).data)
         except Exception:
@@ -200,18 +229,24 @@ class SlackSync:
 
     def _sync_incident(self, incident_id: int) -> bool:
         """One pass; False when another syncer holds the lease (it will look again when done)."""
-        now = self.deps.now()
-        with self.deps.store.session() as s:
-            taken = outbox.take_incident_lease(s, incident_id=incident_id, now=now, until=now + LEASE)
+        now, token = self.deps.now(), self._token()
+        with self.deps.store.session() as s, self._fenced(token):
+            taken = outbox.take_incident_lease(s, incident_id=incident_id, now=now, until=now + LEASE, token=token)
             leader.check_current(s)  # a scheduler that lost its lease claims no Slack post (store/leader.py)
             s.commit()
         SLACK_SYNCS.labels(result="synced" if taken else "busy").inc()
         if not taken:
             return False
-        self._sync_incident_leased(incident_id)
+        with self._leased(token):
+            self._sync_incident_leased(incident_id, token)
         return True
 
-    def _sync_incident_leased(self, incident_id: int) -> None:
+    @staticmethod
+    def _fenced(token: int | None) -> Any:
+        """The lease is taken under the token's fence (a background sync of the leader is not in a job's)."""
+        return leader.fencing(token) if token is not None else nullcontext()
+
+    def _sync_incident_leased(self, incident_id: int, token: int | None) -> None:
         released = False
         try:
             with self.deps.store.session() as s:  # one read of the state; the alert is built from it once
@@ -225,7 +260,7 @@ class SlackSync:
                     # the cursor passes them and the lease goes back in one write
                     assert events[-1].id is not None
                     outbox.confirm_thread(s, incident_id=incident_id, event_id=events[-1].id)
-                    outbox.release_incident_lease(s, incident_id=incident_id)
+                    outbox.release_incident_lease(s, incident_id=incident_id, token=token)
                     s.commit()
                     released = True
                     return
@@ -240,7 +275,7 @@ class SlackSync:
                 self._write(partial(outbox.rendered, incident_id=incident_id, fingerprint=fingerprint))
         finally:
             if not released:
-                self._write(partial(outbox.release_incident_lease, incident_id=incident_id))
+                self._write(partial(outbox.release_incident_lease, incident_id=incident_id, token=token))
 
     def _post_parent(self, incident: Incident, payload: dict[str, Any], fingerprint: str) -> None:
         """Post the alert (or find the one whose answer was lost); `incident` then says where it is."""
@@ -319,9 +354,11 @@ class SlackSync:
         loaded = self.playbooks.get(name)
         if loaded is None:
             return False
-        now = self.deps.now()
+        now, token = self.deps.now(), self._token()
         with self.deps.store.session() as s:
-            cursor = outbox.take_channel_lease(s, playbook=name, now=now, until=now + LEASE)
+            with self._fenced(token):
+                cursor = outbox.take_channel_lease(s, playbook=name, now=now, until=now + LEASE, token=token)
+                leader.check_current(s)
             s.commit()
             if cursor is None:
                 return False
@@ -332,11 +369,12 @@ class SlackSync:
                 since = now - timedelta(days=1)
                 shown = {ro.id for ro in outbox.rollouts_to_show(s, playbook=name, since=since) if ro.id is not None}
         try:
-            touched = self._post_channel(loaded, cursor.pending, events, quiet)
-            for rollout_id in sorted(shown | touched):  # each rollout's message brought up to date, once
-                self._rollout_message(loaded, rollout_id)
+            with self._leased(token):
+                touched = self._post_channel(loaded, cursor.pending, events, quiet)
+                for rollout_id in sorted(shown | touched):  # each rollout's message brought up to date, once
+                    self._rollout_message(loaded, rollout_id)
         finally:
-            self._write(partial(outbox.release_channel_lease, playbook=name))
+            self._write(partial(outbox.release_channel_lease, playbook=name, token=token))
         return True
 
     def _post_channel(

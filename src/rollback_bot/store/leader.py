@@ -98,6 +98,12 @@ def fencing(token: int, name: str = SCHEDULER) -> Iterator[None]:
         _fence.reset(mark)
 
 
+def acting_token(name: str = SCHEDULER) -> int | None:
+    """The token the running scheduler job acts under, or None outside one."""
+    fence = _fence.get()
+    return fence[1] if fence is not None and fence[0] == name else None
+
+
 def check_current(session: Session) -> None:
     """Inside an acting transaction: raise Fenced when the lease this job runs under has passed to another
     process (or its token moved on). Outside a scheduler job (a click, a command, the CLI) it checks nothing."""

@@ -54,6 +54,9 @@ class Incident(SQLModel, table=True):
     slack_pending: int | None = None
     slack_rendered: str = ""  # hash of the parent message as last sent, to skip needless chat.update
     slack_lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
+    # the fencing token of the leading scheduler that holds the lease (None: a web process): the next leader
+    # takes a lease of an older token over at once (store/leader.py)
+    slack_lease_token: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     exported_at: datetime | None = _when(default=None)  # the last timeline upload (one per few minutes) ...
     exported_by: str | None = None
     export_link: str | None = None  # ... and where it is, for those who ask again soon after
@@ -120,6 +123,7 @@ class SlackCursor(SQLModel, table=True):
     last_event_id: int = 0
     pending: int | None = None  # the event sent to Slack with no answer yet (looked for before posting again)
     lease_until: datetime | None = _when(default=None)  # one syncer at a time, across processes
+    lease_token: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # as Incident's
 
 
 class ActionRun(SQLModel, table=True):
@@ -137,6 +141,9 @@ class ActionRun(SQLModel, table=True):
     response: str = ""
     started_at: datetime = _when()
     finished_at: datetime | None = _when(default=None)
+    # the fencing token of the leading scheduler that sent it (None: another process): a stage left running by
+    # an earlier leader is resent at once by the next, under the same Idempotency-Key
+    token: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class ReadingRow(SQLModel, table=True):

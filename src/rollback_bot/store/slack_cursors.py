@@ -4,6 +4,7 @@ in flight (recorded before Slack is called, cleared with the cursor's advance), 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select, update
 
@@ -29,20 +30,36 @@ def to_sync(session: Session, *, since: datetime) -> list[int]:
 
 
 # --- one incident's thread ----------------------------------------------------------------------------
-def take_incident_lease(session: Session, *, incident_id: int, now: datetime, until: datetime) -> bool:
+def _free(until: Any, held_by: Any, *, now: datetime, token: int | None) -> Any:
+    """A sync lease may be taken when it is free or has run out, or, by the leading scheduler (`token`), when
+    an earlier leader holds it: that one stopped acting before this one started (leadership.py)."""
+    free = col(until).is_(None) | (col(until) < now)
+    if token is None:
+        return free
+    return free | (col(held_by).is_not(None) & (col(held_by) < token))
+
+
+def take_incident_lease(
+    session: Session, *, incident_id: int, now: datetime, until: datetime, token: int | None = None
+) -> bool:
     taken = session.exec(
         update(Incident)
         .where(
             col(Incident.id) == incident_id,
-            col(Incident.slack_lease_until).is_(None) | (col(Incident.slack_lease_until) < now),
+            _free(Incident.slack_lease_until, Incident.slack_lease_token, now=now, token=token),
         )
-        .values(slack_lease_until=until)
+        .values(slack_lease_until=until, slack_lease_token=token)
     )
     return bool(taken.rowcount == 1)
 
 
-def release_incident_lease(session: Session, *, incident_id: int) -> None:
-    session.exec(update(Incident).where(col(Incident.id) == incident_id).values(slack_lease_until=None))
+def release_incident_lease(session: Session, *, incident_id: int, token: int | None = None) -> None:
+    """Give the lease back, unless another leader took it over meanwhile."""
+    session.exec(
+        update(Incident)
+        .where(col(Incident.id) == incident_id, col(Incident.slack_lease_token).is_not_distinct_from(token))
+        .values(slack_lease_until=None, slack_lease_token=None)
+    )
 
 
 def thread_events(session: Session, *, incident_id: int, after: int) -> list[Event]:
@@ -88,21 +105,27 @@ def rendered(session: Session, *, incident_id: int, fingerprint: str) -> None:
 
 
 # --- a playbook's channel (events without an incident) ----------------------------------------------------
-def take_channel_lease(session: Session, *, playbook: str, now: datetime, until: datetime) -> SlackCursor | None:
+def take_channel_lease(
+    session: Session, *, playbook: str, now: datetime, until: datetime, token: int | None = None
+) -> SlackCursor | None:
     """The playbook's cursor if this syncer may post to its channel now, else None."""
     taken = session.exec(
         update(SlackCursor)
         .where(
             col(SlackCursor.playbook) == playbook,
-            col(SlackCursor.lease_until).is_(None) | (col(SlackCursor.lease_until) < now),
+            _free(SlackCursor.lease_until, SlackCursor.lease_token, now=now, token=token),
         )
-        .values(lease_until=until)
+        .values(lease_until=until, lease_token=token)
     )
     return session.get(SlackCursor, playbook) if taken.rowcount == 1 else None
 
 
-def release_channel_lease(session: Session, *, playbook: str) -> None:
-    session.exec(update(SlackCursor).where(col(SlackCursor.playbook) == playbook).values(lease_until=None))
+def release_channel_lease(session: Session, *, playbook: str, token: int | None = None) -> None:
+    session.exec(
+        update(SlackCursor)
+        .where(col(SlackCursor.playbook) == playbook, col(SlackCursor.lease_token).is_not_distinct_from(token))
+        .values(lease_until=None, lease_token=None)
+    )
 
 
 def channel_events(session: Session, *, playbook: str, after: int) -> list[Event]:
