@@ -15,8 +15,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt import App
 from slack_sdk import WebClient
+from sqlalchemy.engine import make_url
 
-from rollback_bot import flows
+from rollback_bot import __version__, flows
 from rollback_bot.checking import load_checked, playbook_files
 from rollback_bot.clock import Clock, SystemClock
 from rollback_bot.config import Settings
@@ -253,7 +254,7 @@ def _scheduler_port(service: Service, settings: Settings) -> WSGIServer | None:
         )
         return None
     threading.Thread(target=own.serve_forever, name="http", daemon=True).start()
-    log.warning("scheduler process: %s (GET /healthz: leader or standby; GET /metrics)", where)
+    log.info("scheduler process: %s (GET /healthz: leader or standby; GET /metrics)", where)
     return own
 
 
@@ -269,7 +270,7 @@ def check_slack(client: WebClient, identity: BotIdentity) -> None:
             return
         identity.user_id = identity.user_id or who.get("user_id")
         identity.bot_id = identity.bot_id or who.get("bot_id")
-        log.warning("connected to Slack as %s in %s", who.get("user"), who.get("team"))
+        log.info("connected to Slack as %s in %s", who.get("user"), who.get("team"))
 
     threading.Thread(target=run, name="auth.test", daemon=True).start()
 
@@ -278,6 +279,13 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
     if scheduler and not web:  # beside web workers: their 200s before working off their clicks (worker.py)
         yield_cpu_to_requests()
     service = build_service(settings, clicks_here=scheduler)
+    log.info(
+        "rollback-bot %s starting (%s): playbooks %s; database %s",
+        __version__,
+        "web and scheduler" if web and scheduler else "web only" if web else "scheduler only",
+        ", ".join(f"{name} v{loaded.version}" for name, loaded in service.playbooks.items()),
+        make_url(settings.database_url).render_as_string(hide_password=True),
+    )
     check_slack(service.client, service.identity)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -297,11 +305,11 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             assert settings.slack_app_token is not None
             socket_handler = SocketModeHandler(service.app, settings.slack_app_token.get_secret_value())
             socket_handler.connect()
-            log.warning("Socket Mode connected")
+            log.info("Socket Mode connected")
         elif web:
             server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-            log.warning(
+            log.info(
                 "listening on http://%s:%s (POST /slack/events, GET /healthz, GET /metrics)",
                 settings.rollback_host,
                 settings.rollback_port,
@@ -321,3 +329,4 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
         if own is not None:
             own.shutdown()
         service.close()
+        log.info("rollback-bot stopped")

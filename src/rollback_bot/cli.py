@@ -1,9 +1,12 @@
-"""The `rollback-bot` command."""
+"""rollback-bot: a Slack chatops bot that watches a release's metrics, opens an incident when a playbook's
+rollback criteria are met, and walks the playbook's time-phased rollback ladder with role-gated approvals and
+an audit trail. Also: drills, rollout gates, backtests and post-mortem exports."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -238,8 +241,27 @@ def _what_if(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG = """\
+start here:
+  rollback-bot init DIR            write a starter playbook and templates to edit
+  rollback-bot check DIR           validate them (every problem at once, as file:line)
+  rollback-bot drill DIR/x.yaml    rehearse the whole ladder against a sandboxed model
+  rollback-bot serve               run the bot (settings from the environment: see bot/env.example)
+
+logs: LOG_LEVEL (default INFO for serve, WARNING otherwise), LOG_FORMAT=json for JSON lines.
+'rollback-bot COMMAND --help' tells more about each command."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
+    from rollback_bot import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rollback-bot",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rollback-bot {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -339,12 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rollback_bot.logs import LoggingProblem, configure
+    from rollback_bot.store.database import DatabaseUnreachable
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return int(args.func(args))
+    try:
+        configure(logging.INFO if args.command == "serve" else logging.WARNING, verbose=args.verbose)
+    except LoggingProblem as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except DatabaseUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `rollback-bot export 1 | head`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush of stdout at exit must not fail again
+        return 128 + 13  # as a program killed by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from rollback_bot.slack.client import DEFAULT_API_URL
 _PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
 
 
+PLACEHOLDER_HOSTS = {"db.internal", "example.com", "db.example.com"}  # bot/env.example's
 MODE_PROBLEM = (
     "set SLACK_SIGNING_SECRET for HTTP mode (Slack calls POST /slack/events), or SLACK_APP_TOKEN for Socket Mode"
 )
@@ -79,6 +80,25 @@ class Settings(BaseSettings):
     def _api_url(cls, v: str) -> str:
         if not re.match(r"^https?://[^/]+", v):
             raise ValueError("must be an http(s) URL, e.g. https://slack.com/api/")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        host = re.search(r"@([^/:?]+)", v)
+        if host and host.group(1) in PLACEHOLDER_HOSTS:
+            raise ValueError(f"names the example host {host.group(1)!r}: set it to your database's URL")
+        return v
+
+    @field_validator("rollback_playbooks")
+    @classmethod
+    def _playbooks(cls, v: str) -> str:
+        missing = [p.strip() for p in v.split(",") if p.strip() and not os.path.exists(p.strip())]
+        if missing:
+            raise ValueError(
+                f"names {', '.join(missing)}, which does not exist: point it at your playbook files or folders "
+                "(`rollback-bot init DIR` writes a starter playbook)"
+            )
         return v
 
     @model_validator(mode="after")

@@ -83,7 +83,11 @@ class Leadership:
 
     def _lose(self, why: str) -> None:
         if self.token is not None:
-            log.warning("no longer leading the scheduler processes: %s; standing by", why)
+            log.log(
+                logging.INFO if why == "stopping" else logging.WARNING,
+                "no longer leading the scheduler processes: %s; standing by",
+                why,
+            )
         self.token = None
         self._valid_until = 0.0
         LEADER.set(0)

@@ -15,6 +15,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 
 from rollback_bot.slack import inbound, listeners
 from rollback_bot.slack.clicks import CannotTake
@@ -22,6 +23,22 @@ from rollback_bot.slack.runtime import SlackRuntime
 from rollback_bot.store.inbound import Replayed
 
 log = logging.getLogger(__name__)
+
+
+class _BoltTokenWarnings(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment on its own and then warns, at every start, that it is
+    unused (we hand it a client and an `authorize`): true, expected, and alarming to operators."""
+
+    SKIP = (warning_client_prioritized_and_token_skipped(), warning_token_skipped())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.SKIP
+
+
+def _quiet_bolt_token_warnings() -> None:
+    bolt = logging.getLogger("slack_bolt")
+    if not any(isinstance(f, _BoltTokenWarnings) for f in bolt.filters):
+        bolt.addFilter(_BoltTokenWarnings())
 
 
 def build_app(rt: SlackRuntime) -> App:
@@ -34,6 +51,7 @@ def build_app(rt: SlackRuntime) -> App:
             bot_id=rt.identity.bot_id,
         )
 
+    _quiet_bolt_token_warnings()
     app = App(
         client=rt.client,  # its base_url is SLACK_API_URL; Bolt has no setting of its own for that
         authorize=authorize,

@@ -3,15 +3,20 @@ state change it describes commit together or not at all."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select, update
 
 from rollback_bot.store import inbound, leader
 from rollback_bot.store.chain import GENESIS, chain_of, hash_of, json_safe
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import ChainHead, Event
+
+log = logging.getLogger("rollback_bot.timeline")
 
 KINDS = frozenset(
     {
@@ -124,7 +129,31 @@ def record(
     session.add(ev)
     session.flush()
     session.exec(update(ChainHead).where(col(ChainHead.chain) == chain).values(hash=ev.hash))
+    session.info.setdefault(_RECORDED, []).append((ev.kind, ev.summary, ev.playbook, ev.incident_id, ev.id, ev.actor))
     return ev
+
+
+# --- the lifecycle in the log: each event once its transaction commits (never one that was rolled back) ------
+_RECORDED = "rollback_bot.recorded"
+LOUD = frozenset({"signal.lost", "signal.silent", "signal.stale", "polling.behind", "trigger.blind", "action.failed"})
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _log_committed(session: OrmSession) -> None:
+    for kind, summary, playbook, incident_id, event_id, actor in session.info.pop(_RECORDED, ()):
+        where = f"incident #{incident_id}" if incident_id is not None else playbook
+        log.log(
+            logging.WARNING if kind in LOUD else logging.INFO,
+            "%s: %s",
+            where,
+            summary,
+            extra={"incident": incident_id, "playbook": playbook, "kind": kind, "event_id": event_id, "actor": actor},
+        )
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _forget_rolled_back(session: OrmSession) -> None:
+    session.info.pop(_RECORDED, None)
 
 
 def _advance_head(session: Session, chain: str) -> tuple[int, str]:

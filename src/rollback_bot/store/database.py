@@ -17,7 +17,8 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
@@ -54,14 +55,34 @@ def migrate(engine: Engine) -> None:
         command.upgrade(alembic_config(conn), "head")
 
 
+class DatabaseUnreachable(Exception):
+    """The database cannot be opened at all (at start): said in one line, with what to check."""
+
+
+def _unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
+    shown = make_url(url).render_as_string(hide_password=True)
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return DatabaseUnreachable(f"cannot open the database {shown}: {why}; check DATABASE_URL (or --database)")
+
+
 class Store:
     """Owns the engine; hands out sessions. The schema is migrated to the newest version on open."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
-        self.engine = make_engine(self.url)
-        self._writer = _OneWriter(_sqlite_file(self.engine)) if self.engine.dialect.name == "sqlite" else None
-        migrate(self.engine)
+        try:
+            self.engine = make_engine(self.url)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:  # not a URL we can open
+            raise DatabaseUnreachable(
+                f"DATABASE_URL is not a database URL rollback-bot can open ({exc}): use sqlite:///FILE or "
+                "postgresql+psycopg://USER@HOST/DB"
+            ) from None
+        try:
+            self._writer = _OneWriter(_sqlite_file(self.engine)) if self.engine.dialect.name == "sqlite" else None
+            migrate(self.engine)
+        except (OperationalError, InterfaceError, OSError) as exc:  # host unknown, refused, password, no folder
+            self.engine.dispose()
+            raise _unreachable(self.url, exc) from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

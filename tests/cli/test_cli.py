@@ -1,0 +1,117 @@
+"""The command itself, as a new user meets it: --version and --help, one line and exit 2 for a database that
+cannot be opened or a bad logging setting, no traceback when its reader goes away (`export 1 | head`), logs at
+the level and in the format asked for, and the lifecycle at INFO once committed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollback_bot import __version__, flows
+from rollback_bot.store import audit
+from tests.export.test_export import drive
+from tests.flows.conftest import Env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rollback_bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_and_a_help_that_says_what_the_tool_is() -> None:
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"rollback-bot {__version__}"
+    shown = run("--help").stdout
+    assert "Slack chatops bot" in shown and "rollback ladder" in shown
+    assert "rollback-bot init DIR" in shown and "LOG_FORMAT=json" in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+psycopg://rollback@nohost.invalid/rollback", "failed to resolve host 'nohost.invalid'"),
+        ("postgresql+psycopg://nobody@127.0.0.1:5432/nodb", 'role "nobody" does not exist'),
+        ("sqlite:////nonexistent/folder/rollback.db", "No such file or directory"),
+        ("mysql://db/rollback", "is not a database URL rollback-bot can open"),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(url: str, said: str) -> None:
+    out = run("audit", "verify", "--database", url)
+    assert out.returncode == 2, out.stderr
+    assert said in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_bad_logging_settings_are_refused_in_one_line() -> None:
+    out = run("check", env={"LOG_LEVEL": "loud"})
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "LOG_LEVEL=loud is not a level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    )
+    out = run("check", env={"LOG_FORMAT": "xml"})
+    assert out.returncode == 2 and "LOG_FORMAT=xml is not a format" in out.stderr
+
+
+def test_export_into_a_pipe_closed_early_ends_quietly(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    for i in range(400):  # more than a pipe holds, so the export is still writing when the reader goes
+        flows.add_note(env.deps, 1, "URESP", f"note {i}: " + "x" * 200)
+    url = env.deps.store.url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rollback_bot.cli", "export", "1", "--format", "csv", "--database", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()  # `head -1`
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert err == "", err
+
+
+def test_json_log_lines_and_the_lifecycle_once_committed(
+    env: Env, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollback_bot.logs import configure
+
+    with caplog.at_level(logging.INFO, logger="rollback_bot.timeline"):
+        with env.deps.store.session() as s:  # rolled back: never logged
+            audit.record(s, playbook="test-release", kind="note", at=env.clock.now(), summary="never happened")
+            s.rollback()
+        drive(env)
+    said = [(r.levelname, r.getMessage(), getattr(r, "kind", None)) for r in caplog.records]
+    assert not any("never happened" in m for _, m, _ in said)
+    [opened] = [(level, message) for level, message, kind in said if kind == "incident.opened"]
+    assert opened[0] == "INFO" and opened[1].startswith("incident #1: incident #1 opened on ")
+    kinds = [k for _, _, k in said]
+    assert {"incident.opened", "step.entered", "ack", "approval", "action.started", "action.succeeded"} <= set(kinds)
+
+    os.environ["LOG_FORMAT"] = "json"
+    try:
+        configure(logging.INFO)
+        logging.getLogger("rollback_bot.timeline").info(
+            "incident #1: resolved", extra={"incident": 1, "playbook": "pb", "kind": "incident.resolved"}
+        )
+    finally:
+        del os.environ["LOG_FORMAT"]
+        logging.getLogger().handlers.clear()
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["level"] == "INFO" and line["message"] == "incident #1: resolved"
+    assert line["incident"] == 1 and line["kind"] == "incident.resolved" and line["time"].endswith("+00:00")
