@@ -24,10 +24,17 @@ def check_file(path: Path, *, env: bool = True) -> tuple[LoadedPlaybook | None, 
     """Every problem, each with its line. `env=False` skips `unset_variables` (not the production env)."""
     try:
         loaded = load_playbook(path)
-    except PlaybookInvalid as exc:
-        return None, exc.errors
+    except PlaybookInvalid as exc:  # what is left of it is checked too: every problem in one run
+        rest = exc.rest
+        more = check_templates(rest) + (list(unset_variables(rest)) if env else []) if rest is not None else []
+        return None, _in_order(exc.errors + more)
     errors = check_templates(loaded) + (list(unset_variables(loaded)) if env else [])
-    return loaded, sorted(errors, key=lambda e: e.line)
+    return loaded, _in_order(errors)
+
+
+def _in_order(errors: list[PlaybookError]) -> list[PlaybookError]:
+    """The playbook's own errors by line, then each template's."""
+    return sorted(errors, key=lambda e: (not e.file.endswith((".yaml", ".yml")), e.file, e.line))
 
 
 def unset_variables(loaded: LoadedPlaybook) -> Iterator[PlaybookError]:

@@ -41,6 +41,7 @@ class Case:
     message: str  # part of the error's message
     anchor: str | int  # text on the line the error must name (its first occurrence), or the line
     templates: dict[str, str | bytes] = field(default_factory=dict)  # templates/comms/<file> replaced
+    template_line: int | None = None  # the error is said at this line of the (one) replaced template (0: any)
 
 
 BODY = 'body: {service: "{{ service }}", checkpoint: last-stable, percent: "1"}'
@@ -101,9 +102,10 @@ CASES = [
     Case(
         "comms template divides by zero",
         SHIPPED.read_text(),
-        "template comms/status-update.md.j2 does not render: line 2: ZeroDivisionError: division by zero",
+        "ZeroDivisionError: division by zero (used at ",
         "comms: [status-update]",
         {"status-update.md.j2": "Status\n{{ 1 / 0 }}\n"},
+        template_line=2,
     ),
     Case(
         "comms template recurses",
@@ -111,13 +113,15 @@ CASES = [
         "RecursionError",
         "comms: [all-clear",
         {"all-clear.md.j2": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"},
+        template_line=1,
     ),
     Case(
         "comms template syntax",
         SHIPPED.read_text(),
-        "checkpoint-status.md.j2 does not render: line 2: ",
+        "Expected an expression, got 'end of statement block' (used at ",
         "comms: [checkpoint-status]",
         {"checkpoint-status.md.j2": "ok\n{% for %}\n"},
+        template_line=2,
     ),
     Case(
         "comms template not UTF-8",
@@ -132,6 +136,7 @@ CASES = [
         "unsafe",
         "comms: [internal-alert",
         {"internal-alert.md.j2": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
+        template_line=1,
     ),
     Case(
         "comms template huge range",
@@ -139,6 +144,7 @@ CASES = [
         "OverflowError",
         "comms: [internal-alert",
         {"internal-alert.md.j2": "{{ range(10 ** 9) | list }}"},
+        template_line=1,
     ),
     Case(
         "webhook body raises",
@@ -208,6 +214,12 @@ def test_hostile_playbook_is_refused_quickly_with_file_and_line(
     assert elapsed < GUARD_S, f"took {elapsed:.2f}s"
     match = [e for e in errors if case.message in e.message]
     assert match, [str(e) for e in errors]
+    if case.template_line is not None:  # at the template's line, saying where the playbook uses it
+        [name] = case.templates
+        assert match[0].file == str(tmp_path / "templates" / "comms" / name)
+        assert match[0].line == case.template_line or not case.template_line, str(match[0])
+        assert f"{path}:{expected_line(case)}" in match[0].message
+        return
     assert match[0].file == str(path)
     assert match[0].line == expected_line(case), str(match[0])
     assert len(str(match[0])) < 600  # one readable line, not the document echoed back
@@ -249,7 +261,8 @@ def test_check_and_serve_refuse_without_a_traceback(tmp_path: Path) -> None:
     path = playbook_dir(tmp_path, case)
     text = path.read_text()
     unset = f"{path}:{expected_line(Case('', text, '', 'Bearer'))}: webhook of 'hotfix' uses ${{{UNSET}}}"
-    template = f"{path}:{expected_line(Case('', text, '', 'comms: [status-update]'))}: template comms/status-update"
+    used = f"{path}:{expected_line(Case('', text, '', 'comms: [status-update]'))}"
+    template = f"{tmp_path}/templates/comms/status-update.md.j2:2: ZeroDivisionError: division by zero (used at {used}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", UNSET))}
     env |= {
         "SLACK_BOT_TOKEN": "xoxb-1-test",

@@ -7,12 +7,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import BUILTIN_SIGNALS, VERSION, Playbook
+from rollback_bot.playbook.partial import Cut, cut_out
 from rollback_bot.playbook.yamlsource import MAX_BYTES, TOO_LARGE, LineMap, YamlSyntaxError, load_with_lines
 
 
@@ -27,9 +29,13 @@ class PlaybookError:
 
 
 class PlaybookInvalid(Exception):
-    def __init__(self, errors: list[PlaybookError]) -> None:
+    """Every error found. `rest`: the playbook without its failing parts, when they could be cut out (so
+    `check` can also check what the rest refers to: its templates)."""
+
+    def __init__(self, errors: list[PlaybookError], rest: LoadedPlaybook | None = None) -> None:
         super().__init__("\n".join(map(str, errors)))
         self.errors = errors
+        self.rest = rest
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,49 @@ def parse_playbook(text: str, source: str = "<playbook>") -> LoadedPlaybook:
     try:
         playbook = Playbook.model_validate(data, context=_context(source))
     except ValidationError as exc:
-        raise PlaybookInvalid(_pydantic_errors(exc, source, lines)) from None
-    errors = []
-    for path, msg in semantic_errors(playbook):
-        if path[0] in DEFAULTED and path[:2] not in lines.lines:  # the file relies on a default
-            msg += f" (it is the default of {'.'.join(map(str, path[:2]))}; define the role or set that list)"
-        errors.append(PlaybookError(source, lines.line_of(path), msg))
+        rest, more = _the_rest(data, exc, source, text, lines)
+        errors = _pydantic_errors(exc, source, lines) + more
+        raise PlaybookInvalid(sorted(errors, key=lambda e: e.line), rest) from None
+    errors = _semantic(playbook, source, lines, Cut())
     if errors:
         raise PlaybookInvalid(sorted(errors, key=lambda e: e.line))
     return LoadedPlaybook(playbook, source, text, lines)
+
+
+def _the_rest(
+    data: dict[str, Any], exc: ValidationError, source: str, text: str, lines: LineMap
+) -> tuple[LoadedPlaybook | None, list[PlaybookError]]:
+    """The playbook without the parts that failed, and the problems of the rest (unknown names, windows), each
+    at its line in the file; nothing the cut itself caused."""
+    cut = Cut()
+    rest = cut_out(data, [(_path(err), err["type"]) for err in exc.errors()], cut)
+    if rest is None:
+        return None, []
+    try:
+        playbook = Playbook.model_validate(rest, context=_context(source))
+    except ValidationError as again:
+        moved: list[dict[str, Any]] = [{**err, "loc": cut.original(_path(err))} for err in again.errors()]
+        kept = [err for err in moved if not cut.covers(err["loc"], str(err["msg"]))]
+        return None, _errors(kept, source, lines)
+    return LoadedPlaybook(playbook, source, text, lines), _semantic(playbook, source, lines, cut)
+
+
+def _semantic(playbook: Playbook, source: str, lines: LineMap, cut: Cut) -> list[PlaybookError]:
+    """The whole-playbook checks, each at its line in the file; none the cut (if any) caused."""
+    errors = []
+    for where, msg in semantic_errors(playbook):
+        path = cut.original(where)
+        if cut.covers(path, msg):
+            continue
+        if path[0] in DEFAULTED and path[:2] not in lines.lines:  # the file relies on a default
+            msg += f" (it is the default of {'.'.join(map(str, path[:2]))}; define the role or set that list)"
+        errors.append(PlaybookError(source, lines.line_of(path), msg))
+    return errors
+
+
+def _path(err: Any) -> tuple[str | int, ...]:
+    """pydantic's location of an error as the document's path (no union member or validator names)."""
+    return tuple(_ALIASES.get(str(p), p) for p in err["loc"] if not str(p).startswith("function-"))
 
 
 def _context(source: str) -> dict[str, str]:
@@ -102,18 +142,35 @@ _ALIASES = {"for_": "for", "json_path": "json"}
 
 
 def _pydantic_errors(exc: ValidationError, source: str, lines: LineMap) -> list[PlaybookError]:
+    return sorted(_errors([{**err, "loc": _path(err)} for err in exc.errors()], source, lines), key=lambda e: e.line)
+
+
+# what a `pattern` asks for, in words
+PATTERNS = {
+    r"^[a-z0-9][a-z0-9_-]*$": "use lowercase letters, digits, '-' and '_', starting with a letter or digit "
+    "(e.g. 'revert-traffic')",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "use a label name: letters, digits and '_', not starting with a digit "
+    "(e.g. 'urgency')",
+}
+
+
+def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookError]:
     out = []
-    for err in exc.errors():
-        # pydantic adds the union member / validator name to loc; keep only the document path
-        path = tuple(_ALIASES.get(str(p), p) for p in err["loc"] if not str(p).startswith("function-"))
+    for err in errs:
+        path = err["loc"]
         where = ".".join(str(p) for p in path) or "playbook"
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "required field is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field; check its spelling against playbooks/README.md"
+        elif err["type"] == "string_pattern_mismatch":
+            pattern = str((err.get("ctx") or {}).get("pattern", ""))
+            msg = f"{err.get('input')!r} is not allowed here: " + PATTERNS.get(
+                pattern, f"it must match the regular expression {pattern}"
+            )
         out.append(PlaybookError(source, lines.line_of(path), f"{where}: {msg}"))
-    return sorted(out, key=lambda e: e.line)
+    return out
 
 
 Issue = tuple[tuple[str | int, ...], str]

@@ -17,23 +17,40 @@ class TemplateProblem(Exception):
     """A template that cannot be found or raised while rendering (whatever it raised), said in one line;
     `path` is where in a rendered value (webhook body) the failing string is."""
 
-    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        path: tuple[str | int, ...] = (),
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        what: str = "",
+    ) -> None:
         super().__init__(message)
         self.path = path
+        self.file, self.line, self.what = file, line, what  # the template file, its line, what failed there
+
+
+def _line(exc: Exception, filename: str | None) -> int | None:
+    """The template's line that failed, where known."""
+    if filename is None:
+        return None
+    line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+    for frame in traceback.extract_tb(exc.__traceback__):  # jinja2 rewrites frames to template lines
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def _what(exc: Exception) -> str:
+    what = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+    return what if len(what) <= 300 else what[:300] + "..."
 
 
 def _problem(exc: Exception, filename: str | None) -> str:
     """'line 3: ZeroDivisionError: division by zero': where in the template, and what it raised."""
-    if filename is None:
-        line = None
-    else:
-        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
-        for frame in traceback.extract_tb(exc.__traceback__):  # jinja2 rewrites frames to template lines
-            if frame.filename == filename:
-                line = frame.lineno
-    what = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
-    what = what if len(what) <= 300 else what[:300] + "..."
-    return f"line {line}: {what}" if line else what
+    line = _line(exc, filename)
+    return f"line {line}: {_what(exc)}" if line else _what(exc)
 
 
 @lru_cache(maxsize=16)
@@ -63,7 +80,8 @@ def render_comms(templates_dir: Path, comm: str, context: dict[str, Any]) -> str
         raise TemplateProblem(f"template {templates_dir / template_name(comm)} does not exist") from None
     except Exception as exc:  # a template may raise anything: ZeroDivisionError, RecursionError, bad UTF-8
         filename = str(templates_dir / template_name(comm))
-        raise TemplateProblem(f"template {template_name(comm)} does not render: {_problem(exc, filename)}") from None
+        problem = f"template {template_name(comm)} does not render: {_problem(exc, filename)}"
+        raise TemplateProblem(problem, file=filename, line=_line(exc, filename), what=_what(exc)) from None
 
 
 def render_value(value: Any, context: dict[str, Any], path: tuple[str | int, ...] = ()) -> Any:
@@ -82,19 +100,32 @@ def render_value(value: Any, context: dict[str, Any], path: tuple[str | int, ...
     return value
 
 
+def _shown(path: str) -> str:
+    """A template's path as people type it: relative to the current folder when under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def check_templates(loaded: LoadedPlaybook) -> list[PlaybookError]:
     """Every comms template exists and renders with a sample context; webhook bodies render too."""
     from rollback_bot.render.context import sample_context, webhook_context
 
     pb = loaded.playbook
     errors = []
+    at_template: dict[tuple[str, int, str], list[str]] = {}  # one error per template line and problem: its uses
     for i, step in enumerate(pb.ladder):
         ctx = sample_context(pb, i)
         for j, comm in enumerate(step.comms):
+            used_at = loaded.lines.line_of(("ladder", i, "comms", j))
             try:
                 render_comms(loaded.templates_dir, comm, ctx)
             except TemplateProblem as exc:
-                errors.append(PlaybookError(loaded.source, loaded.lines.line_of(("ladder", i, "comms", j)), str(exc)))
+                if exc.file is not None and exc.line is not None:  # said at the template's own line
+                    at_template.setdefault((exc.file, exc.line, exc.what), []).append(f"{loaded.source}:{used_at}")
+                else:
+                    errors.append(PlaybookError(loaded.source, used_at, str(exc)))
         for j, action in enumerate(step.actions):
             hook_ctx = webhook_context(pb, 1, action.id, action.stage_list[0])
             for part in ("url", "body"):
@@ -103,4 +134,6 @@ def check_templates(loaded: LoadedPlaybook) -> list[PlaybookError]:
                 except TemplateProblem as exc:
                     line = loaded.lines.line_of(("ladder", i, "actions", j, "webhook", *exc.path))
                     errors.append(PlaybookError(loaded.source, line, f"webhook of '{action.id}': {exc}"))
+    for (file, line, what), uses in at_template.items():
+        errors.append(PlaybookError(_shown(file), line, f"{what} (used at {', '.join(uses)})"))
     return errors

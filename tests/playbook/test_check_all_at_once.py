@@ -1,0 +1,75 @@
+"""`check` says every problem in one run: mistakes of structure, of names and roles, and of templates, each at
+its own line (a template's at the template's line); nothing that only follows from another mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rollback_bot.checking import check_file
+
+PLAYBOOK = """\
+name: My Service
+service: svc
+channel: "#ops"
+templates: templates
+roles:
+  commander: {users: [U1]}
+  responder: {users: [U2], grups: [S1]}
+signals:
+  errors: {http: "http://x/kpi", json: errors, every: 30s}
+  latency: {http: "http://x/kpi", json: latency, evry: 30s}
+  cost: {http: "http://x/kpi", json: cost, every: banana}
+triggers:
+  high_errors: {when: errors > 0.05, for: 5m, severity: critical}
+  slow: {when: latency > 900, severity: major}
+  pricey: {when: cost > 10}
+  bad: {when: nonsense > 1}
+acknowledge: {requires: [commander]}
+resolve: {requires: [commander]}
+hold: {requires: [commander]}
+ladder:
+  - name: Flag and lock
+    window: 0h-2h
+    comms: [internal-alert, missing-one]
+    actions:
+      - id: Lock Traffic
+        label: Lock
+        requires: [commander]
+        webhook: {url: "http://x/lock"}
+      - id: page
+        label: Page
+        requires: [approver]
+        webhook: {url: "http://x/page"}
+  - name: Revert
+    window: 2h-5h
+    watch:
+      - ghost < 1
+  - name: Verify
+    window: 4h-6h
+"""
+
+
+def test_every_mistake_in_one_run(tmp_path: Path) -> None:
+    (tmp_path / "templates" / "comms").mkdir(parents=True)
+    (tmp_path / "templates" / "comms" / "internal-alert.md.j2").write_text("Incident {{ incident.id }}\n{% if %}\n")
+    path = tmp_path / "pb.yaml"
+    path.write_text(PLAYBOOK)
+    loaded, errors = check_file(path, env=False)
+    assert loaded is None
+    said = [(Path(e.file).name, e.line, e.message) for e in errors]
+    expected = [
+        ("pb.yaml", 1, "name: 'My Service' is not allowed here: use lowercase letters, digits, '-' and '_'"),
+        ("pb.yaml", 7, "roles.responder.grups: unknown field"),
+        ("pb.yaml", 10, "signals.latency.evry: unknown field"),
+        ("pb.yaml", 11, "signals.cost.every: bad duration 'banana'"),
+        ("pb.yaml", 16, "trigger 'bad' uses unknown signal 'nonsense'"),
+        ("pb.yaml", 23, "missing-one.md.j2 does not exist"),
+        ("pb.yaml", 25, "ladder.0.actions.0.id: 'Lock Traffic' is not allowed here"),
+        ("pb.yaml", 31, "role 'approver' is used but not defined under roles"),
+        ("pb.yaml", 36, "watch uses unknown signal 'ghost'"),
+        ("pb.yaml", 38, "window 4h-6h overlaps the previous step (2h-5h)"),
+        ("internal-alert.md.j2", 2, f"Expected an expression, got 'end of statement block' (used at {path}:23)"),
+    ]
+    for file, line, part in expected:
+        assert any(f == file and n == line and part in m for f, n, m in said), (file, line, part, said)
+    assert len(said) == len(expected), said  # nothing more: not 'pricey' for the cut signal 'cost'
