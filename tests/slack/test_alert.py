@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from rollback_bot import flows
-from tests.slack.conftest import SlackEnv
+from rollback_bot.clock import FakeClock
+from tests.flows.conftest import PLAYBOOK, TEMPLATES
+from tests.helpers import FakeHTTP
+from tests.slack.conftest import SlackEnv, make_env
+from tests.slack.fake_slack import FakeSlack
 
 
 def test_one_parent_message_with_step_watch_and_only_valid_buttons(slack_env: SlackEnv) -> None:
@@ -110,3 +116,39 @@ def test_rate_limited_slack_is_retried_after_retry_after(slack_env: SlackEnv) ->
     env.settle()
     assert len(slack.attempts("chat.postMessage")) >= 2 and len(slack.parents()) == 1  # refused, then retried
     assert flows.open_incidents(env.deps)[0].slack_ts == "1001.000100"
+
+
+def test_display_fields_rounded_values_and_a_resolved_ladder(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock
+) -> None:
+    """A playbook's description, a trigger's description and a signal's label are shown in the alert and the
+    thread; values are rounded as in the watch table; once resolved, the alert says where the ladder stood."""
+    text = PLAYBOOK.format(url=fake_http.url, templates=TEMPLATES)
+    text = text.replace('channel: "#ops"\n', 'channel: "#ops"\ndescription: Support copilot v42, canary\n')
+    text = text.replace("json: errors, every: 30s", "json: errors, label: Fatal error rate, every: 30s")
+    text = text.replace(
+        "{when: errors > 0, severity: critical}", "{when: errors > 0, severity: critical, description: Answers fail}"
+    )
+    (tmp_path / "test-release.yaml").write_text(text)
+    metrics: dict[str, Any] = {"errors": 0.01414158088658034, "latency": 300.0}
+    fake_http.routes["/kpi"] = lambda rec: (200, metrics)
+    env = make_env(f"sqlite:///{tmp_path}/slack.db", tmp_path, fake_slack, fake_http, clock, metrics)
+    try:
+        env.poll()
+        env.settle()
+        alert = fake_slack.last_alert().text_of_blocks()
+        assert "Support copilot v42, canary" in alert
+        assert "*What fired:* `fatal` Answers fail: errors &gt; 0" in alert
+        assert "`errors` (Fatal error rate) = *0.01414*" in alert and "0.014141" not in alert
+        assert ":x: `errors == 0` (Fatal error rate): now *0.01414*" in alert
+        step = fake_slack.thread()[1].text_of_blocks()
+        assert "`errors == 0` (Fatal error rate): now *0.01414*" in step
+        assert "Next: Lock (needs incident_commander)" in step  # the internal-alert draft
+        assert flows.resolve(env.deps, 1, "UIC").ok
+        env.settle()
+        alert = fake_slack.last_alert().text_of_blocks()
+        assert "*Resolved during step 1/3: Flag*" in alert and "resolve when satisfied" not in alert
+    finally:
+        env.server.shutdown()
+        env.service.close()
+    assert fake_slack.problems == []

@@ -18,6 +18,7 @@ from rollback_bot.ladder.steps import next_boundary, position
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.loader import LoadedPlaybook
+from rollback_bot.playbook.models import Playbook
 from rollback_bot.render.comms import TemplateProblem, render_comms
 from rollback_bot.render.context import comms_context
 from rollback_bot.rules.watch import watch_rows
@@ -116,6 +117,11 @@ def advance(deps: Deps, incident_id: int) -> None:
     run_due_actions(deps, incident_id)
 
 
+def _label(pb: Playbook, signal: str) -> str | None:
+    spec = pb.signals.get(signal)
+    return spec.label if spec is not None else None
+
+
 def incident_vars(incident: Incident, directory: Directory) -> dict[str, Any]:
     ack = incident.acknowledged_by
     return {
@@ -167,7 +173,16 @@ def step_entered(
             "late_by": format_duration(late),
             "late_by_seconds": late.total_seconds(),
             "skipped": skipped,
-            "watch": [{"signal": r.signal, "rule": r.rule, "value": r.value, "status": r.status} for r in rows],
+            "watch": [
+                {
+                    "signal": r.signal,
+                    "rule": r.rule,
+                    "value": r.value,
+                    "status": r.status,
+                    "label": _label(pb, r.signal),
+                }
+                for r in rows
+            ],
             "actions": [{"id": a.id, "label": a.label, "requires": a.requires} for a in step.actions],
             "comms": comms,
         },

@@ -53,6 +53,11 @@ def _problem(exc: Exception, filename: str | None) -> str:
     return f"line {line}: {_what(exc)}" if line else _what(exc)
 
 
+def _shown_value(value: Any) -> Any:
+    """What `{{ x }}` prints: nothing known yet (None: not acknowledged, no next step) prints '-', not 'None'."""
+    return "-" if value is None else value
+
+
 @lru_cache(maxsize=16)
 def _env(templates_dir: str) -> SandboxedEnvironment:
     return SandboxedEnvironment(
@@ -62,6 +67,7 @@ def _env(templates_dir: str) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        finalize=_shown_value,
     )
 
 

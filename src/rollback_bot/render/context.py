@@ -24,7 +24,7 @@ def comms_context(
     pos = position(pb, elapsed)
     nxt = pb.ladder[step_index + 1] if step_index + 1 < len(pb.ladder) else None
     return {
-        "playbook": {"name": pb.name, "service": pb.service, "channel": pb.channel},
+        "playbook": {"name": pb.name, "service": pb.service, "channel": pb.channel, "description": pb.description},
         "service": pb.service,
         "incident": incident,
         "step": {
@@ -39,8 +39,9 @@ def comms_context(
         "watch": [
             {
                 "signal": r.signal,
+                "label": (pb.signals[r.signal].label if r.signal in pb.signals else None) or r.signal,
                 "rule": r.rule,
-                "value": "no data" if r.value is None else f"{r.value:g}",
+                "value": "no data" if r.value is None else f"{r.value:.4g}",
                 "status": r.status,
             }
             for r in watch
@@ -61,7 +62,7 @@ def sample_context(pb: Playbook, step_index: int) -> dict[str, Any]:
         "trigger": trigger,
         "summary": f"{trigger}: {pb.triggers[trigger].describe()}",
         "opened_at": "2026-01-01 00:00 UTC",
-        "acknowledged_by": "U0SAMPLE",
+        "acknowledged_by": None if step_index == 0 else "Sam Ple",  # the first step: not yet acknowledged
         "status": "open",
     }
     watch = [WatchRow(c.signal, str(c), c.threshold, "ok") for c in step.watch]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -60,14 +60,29 @@ def who(user: str | None) -> str:
     return f"<@{user}>" if user else "?"
 
 
-def value(v: float | None) -> str:
-    return "no data" if v is None else f"{v:.4g}"
+def value(v: object) -> str:
+    """A reading as people read it: 4 significant digits (0.01414, not 0.01414158088658034)."""
+    if v is None:
+        return "no data"
+    return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 
 
-def watch_lines(rows: Sequence[WatchRow]) -> str:
+def labelled(pb: Playbook | None, signal: str) -> str:
+    """A signal's name, with its `label` when the playbook gives one: `p95_ms` (P95 latency)."""
+    spec = pb.signals.get(signal) if pb is not None else None
+    return f"`{esc(signal)}` ({esc(spec.label)})" if spec is not None and spec.label else f"`{esc(signal)}`"
+
+
+def watch_lines(rows: Sequence[WatchRow], labels: Mapping[str, str | None] | None = None) -> str:
+    """The step's watch list; `labels`: signal -> its `label` (the playbook's display name)."""
     if not rows:
         return "_no metrics to watch in this step_"
-    return "\n".join(f"{MARK[r.status]} `{esc(r.rule)}`: now *{value(r.value)}*" for r in rows)
+    lines = []
+    for r in rows:
+        label = (labels or {}).get(r.signal)
+        shown = f" ({esc(label)})" if label else ""
+        lines.append(f"{MARK[r.status]} `{esc(r.rule)}`{shown}: now *{value(r.value)}*")
+    return "\n".join(lines)
 
 
 def action_line(a: ActionView) -> str:
@@ -142,6 +157,8 @@ def alert(view: IncidentView) -> Message:
     assert inc.id is not None
     title = f"{inc.severity.upper()} \u00b7 {pb.service} \u00b7 incident #{inc.id}"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, MAX_HEADER), emoji=True))]
+    if pb.description:
+        blocks.append(context(esc(pb.description)))
     if inc.status == "resolved":
         state = f":white_check_mark: *Resolved* by {who(inc.resolved_by)} at {hhmm(inc.resolved_at)}"
     elif inc.acknowledged_by:
@@ -153,12 +170,14 @@ def alert(view: IncidentView) -> Message:
         state += f"\n:double_vertical_bar: *On hold* by {who(inc.held_by)} since {hhmm(inc.held_at)}"
     blocks.append(section(f"{SEVERITY.get(inc.severity, '')} {state}"))
     fired = ", ".join(
-        f"`{esc(str(e['signal']))}` = *{e['value'] if e['value'] is not None else 'no data'}*"
+        f"{labelled(pb, str(e['signal']))} = *{value(e['value'])}*"
         + (f" ({esc(str(e['note']))})" if e.get("note") else "")
         for e in view.evidence
     )
     rule = str(inc.evidence.get("rule") or "")
-    what = f"*What fired:* `{esc(inc.trigger)}` {esc(rule)}\n{fired}"
+    trigger = pb.triggers.get(inc.trigger)
+    described = f" {esc(trigger.description)}:" if trigger is not None and trigger.description else ""
+    what = f"*What fired:* `{esc(inc.trigger)}`{described} {esc(rule)}\n{fired}"
     since = _when(inc.evidence.get("since"))
     if since:
         what += f" \u00b7 since {hhmm(since)}"
@@ -174,8 +193,19 @@ def alert(view: IncidentView) -> Message:
             step += f"\nNext: *{esc(pos.next_step.name)}* at {hhmm(ends)}"
     else:
         step = f"*Ladder complete* ({format_duration(pb.duration)}): resolve when satisfied"
+    if inc.status == "resolved":  # where the ladder stood when it was resolved; nothing is next
+        where = (
+            f"step {pos.index + 1}/{len(pb.ladder)}: {esc(pos.step.name)}"
+            if pos.step and pos.index is not None
+            else None
+        )
+        step = (
+            f"*Resolved during {where}*" if where else f"*Resolved after the ladder* ({format_duration(pb.duration)})"
+        )
     blocks.append(section(step))
-    blocks.append(section("*Watch*\n" + watch_lines(view.watch)))
+    blocks.append(
+        section("*Watch*\n" + watch_lines(view.watch, {name: spec.label for name, spec in pb.signals.items()}))
+    )
     if view.actions:
         blocks.append(section("*Actions*\n" + "\n".join(action_line(a) for a in view.actions)))
     blocks += buttons(view)
@@ -266,8 +296,10 @@ def step_entered(ev: Event) -> Message:
         title += f"; skipped while the bot was down: {esc(', '.join(map(str, d['skipped'])))}"
     if d.get("late_by_seconds", 0) >= 60:
         title += f" \u00b7 {d['late_by']} after its start"
-    rows = [WatchRow(w["signal"], w["rule"], w["value"], w["status"]) for w in d.get("watch", [])]
-    blocks: list[Block] = [section(title), section("*Watch*\n" + watch_lines(rows))]
+    watched = d.get("watch", [])
+    rows = [WatchRow(w["signal"], w["rule"], w["value"], w["status"]) for w in watched]
+    labels = {str(w["signal"]): w.get("label") for w in watched}
+    blocks: list[Block] = [section(title), section("*Watch*\n" + watch_lines(rows, labels))]
     if d.get("actions"):
         blocks.append(
             section(
