@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SPEED  ?= 1440
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test lint typecheck check clean migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint typecheck
 
 check: $(VENV)/.installed
 	$(BIN)/rollback-bot check playbooks/
+
+# the next schema migration, from the models: make migration m="add incident labels"
+migration: $(VENV)/.installed
+	@test -n "$(m)" || { echo 'say what it changes: make migration m="add incident labels"'; exit 2; }
+	$(BIN)/rollback-bot db revision -m "$(m)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rollback-bot.db

@@ -87,6 +87,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_revision(args: argparse.Namespace) -> int:
+    from rollback_bot.store.revisions import new_revision
+
+    path = new_revision(args.message)
+    print(f"wrote {path}: read it (Alembic cannot see every change, e.g. a rename), then run the tests")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -352,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage", type=int, default=1, help="a rollout's gate: judge each window as this stage (default 1)"
     )
     backtest.set_defaults(func=cmd_backtest)
+
+    db = sub.add_parser("db", help="for maintainers: the database schema's migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    revision = db_sub.add_parser(
+        "revision", help="write the next migration: what the models have that the newest migration does not"
+    )
+    revision.add_argument("-m", "--message", required=True, help="what it changes, e.g. 'add incident labels'")
+    revision.set_defaults(func=cmd_db_revision)
 
     serve = sub.add_parser("serve", help="run the Slack app and the scheduler (settings from the environment)")
     serve.add_argument("--no-scheduler", action="store_true", help="web only (e.g. under gunicorn)")

@@ -147,3 +147,20 @@ def test_manifest_asks_for_exactly_the_scopes_the_code_uses() -> None:
     assert manifest["features"]["slash_commands"][0]["command"] == "/rollback"
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["slash_commands"][0]["url"].endswith("/slack/events")
+
+
+def test_readme_help_and_manifest_name_every_scope_and_every_command() -> None:
+    """What people read agrees with what the app asks for and takes: the README's list of scopes, the
+    manifest's usage hint and `/rollback help`."""
+    from rollback_bot.slack.blocks import HELP
+    from rollback_bot.slack.commands import VERBS
+
+    manifest = yaml.safe_load((ROOT / "bot" / "manifest.yaml").read_text())
+    readme = (ROOT / "README.md").read_text()
+    asks = readme[readme.index("It asks for") :][:600]
+    for scope in manifest["oauth_config"]["scopes"]["bot"]:
+        assert f"`{scope}`" in asks, scope
+    hint = manifest["features"]["slash_commands"][0]["usage_hint"]
+    for verb in VERBS:
+        assert verb in hint, verb
+        assert f"`/rollback {verb}" in HELP, verb

@@ -39,20 +39,20 @@ def database_url() -> str:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, location: Path = MIGRATIONS) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(location))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, location: Path = MIGRATIONS) -> None:
     """Bring the schema to the newest migration. On PostgreSQL an advisory lock keeps two replicas
     starting together from migrating at the same time."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7215539)"))
-        command.upgrade(alembic_config(conn), "head")
+        command.upgrade(alembic_config(conn, location), "head")
 
 
 class DatabaseUnreachable(Exception):

@@ -1,0 +1,38 @@
+"""`rollback-bot db revision` (make migration) writes the next migration from the models: nothing when the
+migrations are current, and exactly what is missing when they are not."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rollback_bot.store.database import MIGRATIONS
+from rollback_bot.store.revisions import new_revision, next_id
+
+
+def _copy(tmp_path: Path) -> Path:
+    location = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
+    return location
+
+
+def test_current_migrations_give_an_empty_next_one(tmp_path: Path) -> None:
+    location = _copy(tmp_path)
+    last = next_id(location)
+    path = new_revision("nothing new", location=location)
+    assert path.name == f"{last}_nothing_new.py"
+    text = path.read_text()
+    assert f"revision = '{last}'" in text and f"down_revision = '{int(last) - 1:04d}'" in text
+    assert "op." not in text, text  # the models and the migrations agree: nothing to do
+
+
+def test_a_missing_migration_is_written_from_the_models(tmp_path: Path) -> None:
+    location = _copy(tmp_path)
+    newest = max((location / "versions").glob("0*.py"))
+    newest.unlink()  # as if the models had changed and nobody wrote the migration yet
+    path = new_revision("leader tokens", location=location)
+    assert path.name.startswith(newest.name[:4])
+    text = path.read_text()
+    for column in ("slack_lease_token", "lease_token", "'token'"):
+        assert column in text, text
+    assert "add_column" in text and "drop_column" in text
