@@ -54,7 +54,13 @@ def cmd_drill(args: argparse.Namespace) -> int:
         print("--speed must be positive", file=sys.stderr)
         return 2
     try:
-        return run_drill(args.playbook, speed=args.speed, fault_after=fault_after, database_url=args.database)
+        return run_drill(
+            args.playbook,
+            speed=args.speed,
+            fault_after=fault_after,
+            fault_trigger=args.fault_trigger,
+            database_url=args.database,
+        )
     except PlaybookInvalid as exc:
         for err in exc.errors:
             print(err, file=sys.stderr)
@@ -295,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-after",
         default="20m",
         help="drill time before the fault is injected (a ladder drill; a rollout's fault shows at its stage of 50%%)",
+    )
+    drill.add_argument(
+        "--fault-trigger",
+        metavar="TRIGGER",
+        help="the trigger the fault makes fire, for a playbook the built-in model does not play (default: the first "
+        "critical one)",
     )
     drill.add_argument("--database", help="keep the drill's timeline in this database URL (default: a temp file)")
     drill.set_defaults(func=cmd_drill)

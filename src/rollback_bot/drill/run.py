@@ -22,6 +22,7 @@ from rollback_bot.drill.console import ConsoleNotifier, hhmm
 from rollback_bot.drill.people import Cue, drill_directory, script
 from rollback_bot.drill.report import Timings, render
 from rollback_bot.drill.sandbox import ModelState, Sandbox
+from rollback_bot.drill.synthetic import CannotSimulate
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import latest
 from rollback_bot.ladder.approvals import Approved, is_complete
@@ -40,6 +41,7 @@ Out = Callable[[str], None]
 
 
 LADDER_SPEED = 1440.0  # a 24h ladder in a minute
+KEY_METRICS = ("fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score")
 
 
 class DrillRefused(Exception):
@@ -79,6 +81,7 @@ def run_drill(
     *,
     speed: float | None = None,
     fault_after: timedelta = timedelta(minutes=20),
+    fault_trigger: str | None = None,
     database_url: str | None = None,
     min_real_interval: float = 0.2,
     out: Out = print,
@@ -99,7 +102,10 @@ def run_drill(
     speed = speed or LADDER_SPEED
     clock = ScaledClock(speed)
     state = ModelState(clock.now)
-    sandbox = Sandbox(original.playbook, state).start()
+    try:
+        sandbox = Sandbox(original.playbook, state, target=fault_trigger).start()
+    except CannotSimulate as exc:
+        raise DrillRefused(f"{original.source}: {exc}") from None
     tmp = tempfile.TemporaryDirectory(prefix="rollback-drill-")
     store = Store(database_url or f"sqlite:///{tmp.name}/drill.db")
     with store.session() as s:
@@ -123,6 +129,18 @@ def run_drill(
         f"(the {pb.duration.total_seconds() / 3600:g}h ladder takes ~{pb.duration.total_seconds() / speed:.0f}s)"
     )
     out(f"  signals: {len(pb.signals)}, triggers: {', '.join(pb.triggers)}; fault injected at T+{hhmm(fault_after)}")
+    if sandbox.synthetic is not None:
+        staged = ", ".join(sorted(sandbox.staged)) or None
+        out(
+            f"  model: derived from the playbook's thresholds; the fault makes '{sandbox.synthetic.target}' fire; "
+            + (
+                f"the stages of {staged} move traffic back"
+                if staged
+                else "no action has stages: nothing moves traffic back, so the model recovers only if you resolve"
+            )
+        )
+        for note in sandbox.synthetic.notes:
+            out(f"  note: {note}")
     out(f"  people: {', '.join(f'{directory.display_name(u)}={u}' for r in holders.values() for u in r[:1])}")
     # at x1440 a poll now and then overruns its slot; APScheduler says so for each one, which is noise here
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -265,7 +283,9 @@ def _progress(
     pb = loaded.playbook
     pos = position(pb, now - incident.opened_at)
     values = latest(s, pb, now, deps.poll_floor)
-    keys = ["fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score"]
+    keys = [k for k in KEY_METRICS if k in pb.signals] or list(
+        dict.fromkeys(sig for trig in pb.triggers.values() for sig in trig.signals)
+    )[:5]
     shown = ", ".join(f"{k}={values[k].value:.3g}" for k in keys if k in values and values[k].value is not None)
     where = f"step {pos.index + 1}/{len(pb.ladder)}" if pos.index is not None else "ladder complete"
     out(f"  {console.stamp(now)}  progress   L+{hhmm(now - incident.opened_at)} {where} | {shown}")

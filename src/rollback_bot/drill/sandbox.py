@@ -1,6 +1,11 @@
 """A sandboxed model service on loopback: serves the playbook's metrics, takes an injected fault, and
 accepts the action webhooks, after which its metrics recover.
 
+Two models: the built-in GenAI service (its metrics are the shipped playbook's), played when every signal of the
+playbook reads one of its metrics; else a model derived from the playbook's own thresholds (drill/synthetic.py):
+healthy values for every signal, the fault on one trigger's signals, blended by the share of traffic the fault
+still reaches (a staged action's stages move it back).
+
 - JSON: every http signal's URL path answers the model's current metrics document.
 - Prometheus: `GET /api/v1/query?query=Q` answers like Prometheus' HTTP API for the playbook's queries
   (a one-sample vector; an empty vector when the model has no value; `bad_data` for unknown queries).
@@ -22,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from rollback_bot.drill.synthetic import Synthetic, derive, read_signals
+from rollback_bot.metrics.sources import PATH_PART, json_path
 from rollback_bot.playbook.models import Playbook
 
 
@@ -117,6 +124,27 @@ class ModelState:
             return f"{action} applied"
 
 
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set `path` (as metrics.json_path reads it: 'a.b', 'a[0].b') in a document built up from nothing."""
+    parts: list[str | int] = [int(i) if i else n for n, i in PATH_PART.findall(path)]
+    cur: Any = doc
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        empty: Any = None if last else ([] if isinstance(parts[i + 1], int) else {})
+        if isinstance(part, int):
+            while len(cur) <= part:
+                cur.append(None)
+            if last:
+                cur[part] = value
+            else:
+                cur[part] = cur[part] if cur[part] is not None else empty
+                cur = cur[part]
+        elif last:
+            cur[part] = value
+        else:
+            cur = cur.setdefault(part, empty)
+
+
 def _percent(body: dict[str, Any]) -> float | None:
     for key in ("percent", "stage"):
         if key in body:
@@ -199,7 +227,8 @@ def _handler(get: Get, post: Post) -> type[BaseHTTPRequestHandler]:
 class Sandbox:
     """The HTTP face of ModelState, bound to 127.0.0.1 on a free port."""
 
-    def __init__(self, pb: Playbook, state: ModelState) -> None:
+    def __init__(self, pb: Playbook, state: ModelState, target: str | None = None) -> None:
+        self.pb = pb
         self.state = state
         self.queries: dict[str, str] = {}  # PromQL text -> metric key
         self.json_paths: dict[str, str] = {}  # URL path -> prefix inside the metrics document
@@ -215,6 +244,31 @@ class Sandbox:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.applied: dict[str, dict[str, Any]] = {}  # Idempotency-Key -> the answer given
         self._http = JsonServer(self._get, self._post)
+        self.synthetic: Synthetic | None = None
+        if not self._builtin_serves(pb):
+            self.synthetic = derive(pb, target)  # CannotSimulate says why not
+        self.staged = {a.id for step in pb.ladder for a in step.actions if a.stages}
+
+    def _builtin_serves(self, pb: Playbook) -> bool:
+        """Whether the built-in model has every metric the playbook reads (the shipped playbook's)."""
+        doc = self.state.metrics()
+        for name in read_signals(pb):
+            spec = pb.signals[name]
+            if spec.prometheus is not None and name not in doc:
+                return False
+            if spec.http is not None and spec.json_path is not None:
+                try:  # a metric it has (None: not served right now, e.g. a slice not yet live)
+                    json_path(self.document(urlsplit(spec.http).path or "/"), spec.json_path)
+                except KeyError:
+                    return False
+        return True
+
+    def value(self, signal: str) -> float | None:
+        """A signal's value now, from whichever model plays."""
+        if self.synthetic is not None:
+            return self.synthetic.value(signal, self.state.faulty_share)
+        found = self.state.metrics().get(signal)
+        return float(found) if isinstance(found, int | float) else None
 
     @property
     def url(self) -> str:
@@ -228,7 +282,15 @@ class Sandbox:
         self._http.stop()
 
     def document(self, path: str) -> Any:
-        """`/slice` answers the 'slice' part of the metrics; any other path the whole document."""
+        """`/slice` answers the 'slice' part of the metrics; any other path the whole document. A derived
+        model answers each signal read at this path at its JSON path."""
+        if self.synthetic is not None:
+            built: dict[str, Any] = {}
+            for name in read_signals(self.pb):
+                spec = self.pb.signals[name]
+                if spec.http is not None and spec.json_path and (urlsplit(spec.http).path or "/") == path:
+                    _put(built, spec.json_path, self.value(name))
+            return built
         doc = self.state.metrics()
         part = doc.get(self.json_paths.get(path, ""))
         return part if isinstance(part, dict) else doc
@@ -237,7 +299,7 @@ class Sandbox:
         name = self.queries.get(promql)
         if name is None:
             return 400, {"status": "error", "errorType": "bad_data", "error": f"sandbox has no series for {promql!r}"}
-        value = self.state.metrics().get(name)
+        value = self.value(name)
         ts = self.state.now().timestamp()
         if value is None:
             return 200, {"status": "success", "data": {"resultType": "vector", "result": []}}
@@ -259,6 +321,8 @@ class Sandbox:
         self.requests.append((path, key, body))
         if key and key in self.applied:
             return 200, {**self.applied[key], "replayed": True}
+        if self.synthetic is not None and action in self.staged and _percent(body) is None:
+            body = {**body, "percent": key.rsplit("/", 1)[-1]}  # the stage, from its Idempotency-Key
         answer = {"ok": True, "result": self.state.apply(action, body)}
         if key:
             self.applied[key] = answer

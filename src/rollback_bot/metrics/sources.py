@@ -265,13 +265,13 @@ def _notes(body: dict[str, Any]) -> str:
     return "; ".join(out)
 
 
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[([0-9]+)\]")
+PATH_PART = re.compile(r"([^.\[\]]+)|\[([0-9]+)\]")
 
 
 def json_path(doc: Any, path: str) -> Any:
     """'kpi.accuracy', 'models[0].latency' or 'models.0.latency' -> the value; KeyError names what is missing."""
     cur = doc
-    for name, index in _PATH_PART.findall(path):
+    for name, index in PATH_PART.findall(path):
         numeric = name.isascii() and name.isdigit() and isinstance(cur, list)
         key: str | int = int(index) if index else (int(name) if numeric else name)
         try:
