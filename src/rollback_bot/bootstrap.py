@@ -17,6 +17,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from rollback_bot import flows
+from rollback_bot.alertmanager import AlertmanagerEndpoint
 from rollback_bot.checking import load_checked, playbook_files
 from rollback_bot.clock import Clock, SystemClock
 from rollback_bot.config import Settings
@@ -143,8 +144,17 @@ class Service:
     def wsgi(self) -> WsgiApp:
         POLLING.source = self.poll_figures
         secret = self.settings.slack_signing_secret
+        token = self.settings.alertmanager_token
+        alertmanager = AlertmanagerEndpoint(
+            self.store, token.get_secret_value() if token else None, self.playbooks, self.deps.now
+        )
         return wsgi_app(
-            self.app, self.store, secret.get_secret_value() if secret else None, self.polling_behind, self.clicks_late
+            self.app,
+            self.store,
+            secret.get_secret_value() if secret else None,
+            self.polling_behind,
+            self.clicks_late,
+            alertmanager,
         )
 
 
