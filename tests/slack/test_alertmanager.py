@@ -14,9 +14,16 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlmodel import select
 
+from rollback_bot import flows
 from rollback_bot.clock import FakeClock
 from rollback_bot.config import ConfigError, Settings, load_settings
-from rollback_bot.store.audit import playbook_events
+from rollback_bot.directory import StaticDirectory
+from rollback_bot.flows import Deps
+from rollback_bot.notify import RecordingNotifier
+from rollback_bot.playbook import load_playbook
+from rollback_bot.store import Store
+from rollback_bot.store.audit import playbook_events, timeline
+from rollback_bot.store.incidents import open_incident
 from rollback_bot.store.models import AlertRow
 from tests.flows.conftest import PLAYBOOK
 from tests.helpers import FakeHTTP, loopback_session
@@ -220,3 +227,27 @@ def test_a_placeholder_token_is_refused_at_start(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ALERTMANAGER_TOKEN", AM_TOKEN)
     settings = load_settings()
     assert isinstance(settings, Settings) and settings.alertmanager_token is not None
+
+
+def test_the_scheduler_process_acts_on_what_a_web_worker_took(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock, store: Store
+) -> None:
+    """Under gunicorn the webhook lands in a web worker; the leader (another process: here another engine and
+    nothing shared in memory) reads the stored alert at its next poll. On SQLite and PostgreSQL."""
+    web = am_env(tmp_path, fake_slack, fake_http, clock, store.url)
+    try:
+        assert send(web, payload(alert())).status_code == 200
+        assert send(web, payload(alert())).status_code == 200  # Alertmanager's retry: the same again
+        notifier = RecordingNotifier()
+        leader = Deps(Store(store.url), clock, loopback_session(), StaticDirectory(), notifier, sleep=lambda s: None)
+        loaded = load_playbook(tmp_path / "test-release.yaml")
+        clock.advance(30)
+        flows.poll(leader, loaded, list(loaded.playbook.signals))
+        with leader.store.session() as s:
+            incident = open_incident(s, playbook="test-release")
+            assert incident is not None and incident.trigger == "alerted"
+            assert [e.kind for e in timeline(s, incident.id)].count("signal.fired") == 1  # type: ignore[arg-type]
+        leader.store.close()
+    finally:
+        web.server.shutdown()
+        web.service.close()
