@@ -145,7 +145,7 @@ def make_env(
     http: FakeHTTP,
     clock: FakeClock,
     metrics: dict[str, Any],
-    **settings: Any,
+    **extra: Any,
 ) -> SlackEnv:
     path = tmp_path / "test-release.yaml"
     if not path.exists():
@@ -156,7 +156,7 @@ def make_env(
         slack_api_url=slack.api_url,
         database_url=store_url,
         rollback_playbooks=str(path),
-        **settings,
+        **extra,
     )
     service = build_service(settings, clock=clock, http=loopback_session())
     server = make_http_server(service.wsgi(), "127.0.0.1", 0)

@@ -162,7 +162,7 @@ class AlertmanagerSpec(Strict):
         min_length=1, description="labels an alert must have, e.g. {alertname: ModelErrorRate, service: x}"
     )
     max_age: Duration | None = Field(
-        None,
+        default=None,
         description="a firing alert not sent again for this long is no data (stale); default: it holds until it "
         "resolves or its endsAt passes. Set it above Alertmanager's repeat_interval",
     )
