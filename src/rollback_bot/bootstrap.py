@@ -307,13 +307,17 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             socket_handler = SocketModeHandler(service.app, settings.slack_app_token.get_secret_value())
             socket_handler.connect()
             log.warning("Socket Mode connected")
-        elif web:
+        # Socket Mode needs no port for Slack, but Alertmanager's webhook does
+        if web and (not settings.socket_mode or settings.alertmanager_token is not None):
             server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            routes = [] if settings.socket_mode else ["POST /slack/events"]
+            routes += ["POST /alertmanager"] if settings.alertmanager_token is not None else []
             log.warning(
-                "listening on http://%s:%s (POST /slack/events, GET /healthz, GET /metrics)",
+                "listening on http://%s:%s (%s)",
                 settings.rollback_host,
                 settings.rollback_port,
+                ", ".join([*routes, "GET /healthz", "GET /metrics"]),
             )
         if scheduler and not web and settings.rollback_scheduler_port:
             own = _scheduler_port(service, settings)
