@@ -4,6 +4,7 @@ replays doubling nothing; a firing alert opens the incident through the same tri
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from rollback_bot.directory import StaticDirectory
 from rollback_bot.flows import Deps
 from rollback_bot.notify import RecordingNotifier
 from rollback_bot.playbook import load_playbook
+from rollback_bot.scheduler import build_scheduler
 from rollback_bot.store import Store
 from rollback_bot.store.audit import playbook_events, timeline
 from rollback_bot.store.incidents import open_incident
@@ -251,3 +253,32 @@ def test_the_scheduler_process_acts_on_what_a_web_worker_took(
     finally:
         web.server.shutdown()
         web.service.close()
+
+
+def test_the_leader_polls_alert_signals_as_soon_as_a_webhook_came(env: SlackEnv) -> None:
+    """Not at the signal's next slot (every 30s): the scheduler looks every second for what Alertmanager sent."""
+    playbooks = list(env.service.playbooks.values())
+    seen = flows.poll_alerts(env.deps, playbooks, None)
+    assert seen is None and "model_errors" not in env.deps.polled["test-release"]  # nothing sent: no poll
+    assert send(env, payload(alert())).status_code == 200
+    seen = flows.poll_alerts(env.deps, playbooks, seen)
+    assert seen == env.clock.now() and env.deps.polled["test-release"]["model_errors"].value == 1.0
+    assert "incident.opened" in kinds(env)
+    env.deps.polled["test-release"].pop("model_errors")
+    assert flows.poll_alerts(env.deps, playbooks, seen) == seen  # nothing new: no poll
+    assert "model_errors" not in env.deps.polled["test-release"]
+
+
+def test_the_real_scheduler_opens_the_incident_within_seconds_of_the_webhook(env: SlackEnv) -> None:
+    sched = build_scheduler(env.deps, list(env.service.playbooks.values()))
+    sched.start()
+    try:
+        time.sleep(1.5)  # the first poll of every group has run; the next is 30 s away
+        assert "incident.opened" not in kinds(env)
+        assert send(env, payload(alert())).status_code == 200
+        deadline = time.monotonic() + 5
+        while "incident.opened" not in kinds(env):
+            assert time.monotonic() < deadline, "the leader did not act on the webhook within 5 s"
+            time.sleep(0.1)
+    finally:
+        sched.shutdown(wait=True)

@@ -26,6 +26,7 @@ from rollback_bot.rules.health import SignalHealth, track
 from rollback_bot.rules.polling import PollGroup
 from rollback_bot.rules.readings import Reading
 from rollback_bot.rules.step import step_triggers
+from rollback_bot.store import alerts as store_alerts
 from rollback_bot.store import audit, watching
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store.incidents import open_incident
@@ -91,6 +92,21 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: PollGr
             )
             s.commit()
     return readings
+
+
+def poll_alerts(deps: Deps, playbooks: Sequence[LoadedPlaybook], seen: datetime | None) -> datetime | None:
+    """When Alertmanager sent something after `seen` (what the last look returned), poll every alertmanager
+    signal now rather than at its next slot: the leader acts within a look of a webhook that any process took.
+    Returns when the newest delivery was taken."""
+    with deps.store.session() as s:
+        newest = store_alerts.last_received(s)
+    if newest is None or (seen is not None and newest <= seen):
+        return seen if newest is None else max(newest, seen or newest)
+    for loaded in playbooks:
+        names = list(alerts.specs(loaded.playbook))
+        if names:
+            poll(deps, loaded, names)
+    return newest
 
 
 NEVER = 2**31 - 1

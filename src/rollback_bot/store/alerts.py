@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, delete, select
 
 from rollback_bot.metrics.alertmanager import Alert
@@ -83,6 +83,11 @@ def named(session: Session, *, alertnames: Iterable[str] | None) -> list[Alert]:
     if alertnames is not None:
         stmt = stmt.where(col(AlertRow.alertname).in_(sorted(set(alertnames))))
     return [to_alert(row) for row in session.exec(stmt)]
+
+
+def last_received(session: Session) -> datetime | None:
+    """When the newest delivery was taken (None before any): one look at the table, for the leader's poll."""
+    return session.exec(select(func.max(col(AlertRow.received_at)))).one()
 
 
 def prune(session: Session, *, older_than: datetime) -> int:
