@@ -20,6 +20,7 @@ from rollback_bot.flows import alerts
 from rollback_bot.metrics.alertmanager import MAX_BODY, Payload, matching, parse
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.store.database import Store
+from rollback_bot.telemetry import ALERTS_RECEIVED
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
@@ -68,7 +69,9 @@ class AlertmanagerEndpoint:
             return _answer(start_response, 503, {"error": reason})
         found = matching(self.signals, stored)
         for alert in stored:
-            if not any(alert in group for group in found.values()):
+            matched = any(alert in group for group in found.values())
+            ALERTS_RECEIVED.labels(status=alert.status, matched=str(matched).lower()).inc()
+            if not matched:
                 log.info("alert %s from Alertmanager matches no alertmanager signal of any playbook", alert.describe())
         if payload.truncatedAlerts:
             log.warning("Alertmanager left out %d alerts of a group (max_alerts)", payload.truncatedAlerts)

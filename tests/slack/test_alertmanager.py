@@ -163,6 +163,8 @@ def test_an_alert_matching_no_signal_is_stored_and_said(env: SlackEnv) -> None:
     other = alert(labels={"alertname": "DiskFull"}, fingerprint="e")
     answer = send(env, payload(other))
     assert answer.status_code == 200 and answer.json() == {"stored": 1, "signals": []}
+    metrics = loopback_session().get(f"{env.url}/metrics", timeout=5).text
+    assert 'rollback_bot_alertmanager_alerts_total{matched="false",status="firing"}' in metrics
     env.poll()
     assert env.deps.polled["test-release"]["model_errors"].status == "nodata"
 
