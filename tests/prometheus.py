@@ -21,13 +21,13 @@ import requests
 from tests.helpers import loopback_session
 
 
-def binary(name: str = "prometheus") -> str:
+def binary(name: str = "prometheus", package: str = "prometheus") -> str:
     """The binary's path; skips the test (fails it under CI) when it is not installed."""
     found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if found is None:
-        reason = f"the {name} binary is not installed (apt-get install prometheus)"
+        reason = f"the {name} binary is not installed (apt-get install {package})"
         if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Prometheus tests: {reason}")
+            pytest.fail(f"CI must run the tests against the real {name}: {reason}")
         pytest.skip(reason)
     return found
 

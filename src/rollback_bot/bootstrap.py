@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import make_url
 
 from rollback_bot import __version__, flows
+from rollback_bot.alertmanager import AlertmanagerEndpoint
 from rollback_bot.checking import load_checked, playbook_files
 from rollback_bot.clock import Clock, SystemClock
 from rollback_bot.config import Settings
@@ -144,8 +145,17 @@ class Service:
     def wsgi(self) -> WsgiApp:
         POLLING.source = self.poll_figures
         secret = self.settings.slack_signing_secret
+        token = self.settings.alertmanager_token
+        alertmanager = AlertmanagerEndpoint(
+            self.store, token.get_secret_value() if token else None, self.playbooks, self.deps.now
+        )
         return wsgi_app(
-            self.app, self.store, secret.get_secret_value() if secret else None, self.polling_behind, self.clicks_late
+            self.app,
+            self.store,
+            secret.get_secret_value() if secret else None,
+            self.polling_behind,
+            self.clicks_late,
+            alertmanager,
         )
 
 
@@ -306,13 +316,17 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             socket_handler = SocketModeHandler(service.app, settings.slack_app_token.get_secret_value())
             socket_handler.connect()
             log.info("Socket Mode connected")
-        elif web:
+        # Socket Mode needs no port for Slack, but Alertmanager's webhook does
+        if web and (not settings.socket_mode or settings.alertmanager_token is not None):
             server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            routes = [] if settings.socket_mode else ["POST /slack/events"]
+            routes += ["POST /alertmanager"] if settings.alertmanager_token is not None else []
             log.info(
-                "listening on http://%s:%s (POST /slack/events, GET /healthz, GET /metrics)",
+                "listening on http://%s:%s (%s)",
                 settings.rollback_host,
                 settings.rollback_port,
+                ", ".join([*routes, "GET /healthz", "GET /metrics"]),
             )
         if scheduler and not web and settings.rollback_scheduler_port:
             own = _scheduler_port(service, settings)

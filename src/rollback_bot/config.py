@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # up to ROLE_CACHE_MAX_STALE old is used, and past that people are told their role cannot be checked
     role_cache_ttl: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(seconds=30)
     role_cache_max_stale: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(minutes=10)
+    # POST /alertmanager takes Alertmanager's webhook with `Authorization: Bearer <this>`; unset: the route is off
+    alertmanager_token: SecretStr | None = None
     slack_bot_user_id: str | None = None  # the bot's own user ID; without it, learned from auth.test when Slack answers
 
     @field_validator("slack_bot_token")
@@ -73,6 +75,18 @@ class Settings(BaseSettings):
         raw = v.get_secret_value() if v is not None else None
         if raw is not None and (_PLACEHOLDER.search(raw) or len(raw) < 16):
             raise ValueError("must be the signing secret from your Slack app's 'Basic Information' page")
+        return v
+
+    @field_validator("alertmanager_token")
+    @classmethod
+    def _alertmanager_token(cls, v: SecretStr | None) -> SecretStr | None:
+        raw = v.get_secret_value() if v is not None else None
+        if raw is not None and (_PLACEHOLDER.search(raw) or len(raw) < 16 or raw != raw.strip() or " " in raw):
+            raise ValueError(
+                "must be a random token of 16 or more characters without spaces (e.g. `openssl rand -hex 32`), "
+                "the same as the webhook receiver's http_config.authorization.credentials; or unset to turn "
+                "POST /alertmanager off"
+            )
         return v
 
     @field_validator("slack_api_url")

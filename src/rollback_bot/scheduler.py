@@ -88,6 +88,22 @@ def _panic_run(deps: Deps, loaded: LoadedPlaybook) -> None:
         log.exception("the panic run of %s failed; next run will try again", loaded.playbook.name)
 
 
+class _AlertLook:
+    """Every PLAN_EVERY: what Alertmanager sent since the last look is polled at once (flows.poll_alerts)."""
+
+    def __init__(self, deps: Deps, playbooks: Sequence[LoadedPlaybook]) -> None:
+        self.deps, self.playbooks = deps, playbooks
+        self.seen: datetime | None = None  # a new leader looks at everything once
+
+    def __call__(self) -> None:
+        try:
+            self.seen = flows.poll_alerts(self.deps, self.playbooks, self.seen)
+        except Fenced:
+            raise
+        except Exception:
+            log.exception("looking for alerts from Alertmanager failed; the next look tries again")
+
+
 def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
     try:
         flows.check_polling(deps, playbooks, since)
@@ -185,6 +201,15 @@ def build_scheduler(
         executor="watchdog",
         next_run_time=start + timedelta(seconds=real_seconds(deps, WATCHDOG_EVERY, WATCHDOG_FLOOR)),
     )
+    if any(spec.alertmanager is not None for loaded in playbooks for spec in loaded.playbook.signals.values()):
+        look = _AlertLook(deps, playbooks)
+        sched.add_job(
+            led(leadership, look.__call__),
+            IntervalTrigger(seconds=real_seconds(deps, PLAN_EVERY, TICK_FLOOR), timezone=UTC),
+            id="alertmanager",
+            name="poll alertmanager signals as soon as Alertmanager sent something",
+            next_run_time=start,
+        )
     sched.add_job(
         led(leadership, _plan),
         IntervalTrigger(seconds=real_seconds(deps, PLAN_EVERY, TICK_FLOOR), timezone=UTC),

@@ -31,6 +31,12 @@ ACTIONS = Counter(
 REQUESTS = Histogram(
     "rollback_bot_http_request_seconds", "Time to answer HTTP requests", ["path", "status"], registry=REGISTRY
 )
+ALERTS_RECEIVED = Counter(
+    "rollback_bot_alertmanager_alerts_total",
+    "Alerts taken from Alertmanager's webhook, by status and whether a playbook signal matches them",
+    ["status", "matched"],
+    registry=REGISTRY,
+)
 
 CLICKS = Counter(
     "rollback_bot_clicks_total", "Clicks worked off, by result (ok, refused, failed)", ["result"], registry=REGISTRY

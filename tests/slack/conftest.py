@@ -139,7 +139,13 @@ class SlackEnv:
 
 
 def make_env(
-    store_url: str, tmp_path: Path, slack: FakeSlack, http: FakeHTTP, clock: FakeClock, metrics: dict[str, Any]
+    store_url: str,
+    tmp_path: Path,
+    slack: FakeSlack,
+    http: FakeHTTP,
+    clock: FakeClock,
+    metrics: dict[str, Any],
+    **extra: Any,
 ) -> SlackEnv:
     path = tmp_path / "test-release.yaml"
     if not path.exists():
@@ -150,6 +156,7 @@ def make_env(
         slack_api_url=slack.api_url,
         database_url=store_url,
         rollback_playbooks=str(path),
+        **extra,
     )
     service = build_service(settings, clock=clock, http=loopback_session())
     server = make_http_server(service.wsgi(), "127.0.0.1", 0)

@@ -72,6 +72,8 @@ _LABELS = {
     "signal.restored": "RESTORED",
     "signal.silent": "SILENT",
     "signal.stale": "STALE",
+    "alert.firing": "ALERT",
+    "alert.resolved": "ALERT OK",
     "polling.behind": "BEHIND",
     "polling.restored": "CAUGHT UP",
     "trigger.blind": "BLIND",

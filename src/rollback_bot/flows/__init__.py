@@ -5,7 +5,7 @@ from rollback_bot.flows.deps import Deps, Outcome
 from rollback_bot.flows.ladder import advance, next_step_due, open_incidents, tick
 from rollback_bot.flows.people import acknowledge, add_note, approve, hold, release, resolve
 from rollback_bot.flows.reminders import send_due_reminders
-from rollback_bot.flows.watch import evaluate, poll
+from rollback_bot.flows.watch import evaluate, poll, poll_alerts
 from rollback_bot.flows.watchdog import check_polling, polling_status
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "next_step_due",
     "open_incidents",
     "poll",
+    "poll_alerts",
     "polling_status",
     "release",
     "resolve",

@@ -14,6 +14,7 @@ from rollback_bot.rules.readings import Reading
 from rollback_bot.rules.step import fresh, jump_windows, stale_after
 
 __all__ = ["builtin_reading", "fresh", "history", "latest", "prune", "stale_after", "to_reading", "with_builtins"]
+from rollback_bot.store import alerts as store_alerts
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store.models import Incident, ReadingRow
 
@@ -26,9 +27,11 @@ def builtin_reading(name: str, spec: SignalSpec, incident: Incident | None, now:
 
 
 def prune(deps: Deps, keep: timedelta) -> int:
-    """Delete readings older than `keep` (charts of older incidents lose their lines; the timeline stays)."""
+    """Delete readings older than `keep` (charts of older incidents lose their lines; the timeline stays), and
+    the alerts Alertmanager has not sent for as long."""
     with deps.store.session() as s:
         deleted = store_readings.prune(s, older_than=deps.now() - keep)
+        store_alerts.prune(s, older_than=deps.now() - keep)
         s.commit()
         return deleted
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from rollback_bot.flows import alerts
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.ladder import step_entered
 from rollback_bot.flows.readings import builtin_reading, fresh, history, latest, with_builtins
@@ -25,6 +26,7 @@ from rollback_bot.rules.health import SignalHealth, track
 from rollback_bot.rules.polling import PollGroup
 from rollback_bot.rules.readings import Reading
 from rollback_bot.rules.step import step_triggers
+from rollback_bot.store import alerts as store_alerts
 from rollback_bot.store import audit, watching
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store.incidents import open_incident
@@ -51,12 +53,17 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: PollGr
                 at=deps.now(),
             )
             s.commit()
-    external = [build_source(n, pb.signals[n], pb) for n in names if pb.signals[n].builtin is None]
+    external = [build_source(n, pb.signals[n], pb) for n in names if pb.signals[n].fetched]
     readings = deps.reader.read_all(external, deps.now)
     builtins = [n for n in names if pb.signals[n].builtin is not None]
+    pushed = [n for n in names if pb.signals[n].alertmanager is not None]
     with deps.lock(pb.name), deps.store.session() as s:
         incident = open_incident(s, playbook=pb.name)
         readings += [builtin_reading(n, pb.signals[n], incident, deps.now()) for n in builtins]
+        alert_events: list[Event] = []
+        if pushed:  # what Alertmanager sent, whichever process took it (before this poll's readings are stored)
+            from_alerts, alert_events = alerts.read(s, pb, pushed, incident, deps.now())
+            readings += from_alerts
         store_readings.insert_readings(
             s,
             [
@@ -71,7 +78,7 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: PollGr
                 for r in readings
             ],
         )
-        events = _track_health(s, pb, [r for r in readings if r.signal not in builtins], incident)
+        events = alert_events + _track_health(s, pb, [r for r in readings if r.signal not in builtins], incident)
         s.commit()
         deps.polled[pb.name].update((r.signal, r) for r in readings)
     for status, count in Counter(r.status for r in readings).items():
@@ -85,6 +92,21 @@ def poll(deps: Deps, loaded: LoadedPlaybook, names: Sequence[str], group: PollGr
             )
             s.commit()
     return readings
+
+
+def poll_alerts(deps: Deps, playbooks: Sequence[LoadedPlaybook], seen: datetime | None) -> datetime | None:
+    """When Alertmanager sent something after `seen` (what the last look returned), poll every alertmanager
+    signal now rather than at its next slot: the leader acts within a look of a webhook that any process took.
+    Returns when the newest delivery was taken."""
+    with deps.store.session() as s:
+        newest = store_alerts.last_received(s)
+    if newest is None or (seen is not None and newest <= seen):
+        return seen if newest is None else max(newest, seen or newest)
+    for loaded in playbooks:
+        names = list(alerts.specs(loaded.playbook))
+        if names:
+            poll(deps, loaded, names)
+    return newest
 
 
 NEVER = 2**31 - 1
@@ -105,7 +127,8 @@ def _track_health(s: Session, pb: Playbook, readings: Sequence[Reading], inciden
         before = SignalHealth(row.failures, row.lost, row.empties, row.silent) if row else SignalHealth()
         spec = pb.signals[r.signal]
         # silence blinds a trigger; a watch-only signal without data says so in its step's watch table
-        silent_after = spec.silent_after if r.signal in detecting else NEVER
+        # (and Alertmanager only speaks when something fires: no alert yet is normal, not silence)
+        silent_after = spec.silent_after if r.signal in detecting and spec.alertmanager is None else NEVER
         health, change = track(before, r, spec.lost_after, silent_after)
         if health != before:
             changed.append({"playbook": pb.name, "signal": r.signal, **asdict(health)})
@@ -184,14 +207,15 @@ def _evaluate_once(deps: Deps, loaded: LoadedPlaybook) -> tuple[list[Decision], 
         events: list[Event] = []
         for d in decisions:
             if d.fired:
+                fired_alerts = alerts.firing_evidence(s, pb, pb.triggers[d.trigger].signals, now)
                 if incident is None:
-                    incident = _open(s, loaded, d, now)
+                    incident = _open(s, loaded, d, now, fired_alerts)
                     incident.step_index = 0
                     s.add(incident)
                     step_entered(deps, s, incident, loaded, 0, -1, now)
                     events += audit.timeline(s, incident.id)  # type: ignore[arg-type]
                 else:
-                    events.append(_signal_event(s, pb.name, incident, d, now, "trigger.attached"))
+                    events.append(_signal_event(s, pb.name, incident, d, now, "trigger.attached", fired_alerts))
                     if SEVERITY_RANK[d.severity] > SEVERITY_RANK.get(incident.severity, 0):
                         incident.severity = d.severity  # the incident is as severe as its worst trigger
                         s.add(incident)
@@ -228,7 +252,29 @@ def _evidence_text(d: Decision) -> str:
     return score + ", ".join(parts) + note
 
 
-def _signal_event(s: Session, playbook: str, incident: Incident | None, d: Decision, now: datetime, kind: str) -> Event:
+def _alert_text(fired_alerts: dict[str, list[dict[str, Any]]]) -> str:
+    """The first firing alert of each alertmanager signal, for a summary: its name, labels, summary and link."""
+    parts = []
+    for name, shown in fired_alerts.items():
+        first = shown[0]
+        labels = {k: v for k, v in sorted(first["labels"].items()) if k != "alertname"}
+        text = first["labels"].get("alertname", name) + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        summary = first["annotations"].get("summary") or first["annotations"].get("description")
+        text += f": {summary}" if summary else ""
+        text += f" ({first['generator_url']})" if first["generator_url"] else ""
+        parts.append(text + (f" and {len(shown) - 1} more" if len(shown) > 1 else ""))
+    return "; alert " + "; ".join(parts) if parts else ""
+
+
+def _signal_event(
+    s: Session,
+    playbook: str,
+    incident: Incident | None,
+    d: Decision,
+    now: datetime,
+    kind: str,
+    fired_alerts: dict[str, list[dict[str, Any]]] | None = None,
+) -> Event:
     verb = {
         "trigger.attached": "also fired",
         "signal.cleared": "cleared",
@@ -242,8 +288,8 @@ def _signal_event(s: Session, playbook: str, incident: Incident | None, d: Decis
         incident_id=incident.id if incident else None,
         kind=kind,
         at=now,
-        summary=f"{d.trigger} {verb} ({d.severity}): {d.rule} [{_evidence_text(d)}]",
-        details=d.as_dict(),
+        summary=f"{d.trigger} {verb} ({d.severity}): {d.rule} [{_evidence_text(d)}]{_alert_text(fired_alerts or {})}",
+        details=d.as_dict() | ({"alerts": fired_alerts} if fired_alerts else {}),
     )
 
 
@@ -272,11 +318,14 @@ def new_incident(
     return incident
 
 
-def _open(s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime) -> Incident:
+def _open(
+    s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime, fired_alerts: dict[str, list[dict[str, Any]]]
+) -> Incident:
     pb = loaded.playbook
     summary = f"{d.trigger}: {d.rule}"
+    evidence = d.as_dict() | ({"alerts": fired_alerts} if fired_alerts else {})
     incident = new_incident(
-        s, loaded, severity=d.severity, trigger=d.trigger, summary=summary, evidence=d.as_dict(), now=now
+        s, loaded, severity=d.severity, trigger=d.trigger, summary=summary, evidence=evidence, now=now
     )
     assert incident.id is not None
     audit.record(
@@ -285,8 +334,8 @@ def _open(s: Session, loaded: LoadedPlaybook, d: Decision, now: datetime) -> Inc
         incident_id=incident.id,
         kind="signal.fired",
         at=now,
-        summary=f"{d.trigger} fired ({d.severity}): {d.rule} [{_evidence_text(d)}]",
-        details=d.as_dict(),
+        summary=f"{d.trigger} fired ({d.severity}): {d.rule} [{_evidence_text(d)}]{_alert_text(fired_alerts)}",
+        details=evidence,
     )
     audit.record(
         s,

@@ -274,6 +274,13 @@ def _rollout_errors(pb: Playbook) -> Iterable[Issue]:
     """A rollout's names must exist, and what it compares must be read per version."""
     ro = pb.rollout
     assert ro is not None
+    for sig in ro.signals:
+        if sig in pb.signals and pb.signals[sig].alertmanager is not None:
+            yield (
+                ("signals", sig),
+                f"the rollout reads '{sig}', an alertmanager signal: a rollout reads its signals per version, "
+                "on demand; use a prometheus signal with {version} in its query",
+            )
 
     def compared(sig: str, where: tuple[str | int, ...], what: str) -> Iterable[Issue]:
         spec = pb.signals.get(sig)
@@ -342,6 +349,12 @@ def _panic_run_errors(pb: Playbook) -> Iterable[Issue]:
             )
         elif spec.compared:
             yield where, f"panic run check reads '{check.signal}', a compared signal: it is for the rollout"
+        elif spec.alertmanager is not None:
+            yield (
+                where,
+                f"panic run check reads '{check.signal}', an alertmanager signal: it cannot be read on demand; "
+                "query the alert's expression with a prometheus signal",
+            )
         elif spec.segments:
             yield where, f"panic run check reads '{check.signal}', which is read per segment: a check tests one value"
     for i, role in enumerate(pb.panic_run.acknowledge):

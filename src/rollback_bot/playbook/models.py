@@ -143,13 +143,49 @@ class SourcesSpec(Strict):
     prometheus: Annotated[PrometheusSpec | None, BeforeValidator(_url_or_mapping)] = None  # a URL, or url + auth
 
 
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def label_matchers(v: dict[str, str]) -> dict[str, str]:
+    """Alertmanager label matchers as written: Prometheus label names, string values."""
+    for name in v:
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"'{name}' is not a Prometheus label name (letters, digits and _, not first a digit)")
+    return v
+
+
+class AlertmanagerSpec(Strict):
+    """A signal pushed by Alertmanager's webhook (POST /alertmanager): the number of alerts firing whose labels
+    include every `match` pair; 0 once they resolved; no data until one was received."""
+
+    match: Annotated[dict[str, str], AfterValidator(label_matchers)] = Field(
+        min_length=1, description="labels an alert must have, e.g. {alertname: ModelErrorRate, service: x}"
+    )
+    max_age: Duration | None = Field(
+        default=None,
+        description="a firing alert not sent again for this long is no data (stale); default: it holds until it "
+        "resolves or its endsAt passes. Set it above Alertmanager's repeat_interval",
+    )
+
+    @field_validator("max_age")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("max_age must be positive")
+        return v
+
+    def describe(self) -> str:
+        return "{" + ", ".join(f'{k}="{v}"' for k, v in self.match.items()) + "}"
+
+
 class SignalSpec(ConnectionSpec):
-    """Where one metric is read from: exactly one of prometheus, http (+json), builtin."""
+    """Where one metric is read from: exactly one of prometheus, http (+json), builtin, alertmanager."""
 
     prometheus: str | None = None
     http: EnvText | None = None
     json_path: str | None = Field(None, alias="json")
     builtin: Literal["ack_minutes", "incident_minutes"] | None = None
+    alertmanager: AlertmanagerSpec | None = None
     numeric_strings: StrictBool = Field(False, description='accept numbers sent as JSON strings, e.g. "0.5"')
     every: Duration = timedelta(seconds=30)
     timeout: Duration = timedelta(seconds=5)
@@ -168,9 +204,9 @@ class SignalSpec(ConnectionSpec):
 
     @model_validator(mode="after")
     def _one_source(self) -> SignalSpec:
-        kinds = [k for k in ("prometheus", "http", "builtin") if getattr(self, k) is not None]
+        kinds = [k for k in ("prometheus", "http", "builtin", "alertmanager") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a signal needs exactly one of 'prometheus', 'http' or 'builtin'")
+            raise ValueError("a signal needs exactly one of 'prometheus', 'http', 'builtin' or 'alertmanager'")
         if self.http is not None and not self.json_path:
             raise ValueError("an http signal needs 'json': the field path in the response, e.g. kpi.accuracy")
         if self.json_path is not None and self.http is None:
@@ -180,6 +216,8 @@ class SignalSpec(ConnectionSpec):
             if given:
                 hint = "; for Prometheus, set it under sources.prometheus" if self.prometheus is not None else ""
                 raise ValueError(f"'{given[0]}' only applies to an http signal{hint}")
+        if self.max_age is not None and self.alertmanager is not None:
+            raise ValueError("write max_age under alertmanager: (how long a firing alert holds unless sent again)")
         if self.max_age is not None and self.prometheus is None:
             raise ValueError("'max_age' only applies to a prometheus signal (JSON answers carry no sample time)")
         if self.max_age is not None and self.max_age <= timedelta(0):
@@ -188,6 +226,8 @@ class SignalSpec(ConnectionSpec):
             raise ValueError("timeout must be shorter than every")
         if self.segments and self.builtin is not None:
             raise ValueError("a builtin signal has no segments")
+        if self.segments and self.alertmanager is not None:
+            raise ValueError("an alertmanager signal has no segments: give each segment a signal of its own")
         if len(self.segments) > 1 and self.http is not None:
             raise ValueError("a JSON signal has one segment name: its path points at an object of segment -> number")
         if len(set(self.segments)) != len(self.segments):
@@ -205,7 +245,14 @@ class SignalSpec(ConnectionSpec):
         return self.max_age if self.max_age is not None else 2 * self.every + self.timeout
 
     @property
+    def fetched(self) -> bool:
+        """Read by the bot from a source over HTTP (Prometheus or JSON), not computed or pushed to it."""
+        return self.prometheus is not None or self.http is not None
+
+    @property
     def kind(self) -> str:
+        if self.alertmanager is not None:
+            return "alertmanager"
         return "prometheus" if self.prometheus else "http" if self.http else "builtin"
 
 

@@ -232,6 +232,8 @@ EVENT_ICON = {
     "signal.restored": ":satellite_antenna:",
     "signal.silent": ":mute:",
     "signal.stale": ":hourglass:",
+    "alert.firing": ":rotating_light:",
+    "alert.resolved": ":large_green_circle:",
     "polling.behind": ":warning:",
     "polling.restored": ":white_check_mark:",
     "trigger.blind": ":see_no_evil:",

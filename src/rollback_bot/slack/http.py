@@ -24,6 +24,7 @@ from rollback_bot.store.database import Store
 from rollback_bot.telemetry import REQUESTS, exposition
 
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 log = logging.getLogger(__name__)
 
 
@@ -136,7 +137,6 @@ def _answer(start_response: StartResponse, status: int, data: bytes, content_typ
     return [data]
 
 
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Health = Callable[[], list[str]]  # what is behind, in words; empty when polling keeps up
 
 
@@ -146,23 +146,18 @@ def wsgi_app(
     signing_secret: str | None,
     polling: Health | None = None,
     clicks_late: Callable[[], str | None] | None = None,
+    alertmanager: WsgiApp | None = None,
 ) -> WsgiApp:
+    """`alertmanager`: the app of POST /alertmanager (see rollback_bot/alertmanager.py); without it, 404."""
     slack = SlackEndpoint(app, store, signing_secret)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/alertmanager" and method == "POST" and alertmanager is not None:
+            return _timed(alertmanager, path, started, environ, start_response)
         if path == "/slack/events" and method == "POST":
-            status_line = "500"
-
-            def recording(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
-                nonlocal status_line
-                status_line = status.split()[0]
-                return start_response(status, headers, *rest)
-
-            body = slack(environ, recording)
-            REQUESTS.labels(path=path, status=status_line).observe(time.perf_counter() - started)
-            return body
+            return _timed(slack, path, started, environ, start_response)
         if path == "/healthz" and method == "GET":
             doc: dict[str, Any] = {"ok": True, "database": "ok", "polling": "ok", "clicks": "ok"}
             try:
@@ -184,6 +179,21 @@ def wsgi_app(
         return _metrics_or_404(path, method, start_response)
 
     return application
+
+
+def _timed(
+    app: WsgiApp, path: str, started: float, environ: dict[str, Any], start_response: StartResponse
+) -> Iterable[bytes]:
+    status_line = "500"
+
+    def recording(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+        nonlocal status_line
+        status_line = status.split()[0]
+        return start_response(status, headers, *rest)
+
+    body = app(environ, recording)
+    REQUESTS.labels(path=path, status=status_line).observe(time.perf_counter() - started)
+    return body
 
 
 def scheduler_app(store: Store, leading: Callable[[], dict[str, Any]], polling: Health | None = None) -> WsgiApp:

@@ -190,9 +190,13 @@ class SlackSync:
 
     def _quiet(self, s: Session, ev: Event) -> bool:
         """Kept in the timeline, not posted (in a thread or the channel): the parent itself, reads refused,
-        repeated clicks, and a refusal of someone refused the same way shortly before (no spamming)."""
-        return ev.kind in NOT_IN_THREAD or (
-            ev.kind in DENIED and outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS)
+        repeated clicks, a refusal of someone refused the same way shortly before (no spamming), and Alertmanager's
+        alerts starting or stopping outside an incident (Alertmanager tells its own receivers; an incident they
+        open says which alert it was)."""
+        return (
+            ev.kind in NOT_IN_THREAD
+            or (ev.kind in DENIED and outbox.repeats_a_refusal(s, event=ev, within=QUIET_REPEATS))
+            or (ev.incident_id is None and ev.kind.startswith("alert."))
         )
 
     def _write(self, change: Callable[[Session], None]) -> None:

@@ -26,6 +26,8 @@ KINDS = frozenset(
         "signal.restored",
         "signal.silent",
         "signal.stale",
+        "alert.firing",
+        "alert.resolved",
         "polling.behind",
         "polling.restored",
         "trigger.blind",

@@ -312,3 +312,20 @@ class LeaderLease(SQLModel, table=True):
     token: int = Field(sa_column=Column(BigInteger, nullable=False))
     acquired_at: datetime = _when()
     expires_at: datetime = _when()
+
+
+class AlertRow(SQLModel, table=True):
+    """An alert Alertmanager sent to POST /alertmanager: its latest state, one row per fingerprint, written in the
+    request before the 200. Polls read the alerts their signals match (metrics/alertmanager.py)."""
+
+    __tablename__ = "alertmanager_alert"
+    fingerprint: str = Field(primary_key=True)
+    alertname: str = Field(default="", index=True)
+    status: str  # firing | resolved
+    starts_at: datetime = _when()
+    ends_at: datetime | None = _when(default=None)
+    received_at: datetime = _when()
+    labels: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    annotations: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    generator_url: str = Field(default="", sa_column=Column(Text, nullable=False))
+    receiver: str = ""
