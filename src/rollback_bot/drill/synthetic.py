@@ -68,7 +68,11 @@ class Synthetic:
 
 def read_signals(pb: Playbook) -> list[str]:
     """The signals the sandbox serves: read from a source (not built in, not a rollout's compared ones)."""
-    return [n for n, s in pb.signals.items() if s.builtin is None and not s.compared and not s.segments]
+    return [
+        n
+        for n, s in pb.signals.items()
+        if s.builtin is None and s.alertmanager is None and not s.compared and not s.segments
+    ]
 
 
 def derive(pb: Playbook, target: str | None = None) -> Synthetic:
@@ -99,6 +103,9 @@ def derive(pb: Playbook, target: str | None = None) -> Synthetic:
         f"no value of {sig} is healthy everywhere (e.g. '{rule}' fails at {healthy[sig]:g})"
         for sig, rule in unmet.items()
     ]
+    pushed = [n for n, spec in pb.signals.items() if spec.alertmanager is not None]
+    if pushed:
+        notes.append(f"{', '.join(pushed)} come from Alertmanager, which a drill does not feed: no data throughout")
     candidates = [target] if target else sorted(pb.triggers, key=lambda n: pb.triggers[n].severity != "critical")
     problems = []
     for name in candidates:
