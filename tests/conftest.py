@@ -4,6 +4,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -32,7 +33,7 @@ def postgres_problem() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path, postgres_problem: str | None) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None) -> Iterator[Store]:
     """A fresh, empty store on SQLite (a file) and on PostgreSQL (a schema of its own)."""
     if request.param == "sqlite":
         s = Store(f"sqlite:///{tmp_path}/test.db")

@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,7 +161,7 @@ def sandbox():
     box.stop()
 
 
-def test_sandbox_serves_prometheus_api_and_json_and_recovers_after_rollback(sandbox) -> None:
+def test_sandbox_serves_prometheus_api_and_json_and_recovers_after_rollback(sandbox: Any) -> None:
     pb, state, box = sandbox
     from datetime import UTC, datetime
 
@@ -183,7 +184,7 @@ def test_sandbox_serves_prometheus_api_and_json_and_recovers_after_rollback(sand
     assert fatal.read(session, now).value == 0.0
 
 
-def test_sandbox_answers_every_signal_of_the_playbook_read_at_once(sandbox) -> None:
+def test_sandbox_answers_every_signal_of_the_playbook_read_at_once(sandbox: Any) -> None:
     """The bot reads all signals concurrently: the sandbox must take every connection at once (a listen
     backlog of 5 dropped some, and each retry cost a second, i.e. 24 drill minutes at 1440x)."""
     from datetime import UTC, datetime

@@ -170,7 +170,7 @@ def _traffic(sandbox: RolloutSandbox, percent: str, key: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
-def test_the_sandbox_serves_both_versions_by_segment_and_the_fault_in_one(box) -> None:
+def test_the_sandbox_serves_both_versions_by_segment_and_the_fault_in_one(box: Any) -> None:
     loaded, model, sandbox, clock = box
     first = _read(loaded, clock)
     assert {k[2] for k in first if k[0] == "override_rate"} == {"urgency=low", "urgency=high"}

@@ -181,7 +181,7 @@ def test_the_message_lines_name_segment_values_and_the_test() -> None:
     assert set(kpi) == {"urgency=high", "urgency=normal"}
     assert kpi["urgency=normal"].state == "ok" and kpi["urgency=high"].difference == pytest.approx(-0.0525)
     [diag] = decision.of("diagnostic")
-    assert (diag.baseline, diag.candidate, diag.state) == (pytest.approx(420), pytest.approx(455), "shown")
+    assert diag.baseline == pytest.approx(420) and diag.candidate == pytest.approx(455) and diag.state == "shown"
 
 
 @pytest.mark.parametrize(

@@ -49,13 +49,13 @@ def test_the_200_comes_before_the_work_and_the_click_is_in_the_inbox(
     env = slack_env
     env.open_incident()
     gate = threading.Event()
-    real = clicks_module.flows.approve
+    real = clicks_module.flows.approve  # type: ignore[attr-defined]  # patched where the module looks it up
 
     def slow_approve(*args: Any, **kw: Any) -> Any:
         assert gate.wait(10), "the test never let the approval through"
         return real(*args, **kw)
 
-    monkeypatch.setattr(clicks_module.flows, "approve", slow_approve)
+    monkeypatch.setattr(clicks_module.flows, "approve", slow_approve)  # type: ignore[attr-defined]
     assert env.click("approve:lock", "UIC").status_code == 200  # answered while the approval is held back
     taken = rows(env)
     assert len(taken) == 1 and taken[0].done_at is None
@@ -152,7 +152,7 @@ def test_a_click_that_keeps_failing_is_answered_with_the_failure_after_three_tri
     def broken(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(clicks_module.flows, "acknowledge", broken)
+    monkeypatch.setattr(clicks_module.flows, "acknowledge", broken)  # type: ignore[attr-defined]
     desk = ClickDesk(rt, here=False)
     assert desk.take(a_click("ack", "URESP"))
     for _ in range(2):

@@ -255,7 +255,7 @@ def test_the_gates_look_racing_people_never_records_against_the_wrong_stage_nor_
         return 200, w.document("copilot-v2")
 
     env.http.routes["/rollout/copilot-v2"] = candidate
-    real_decide = flow.decide
+    real_decide = flow.decide  # type: ignore[attr-defined]  # patched where the module looks it up
 
     def deciding(*args: Any, **kwargs: Any) -> Any:
         decision = real_decide(*args, **kwargs)
@@ -374,7 +374,7 @@ def test_slack_losing_the_rollout_posts_gives_one_message_and_each_event_once(
     rollout_env: RolloutEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env, slack, loaded = rollout_env, rollout_env.slack, rollout_env.world.loaded
-    monkeypatch.setattr(builtin_handlers.random, "random", lambda: 0.0)  # the client's retries wait no jitter
+    monkeypatch.setattr(builtin_handlers.random, "random", lambda: 0.0)  # type: ignore[attr-defined]  # the client's retries wait no jitter
     env.service.client.timeout = 1
     slack.hang_seconds = 1.2
     for rollout_id, trouble in enumerate(TROUBLES, start=1):

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from websockets.sync.server import Server, ServerConnection, serve
 
-from tests.slack.conftest import TOKEN
+from tests.slack.conftest import TOKEN, start, wait_until
 from tests.slack.fake_slack import Call, FakeSlack
-from tests.slack.test_production import start, wait_until
 
 
 class FakeSocketEndpoint:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy
 from alembic import command
@@ -111,7 +112,7 @@ def test_concurrent_appends_to_one_chain_do_not_fork_it(store: Store) -> None:
     assert result.ok and result.events == 8
 
 
-def test_events_written_before_the_chain_existed_are_chained_by_the_migration(tmp_path) -> None:
+def test_events_written_before_the_chain_existed_are_chained_by_the_migration(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/old.db"
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -135,7 +136,7 @@ def test_events_written_before_the_chain_existed_are_chained_by_the_migration(tm
     store.close()
 
 
-def test_cli_audit_verify(tmp_path) -> None:
+def test_cli_audit_verify(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/a.db"
     store = Store(url)
     ids = fill(store)

@@ -75,7 +75,10 @@ def check(
 ) -> list[Check]:
     """The gate held where the fault was, naming its segment; nowhere else; the rollout completed in time."""
     n, seg = scenario.stage, scenario.segment or "the faulty signal"
-    at = lambda t: "T+" + hhmm(t - start)  # noqa: E731
+
+    def at(t: datetime) -> str:
+        return "T+" + hhmm(t - start)
+
     faulted = runs[n]
     fault_at = _first(events, "drill.fault")
     released = next((t for t in faulted.released if fault_at and t >= fault_at), None)
@@ -157,7 +160,10 @@ def render(
     real_seconds: float,
 ) -> tuple[list[str], bool]:
     assert pb.rollout is not None
-    at = lambda t: "T+" + hhmm(t - start)  # noqa: E731
+
+    def at(t: datetime) -> str:
+        return "T+" + hhmm(t - start)
+
     runs = stages_of(pb, events)
     out = [
         "",
