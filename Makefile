@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SPEED  ?= 1440
 
-.PHONY: demo test lint typecheck check clean migration
+.PHONY: demo test test-fast lint fmt typecheck check bench clean migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ typecheck: $(VENV)/.installed
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# the edit-and-run loop: no drills, no gunicorn, Socket Mode or multi-process runs (marked slow)
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest -q -m "not slow"
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# every benchmark in turn (about 15 minutes; run them on a quiet machine: each prints its own reference)
+BENCHES = engine backtest export hostile_source capacity failover clicks
+bench: $(VENV)/.installed
+	@uptime
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py; done
+	@uptime
 
 check: $(VENV)/.installed
 	$(BIN)/rollback-bot check playbooks/
