@@ -65,18 +65,71 @@ def event_hash(
     summary: str,
     details: dict[str, Any],
 ) -> str:
-    content = {
-        "chain": chain,
-        "seq": seq,
-        "prev": prev_hash,
-        "incident": incident_id,
-        "playbook": playbook,
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "kind": kind,
-        "actor": actor,
-        "role": role,
-        "summary": summary,
-        "details": details,
-    }
-    data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return content_hash(
+        chain=chain,
+        seq=seq,
+        prev_hash=prev_hash,
+        incident_id=incident_id,
+        playbook=playbook,
+        at_iso=at.astimezone(UTC).isoformat(timespec="microseconds"),
+        kind=kind,
+        actor=actor,
+        role=role,
+        summary=summary,
+        details=details,
+    )
+
+
+def content_hash(
+    *,
+    chain: str,
+    seq: int,
+    prev_hash: str,
+    incident_id: int | None,
+    playbook: str,
+    at_iso: str,
+    kind: str,
+    actor: str | None,
+    role: str | None,
+    summary: str,
+    details: Any,
+) -> str:
+    """The hash over an event's content, its time already as ISO UTC with microseconds: sha256 of
+    json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False), with the keys written out
+    in that sorted order here (a quarter of the cost of a verify was json sorting the same keys again)."""
+    data = "".join(
+        (
+            '{"actor":',
+            _text(actor),
+            ',"at":',
+            _str(at_iso),
+            ',"chain":',
+            _str(chain),
+            ',"details":',
+            _dumps(details),
+            ',"incident":',
+            "null" if incident_id is None else _dumps(incident_id),
+            ',"kind":',
+            _str(kind),
+            ',"playbook":',
+            _str(playbook),
+            ',"prev":',
+            _str(prev_hash),
+            ',"role":',
+            _text(role),
+            ',"seq":',
+            _dumps(seq),
+            ',"summary":',
+            _str(summary),
+            "}",
+        )
+    )
     return hashlib.sha256(data.encode()).hexdigest()
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_str = _dumps
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _str(value)
