@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 GENESIS = "0" * 64
@@ -108,7 +109,7 @@ def content_hash(
             ',"details":',
             _dumps(details),
             ',"incident":',
-            "null" if incident_id is None else _dumps(incident_id),
+            "null" if incident_id is None else _int(incident_id),
             ',"kind":',
             _str(kind),
             ',"playbook":',
@@ -118,7 +119,7 @@ def content_hash(
             ',"role":',
             _text(role),
             ',"seq":',
-            _dumps(seq),
+            _int(seq),
             ',"summary":',
             _str(summary),
             "}",
@@ -127,9 +128,32 @@ def content_hash(
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_str = _dumps
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _dumps(value: Any) -> str:
+    """json.dumps as above. Its C encoder is made once here (JSONEncoder.encode makes one per call, which
+    cost as much as the encoding of a small event)."""
+    if _C_ENCODER is None or type(value) is not dict:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODER(value, 0))
+
+
+def _str(value: Any) -> str:
+    return encode_basestring(value) if type(value) is str else _ENCODER.encode(value)
+
+
+def _int(value: Any) -> str:
+    return int.__repr__(value) if type(value) is int else _ENCODER.encode(value)
 
 
 def _text(value: str | None) -> str:
     return "null" if value is None else _str(value)
+
+
+# no circular check (markers None): the content comes from JSON or from json_safe, never a cycle
+_C_ENCODER = (
+    c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", True, False, True)
+    if c_make_encoder is not None
+    else None
+)

@@ -49,8 +49,8 @@ def verify_chain(session: Session, chain: str) -> ChainReport:
         count += 1
         if seq != expected:
             what = "is missing (deleted)" if seq > expected else "appears twice"
-            where = _where(event_id, seq, kind, at)
-            return ChainReport(chain, count, prev, f"event no. {expected} of the chain {what}; next is {where}", event_id)
+            problem = f"event no. {expected} of the chain {what}; next is {_where(event_id, seq, kind, at)}"
+            return ChainReport(chain, count, prev, problem, event_id)
         if prev_hash != prev:
             where = _where(event_id, seq, kind, at)
             return ChainReport(chain, count, prev, f"{where} does not follow the event before it (reordered)", event_id)
