@@ -4,7 +4,7 @@ export/SCHEMA.md (versioned)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from rollback_bot.export import thresholds
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store import readings as store_readings
+from rollback_bot.store import stream
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
 from rollback_bot.store.verify import verify_chain
 
@@ -75,15 +76,10 @@ def iter_timeline(
         .where(table.c.incident_id == incident_id)
         .order_by(table.c.seq, table.c.id)
     )
-    conn = session.connection()
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    # the driver's own cursor: every column is already text, so SQLAlchemy's per-row processing is pure cost
-    cursor = conn.exec_driver_sql(sql).cursor
-    while rows := cursor.fetchmany(5000):
-        yield from _event_dicts(rows, names)
+    yield from _event_dicts(stream.rows(session, stmt), names)
 
 
-def _event_dicts(rows: Sequence[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _event_dicts(rows: Iterable[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:
     for seq, at, kind, actor, role, summary, digest, raw in rows:
         yield {
             "seq": seq,

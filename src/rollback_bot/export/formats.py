@@ -8,6 +8,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from rollback_bot.export.jsontext import dumps_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
 
@@ -24,26 +26,33 @@ Events = Iterable[dict[str, Any]]
 
 
 def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
-    head = json.dumps({k: v for k, v in doc.items() if k != "names"}, indent=1, ensure_ascii=False, default=str)
+    head = dumps_indent1({k: v for k, v in doc.items() if k != "names"})
     fp.write(head[: head.rfind("}")].rstrip() + ',\n "events": [')
     sep = "\n  "
+    batch: list[str] = []
     for e in events:
-        item = json.dumps(
-            {
-                "seq": e["seq"],
-                "at": e["at"],
-                "kind": e["kind"],
-                "actor": e["actor"],
-                "actor_name": e["actor_name"],
-                "role": e["role"],
-                "summary": e["summary"],
-                "hash": e["hash"],
-            },
-            ensure_ascii=False,
+        # json.dumps of the event's fields (in this order) with the stored details JSON copied in as is
+        batch.append(
+            f'{sep}{{"seq": {_json(e["seq"])}, "at": {_json(e["at"])}, "kind": {_json(e["kind"])}, '
+            f'"actor": {_json(e["actor"])}, "actor_name": {_json(e["actor_name"])}, "role": {_json(e["role"])}, '
+            f'"summary": {_json(e["summary"])}, "hash": {_json(e["hash"])}, "details": {e["details_json"]}}}'
         )
-        fp.write(sep + item[:-1] + ', "details": ' + e["details_json"] + "}")  # stored JSON, copied as is
         sep = ",\n  "
-    fp.write("\n ]\n}\n")
+        if len(batch) >= 1000:
+            fp.write("".join(batch))
+            batch.clear()
+    fp.write("".join(batch) + "\n ]\n}\n")
+
+
+def _json(value: Any) -> str:
+    """json.dumps(value, ensure_ascii=False) of a scalar, without building an encoder per call."""
+    if type(value) is str:
+        return encode_basestring(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 class LocalTime:

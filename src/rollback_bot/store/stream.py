@@ -15,7 +15,8 @@ BATCH = 5000
 def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator[sa.Row[Any]]:
     """The rows of a Core select, `batch` at a time. Select columns as `raw(...)` where the per-row type
     processing is not needed (it is most of the cost of a long read)."""
-    result = session.connection().execution_options(yield_per=batch).execute(stmt)
+    # per statement: Connection.execution_options() would change the session's connection for good
+    result = session.connection().execute(stmt.execution_options(yield_per=batch))
     for part in result.partitions():
         yield from part
 
