@@ -4,6 +4,7 @@ export/SCHEMA.md (versioned)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,18 @@ def _utc(text: str) -> datetime:
     """A stored time read as text (SQLite: naive UTC; PostgreSQL: with its offset) -> aware UTC."""
     at = datetime.fromisoformat(text)
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def stored_iso(value: str | datetime) -> str:
+    """iso() of a time read raw (SQLite: its own text, naive UTC; PostgreSQL: a datetime), without parsing
+    SQLite's text."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            if value.endswith(".000000"):  # isoformat() leaves out zero microseconds
+                return f"{value[:10]}T{value[11:19]}+00:00"
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = _utc(value)
+    return value.astimezone(UTC).isoformat()
 
 
 def utc_iso(text: str) -> str:
@@ -94,7 +107,8 @@ def _event_dicts(rows: Iterable[Any], names: dict[str, str]) -> Iterator[dict[st
         }
 
 
-def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
+def opening(session: Session, incident_id: int, tz: str) -> tuple[Incident, ZoneInfo]:
+    """The incident and the time zone asked for, or an ExportError that says what to do."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise ExportError(f"no incident #{incident_id}")
@@ -102,19 +116,33 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         zone = ZoneInfo(tz)
     except Exception:
         raise ExportError(f"unknown time zone {tz!r}; use an IANA name such as UTC or Europe/Paris") from None
+    return incident, zone
+
+
+def for_csv(session: Session, incident_id: int, tz: str) -> dict[str, Any]:
+    """What the CSV shows besides the timeline: the time zone and the names (no summary to gather)."""
+    _, zone = opening(session, incident_id, tz)
+    return {"timezone": zone.key, "names": _names(session, incident_id)}
+
+
+def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
+    incident, zone = opening(session, incident_id, tz)
     pb = parse_playbook(incident.playbook_text, incident.playbook_path).playbook
     names = _names(session, incident_id)
     steps_entered: dict[int, dict[str, Any]] = {}
     fired, comms, results = [], [], []
     table = Event.__table__  # type: ignore[attr-defined]
-    summary_rows = session.connection().execute(  # Core rows: an incident may have thousands of these
-        sa.select(table.c.kind, table.c.at, table.c.details, table.c.actor)
+    summary_rows = stream.rows(  # raw rows: an incident may have tens of thousands of these
+        session,
+        sa.select(table.c.kind, stream.raw(table.c.at), stream.raw(table.c.details), table.c.actor)
         .where(table.c.incident_id == incident_id, table.c.kind.in_(SUMMARY_KINDS))
-        .order_by(table.c.seq)
+        .order_by(table.c.seq),
     )
     denials = []
     lapsed: list[dict[str, Any]] = []  # approvals withdrawn before their action started, with why
-    for kind, at, d, actor in summary_rows:
+    for kind, stored_at, stored, actor in summary_rows:
+        at = stored_iso(stored_at)
+        d = json.loads(stored) if isinstance(stored, str | bytes) else stored
         ev = _Row(kind, at)
         if kind == "approval.lapsed":
             lapsed.append(
@@ -126,14 +154,14 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "role": d.get("role"),
                     "at": iso(_utc(d["approved_at"])) if d.get("approved_at") else None,
                     "evidence": d.get("given_on", {}),
-                    "lapsed": {"at": iso(at), "reason": d.get("reason")},
+                    "lapsed": {"at": at, "reason": d.get("reason")},
                 }
             )
             continue
         if kind in ("approval.denied", "ack.denied"):
             denials.append(
                 {
-                    "at": iso(at),
+                    "at": at,
                     "user": actor,
                     "name": d.get("name") or actor,
                     "action": d.get("label") or d.get("action") or "acknowledge",
@@ -144,16 +172,14 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             continue
         if ev.kind == "step.entered":
             steps_entered.setdefault(int(d["step"]), {"at": ev.at, "late_by_seconds": d.get("late_by_seconds")})
-            comms += [
-                {"step": d["name"], "name": n, "text": t, "at": iso(ev.at)} for n, t in d.get("comms", {}).items()
-            ]
+            comms += [{"step": d["name"], "name": n, "text": t, "at": ev.at} for n, t in d.get("comms", {}).items()]
         elif ev.kind in ("signal.fired", "trigger.attached"):
             fired.append(
                 {
                     "trigger": d.get("trigger"),
                     "severity": d.get("severity"),
                     "rule": d.get("rule"),
-                    "at": iso(ev.at),
+                    "at": ev.at,
                     "since": d.get("since"),
                     "evidence": d.get("evidence", []),
                 }
@@ -166,7 +192,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "outcome": ev.kind.removeprefix("action."),
                     "http_status": d.get("http_status"),
                     "attempts": d.get("attempts"),
-                    "at": iso(ev.at),
+                    "at": ev.at,
                 }
             )
     # a drill's fault is injected before any incident exists: it is on the playbook's chain
@@ -202,7 +228,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                 "name": step.name,
                 "window": step.window_text(),
                 "target_at": iso(incident.opened_at + step.start),
-                "entered_at": iso(entered["at"]) if entered else None,
+                "entered_at": entered["at"] if entered else None,
                 "late_by_seconds": entered["late_by_seconds"] if entered else None,
                 "watch": [str(c) for c in step.watch],
                 "actions": [
@@ -226,10 +252,9 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
     first_breach = incident.evidence.get("since") or iso(incident.opened_at)
     onset = fault_at or _utc(str(first_breach))
     until = incident.resolved_at or datetime.now(UTC)
-    kept = store_readings.between(
+    points = store_readings.points_between(
         session, playbook=incident.playbook, start=onset - timedelta(minutes=30), end=until + timedelta(minutes=10)
     )
-    points = {name: [(r.at, r.value) for r in rows if r.value is not None] for name, rows in kept.items()}
     fired_names = {str(f["trigger"]) for f in fired}
     learned = thresholds.section(pb, points, fired_names, onset, incident_id)
     return {
@@ -278,7 +303,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
 class _Row:
     __slots__ = ("at", "kind")
 
-    def __init__(self, kind: str, at: datetime) -> None:
+    def __init__(self, kind: str, at: str) -> None:
         self.kind, self.at = kind, at
 
 

@@ -47,7 +47,7 @@ def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
 def _json(value: Any) -> str:
     """json.dumps(value, ensure_ascii=False) of a scalar, without building an encoder per call."""
     if type(value) is str:
-        return encode_basestring(value)  # type: ignore[no-any-return]
+        return encode_basestring(value)
     if value is None:
         return "null"
     if type(value) is int:
@@ -92,21 +92,24 @@ def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
             "hash",
         ]
     )
-    writer.writerows(
-        [
-            e["seq"],
-            e["at"],
-            local(e["at"]),
-            e["kind"],
-            e["actor"] or "",
-            e["actor_name"] or "",
-            e["role"] or "",
-            e["summary"],
-            e["details_json"],
-            e["hash"],
-        ]
-        for e in events
-    )
+    batch: list[str] = []
+    for e in events:
+        batch.append(
+            f"{e['seq']},{e['at']},{local(e['at'])},{_cell(e['kind'])},{_cell(e['actor'] or '')},"
+            f"{_cell(e['actor_name'] or '')},{_cell(e['role'] or '')},{_cell(e['summary'])},"
+            f"{_cell(e['details_json'])},{_cell(e['hash'])}\r\n"
+        )
+        if len(batch) >= 1000:
+            fp.write("".join(batch))
+            batch.clear()
+    fp.write("".join(batch))
+
+
+def _cell(text: str) -> str:
+    """A CSV field as csv.writer writes it (QUOTE_MINIMAL, lineterminator CRLF), at half its cost."""
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def format_duration_s(seconds: float) -> str:

@@ -12,7 +12,7 @@ from sqlmodel import Session
 BATCH = 5000
 
 
-def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator[sa.Row[Any]]:
+def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator[Any]:
     """The rows of a Core select, `batch` at a time. Select columns as `raw(...)` where the per-row type
     processing is not needed (it is most of the cost of a long read)."""
     # per statement: Connection.execution_options() would change the session's connection for good

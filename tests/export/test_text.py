@@ -1,0 +1,61 @@
+"""The hand-written encoders of the exports give exactly what the standard library gives, awkward input too."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rollback_bot.export.formats import _cell, _json
+from rollback_bot.export.jsontext import dumps_indent1
+
+
+class Text(str):
+    pass
+
+
+class Mapping(dict[str, Any]):
+    pass
+
+
+AWKWARD = [
+    "",
+    "plain",
+    'quote " inside',
+    "comma, inside",
+    "line\nbreak",
+    "cr\rreturn",
+    "tab\t and unicode é \u2028 \U0001f600",
+    "\x00\x1f control",
+    Text("a str subclass"),
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [],
+        {"a": [1, 2.5, float("nan"), float("inf"), -float("inf"), True, False, None, *AWKWARD]},
+        {"nested": {"b": {}, "c": [], "d": [{}, [[]]], "e": (1, [2, {"f": ()}])}},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key", Text("k"): Mapping(x=1)},
+        {"when": datetime(2026, 1, 1, tzinfo=UTC), "big": 10**30, "neg": -0.0, "tiny": 1e-300},
+    ],
+)
+def test_indented_json_is_json_dumps(value: object) -> None:
+    assert dumps_indent1(value) == json.dumps(value, indent=1, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize("value", [*AWKWARD, None, 0, -7, 10**20])
+def test_json_scalars_are_json_dumps(value: object) -> None:
+    assert _json(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_csv_cells_are_csv_writer() -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(AWKWARD)
+    assert ",".join(_cell(t) for t in AWKWARD) + "\r\n" == buf.getvalue()
