@@ -59,3 +59,22 @@ def test_csv_cells_are_csv_writer() -> None:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n").writerow(AWKWARD)
     assert ",".join(_cell(t) for t in AWKWARD) + "\r\n" == buf.getvalue()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_local_times_are_the_zones_own(zone: str) -> None:
+    """Across DST changes, and again from the per-minute cache."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from rollback_bot.export.formats import LocalTime
+
+    local = LocalTime(ZoneInfo(zone))
+    start = datetime(2026, 3, 8, 0, 0, 0, 864000, tzinfo=UTC)
+    times = [start + timedelta(seconds=97 * k) for k in range(2000)] + [datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC)]
+    for _ in range(2):
+        for at in times:
+            utc = at.isoformat()
+            want = at.astimezone(ZoneInfo(zone)).replace(microsecond=0)
+            assert local(utc) == want.isoformat()
+            assert local(utc, iso=False) == want.replace(tzinfo=None).isoformat(sep=" ")

@@ -30,10 +30,11 @@ def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
     fp.write(head[: head.rfind("}")].rstrip() + ',\n "events": [')
     sep = "\n  "
     batch: list[str] = []
+    quote = encode_basestring  # the time is always text (utc_iso)
     for e in events:
         # json.dumps of the event's fields (in this order) with the stored details JSON copied in as is
         batch.append(
-            f'{sep}{{"seq": {_json(e["seq"])}, "at": {_json(e["at"])}, "kind": {_json(e["kind"])}, '
+            f'{sep}{{"seq": {_json(e["seq"])}, "at": {quote(e["at"])}, "kind": {_json(e["kind"])}, '
             f'"actor": {_json(e["actor"])}, "actor_name": {_json(e["actor_name"])}, "role": {_json(e["role"])}, '
             f'"summary": {_json(e["summary"])}, "hash": {_json(e["hash"])}, "details": {e["details_json"]}}}'
         )
@@ -56,22 +57,33 @@ def _json(value: Any) -> str:
 
 
 class LocalTime:
-    """UTC ISO text -> local time text, caching the zone's offset per hour (DST changes on the hour)."""
+    """UTC ISO text -> local time text, caching the local date, hour and minute per UTC minute (zone offsets
+    are whole minutes since 1970; a zone's older offsets in seconds take the slow way)."""
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self._offsets: dict[str, tuple[timedelta, str]] = {}
+        self._minutes: dict[tuple[str, bool], tuple[str, str]] = {}
 
     def __call__(self, utc: str, iso: bool = True) -> str:
+        cached = self._minutes.get((utc[:16], iso))
+        if cached is not None:
+            return f"{cached[0]}{utc[16:19]}{cached[1]}"
+        offset, suffix = self._offset(utc)
+        base = datetime.fromisoformat(utc[:19]) + offset
+        text = f"{base.isoformat()}{suffix}" if iso else base.isoformat(sep=" ")
+        if not offset.total_seconds() % 60:
+            self._minutes[(utc[:16], iso)] = (text[:16], text[19:])
+        return text
+
+    def _offset(self, utc: str) -> tuple[timedelta, str]:
         hour = utc[:13]
         cached = self._offsets.get(hour)
         if cached is None:
             offset = datetime.fromisoformat(utc).astimezone(self.zone).utcoffset() or timedelta(0)
             sign, total = ("-" if offset < timedelta(0) else "+"), abs(int(offset.total_seconds()))
             cached = self._offsets[hour] = (offset, f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}")
-        offset, suffix = cached
-        base = datetime.fromisoformat(utc[:19]) + offset
-        return f"{base.isoformat()}{suffix}" if iso else base.isoformat(sep=" ")
+        return cached
 
 
 def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
