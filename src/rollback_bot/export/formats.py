@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from rollback_bot.export.jsontext import dumps_indent1
@@ -137,8 +135,24 @@ def num(value: Any) -> str:
     return str(value)
 
 
-def _env(templates: Path, html: bool) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def _env(templates: Path, html: bool) -> Any:
+    from jinja2 import FileSystemLoader, StrictUndefined  # imported here: JSON and CSV need no templates
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Environment(SandboxedEnvironment):
+        """`row.name` of a plain dict read at once: Jinja tries the attribute first and catches the
+        AttributeError before reading the key, which cost more than the rest of a 30,000-row table. The
+        same result: a dict's own attributes still come first."""
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            return super().getattr(obj, attribute)
+
+    env = Environment(
         loader=FileSystemLoader(str(templates)),
         undefined=StrictUndefined,
         autoescape=html,
@@ -153,12 +167,18 @@ def _env(templates: Path, html: bool) -> SandboxedEnvironment:
     return env
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 def _context(doc: dict[str, Any], events: Events) -> dict[str, Any]:
     zone = ZoneInfo(doc["timezone"])
+    fast = LocalTime(zone)
 
     def local(value: str | datetime | None) -> str:
         if not value:
             return "-"
+        if isinstance(value, str) and value.endswith("+00:00") and len(value) >= 25 and value[10] == "T":
+            return fast(value, iso=False)  # the document's times are ISO UTC
         at = datetime.fromisoformat(value) if isinstance(value, str) else value
         return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
