@@ -78,3 +78,12 @@ def test_local_times_are_the_zones_own(zone: str) -> None:
             want = at.astimezone(ZoneInfo(zone)).replace(microsecond=0)
             assert local(utc) == want.isoformat()
             assert local(utc, iso=False) == want.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def test_html_escape_is_markupsafe() -> None:
+    from markupsafe import escape
+
+    from rollback_bot.export.formats import html_escape
+
+    for text in [*AWKWARD, "<b>&amp; 'x' \"y\"</b>", "&&<<>>''\"\""]:
+        assert html_escape(text) == str(escape(text))
