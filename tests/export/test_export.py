@@ -75,6 +75,7 @@ def test_json_is_complete_versioned_and_verifiable(env: Env) -> None:
     assert steps[1]["actions"][0]["approved_by"] == ["Ada (approver)", "Sam (safety_lead)"]
     assert doc["communications"][0]["name"] == "internal-alert" and "incident #1" in doc["communications"][0]["text"]
     assert doc["signals_fired"][0]["trigger"] == "fatal"
+    assert doc["detection"]["recovered"] == "2026-03-01T10:13:00+00:00"  # fatal cleared: errors back to 0
 
 
 def test_csv_has_one_row_per_event_and_opens_cleanly(env: Env) -> None:
@@ -103,7 +104,7 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
         "## Approvals",
         "## Refusals",
         "## Signals fired",
-        "## Communications sent",
+        "## Communication drafts",
         "## Action results",
         "## Root cause",
         "## Follow-ups",
@@ -111,6 +112,9 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
     ):
         assert heading in md
     assert "times in Europe/Paris" in md and "| Incident opened | 2026-03-01 10:00:00 |" in md  # 09:00 UTC
+    assert "- What fired: `fatal`: errors > 0\n" in md  # the trigger's name once
+    assert "| Recovered (last trigger cleared) | 2026-03-01 11:13:00 |" in md  # errors back to 0 at 10:13 UTC
+    assert "## Communication drafts\n\nThe drafts the bot prepared at each step; it cannot know whether" in md
     assert "| 2 | Revert | 1h-2h | 2026-03-01 11:00:00 | 2026-03-01 11:03:00 | 3m |" in md
     assert "Roll back: approved by Ada (approver), Sam (safety_lead), 10% succeeded, 100% succeeded" in md
     assert "| Roll back | Ada (UAPP1) | approver | 2026-03-01 11:03:00 | ack_time=3, errors=0.05, latency=300 |" in md

@@ -31,6 +31,7 @@ SUMMARY_KINDS = (
     "approval.denied",
     "ack.denied",
     "approval.lapsed",
+    "signal.cleared",
 )
 
 
@@ -140,10 +141,19 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
     )
     denials = []
     lapsed: list[dict[str, Any]] = []  # approvals withdrawn before their action started, with why
+    firing: set[str] = set()
+    recovered_at: str | None = None  # when the last trigger still firing in the incident cleared
     for kind, stored_at, stored, actor in summary_rows:
         at = stored_iso(stored_at)
         d = json.loads(stored) if isinstance(stored, str | bytes) else stored
         ev = _Row(kind, at)
+        if kind in ("signal.fired", "trigger.attached"):
+            firing.add(str(d.get("trigger")))
+            recovered_at = None
+        elif kind == "signal.cleared":
+            firing.discard(str(d.get("trigger")))
+            recovered_at = at if not firing else recovered_at
+            continue
         if kind == "approval.lapsed":
             lapsed.append(
                 {
@@ -286,6 +296,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             "fault_onset": iso(fault_at),
             "first_breach": first_breach,
             "incident_opened": iso(incident.opened_at),
+            "recovered": recovered_at,
         },
         "ladder": ladder,
         "approvals": approvals,
