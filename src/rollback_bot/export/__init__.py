@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
@@ -51,8 +52,9 @@ def export_incident(
         pngs: dict[str, bytes] = {}
         if with_charts:
             start, end = charts.window(doc, datetime.now(UTC))
+            zone = ZoneInfo(doc["timezone"])
             for signal in charts.fired_signals(loaded.playbook, doc["signals_fired"]):
-                png = charts.chart(s, loaded.playbook, signal, incident.opened_at, start, end)
+                png = charts.chart(s, loaded.playbook, signal, incident.opened_at, start, end, zone)
                 if png:
                     pngs[signal] = png
         if fmt == "html":
