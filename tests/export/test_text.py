@@ -87,3 +87,13 @@ def test_html_escape_is_markupsafe() -> None:
 
     for text in [*AWKWARD, "<b>&amp; 'x' \"y\"</b>", "&&<<>>''\"\""]:
         assert html_escape(text) == str(escape(text))
+
+
+def test_members_written_as_they_go_are_the_indented_json_without_its_closing_brace() -> None:
+    from rollback_bot.export.jsontext import write_members_indent1
+
+    doc = {"a": 1, "b": [{"c": AWKWARD}, {}], "d": {"e": None}, "f": [[1.5] * 50]}
+    buf = io.StringIO()
+    write_members_indent1(doc, buf, flush_every=7)
+    whole = json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+    assert buf.getvalue() == whole[: whole.rfind("}")].rstrip()

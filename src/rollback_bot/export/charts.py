@@ -82,7 +82,7 @@ def chart(
     FigureCanvasAgg(fig)  # renders to PNG, never to a screen
     ax = fig.subplots()
     drawn = with_gaps(points)
-    xs = [mdates.date2num(p[0]) for p in drawn]
+    xs = mdates.date2num([p[0] for p in drawn])
     ax.plot(xs, [p[1] for p in drawn], color="#1f4e79", linewidth=1.4, label=signal)
     for text, value in thresholds(pb, signal):
         ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from rollback_bot.export.jsontext import dumps_indent1
+from rollback_bot.export.jsontext import write_members_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
 
@@ -24,8 +24,8 @@ Events = Iterable[dict[str, Any]]
 
 
 def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
-    head = dumps_indent1({k: v for k, v in doc.items() if k != "names"})
-    fp.write(head[: head.rfind("}")].rstrip() + ',\n "events": [')
+    write_members_indent1({k: v for k, v in doc.items() if k != "names"}, fp)
+    fp.write(',\n "events": [')
     sep = "\n  "
     batch: list[str] = []
     quote = encode_basestring  # the time is always text (utc_iso)

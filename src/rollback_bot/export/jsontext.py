@@ -5,7 +5,7 @@ of a long incident (tens of thousands of approvals, refusals and action results)
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, TextIO
 
 INFINITY = float("inf")
 
@@ -40,6 +40,25 @@ def dumps_indent1(value: Any) -> str:
     out: list[str] = []
     _write(value, "\n", out.append)
     return "".join(out)
+
+
+def write_members_indent1(members: dict[str, Any], fp: TextIO, flush_every: int = 20_000) -> None:
+    """The text of dumps_indent1(members) up to, and without, its closing brace (the caller continues the
+    object), written to `fp` as it goes: the summary of a long incident is hundreds of thousands of pieces."""
+    pieces: list[str] = []
+
+    def put(piece: str) -> None:
+        pieces.append(piece)
+        if len(pieces) >= flush_every:
+            fp.write("".join(pieces))
+            pieces.clear()
+
+    sep = "{\n "
+    for key, item in members.items():
+        put(sep + encode_basestring(key if type(key) is str else _key(key)) + ": ")
+        sep = ",\n "
+        _write(item, "\n ", put)
+    fp.write("".join(pieces))
 
 
 def _write(o: Any, newline: str, put: Any) -> None:
