@@ -171,3 +171,19 @@ def test_secrets_never_reach_events_exports_or_logs(
     for fmt in ("json", "csv", "md", "html"):
         assert secret not in export(env, fmt), fmt
     assert secret not in caplog.text
+
+
+def test_recovered_is_when_the_last_trigger_firing_cleared(env: Env) -> None:
+    drive(env)
+    assert json.loads(export(env, "json"))["detection"]["recovered"] == "2026-03-01T10:13:00+00:00"
+    env.clock.advance(timedelta(minutes=5))
+    env.metrics["errors"] = 0.05  # fires again: not recovered any more
+    env.poll()
+    kinds = [e["kind"] for e in json.loads(export(env, "json"))["events"]]
+    assert kinds.count("signal.cleared") == 1 and kinds.count("signal.fired") + kinds.count("trigger.attached") >= 2
+    assert json.loads(export(env, "json"))["detection"]["recovered"] is None
+    env.clock.advance(timedelta(minutes=5))
+    env.metrics["errors"] = 0.0
+    env.poll()
+    assert json.loads(export(env, "json"))["detection"]["recovered"] == "2026-03-01T10:23:00+00:00"
+    assert "| Recovered (last trigger cleared) | 2026-03-01 10:23:00 |" in export(env, "md")
