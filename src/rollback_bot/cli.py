@@ -121,7 +121,15 @@ def cmd_export(args: argparse.Namespace) -> int:
                 files = {}
             else:
                 files = export_incident(
-                    store, args.incident, args.format, fp, tz=args.tz, out=out, templates=templates, verify=args.verify
+                    store,
+                    args.incident,
+                    args.format,
+                    fp,
+                    tz=args.tz,
+                    out=out,
+                    templates=templates,
+                    verify=args.verify,
+                    background=True,  # this process has one thread: the charts may be drawn in a fork
                 )
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)

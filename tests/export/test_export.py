@@ -187,3 +187,15 @@ def test_recovered_is_when_the_last_trigger_firing_cleared(env: Env) -> None:
     env.poll()
     assert json.loads(export(env, "json"))["detection"]["recovered"] == "2026-03-01T10:23:00+00:00"
     assert "| Recovered (last trigger cleared) | 2026-03-01 10:23:00 |" in export(env, "md")
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_charts_drawn_in_a_fork_are_the_same(env: Env, tmp_path: Path, fmt: str) -> None:
+    """The CLI draws the charts in a forked process while it writes the rest: the same export and files."""
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")  # a fixed chart window (an open incident's ends now)
+    out = tmp_path / f"pm.{fmt}"
+    here = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out)
+    forked = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out, background=True)
+    assert forked == here and (fmt == "html" or set(here[1]) == {"pm-errors.png"})
+    assert fmt == "md" or 'src="data:image/png;base64,' in here[0]

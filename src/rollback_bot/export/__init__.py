@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -28,8 +29,10 @@ def export_incident(
     templates: Path | None = None,
     with_charts: bool = True,
     verify: bool = False,
+    background: bool = False,
 ) -> dict[str, bytes]:
-    """Write the export to `fp`; return the chart files the Markdown references (named after `out`)."""
+    """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
+    `background`: draw the charts in a forked process meanwhile (single-threaded callers: the CLI)."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
@@ -49,23 +52,29 @@ def export_incident(
         folder = templates or loaded.templates_dir
         if not (folder / f"postmortem.{fmt}.j2").exists():
             raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
-        pngs: dict[str, bytes] = {}
-        if with_charts:
+        jobs: dict[str, charts.Job] = {}
+        if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
             start, end = charts.window(doc, datetime.now(UTC))
             zone = ZoneInfo(doc["timezone"])
             for signal in charts.fired_signals(loaded.playbook, doc["signals_fired"]):
-                png = charts.chart(s, loaded.playbook, signal, incident.opened_at, start, end, zone)
-                if png:
-                    pngs[signal] = png
+                found = charts.points(s, loaded.playbook, signal, start, end)
+                if found:
+                    jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
+        pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*job) for k, job in jobs.items()}
         if fmt == "html":
-            formats.write_html(doc, events, folder, pngs, fp)
+            if background and jobs:  # the timeline's rows meanwhile, to a file: the charts come before them
+                with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+                    spool.writelines(formats.timeline_rows(doc, events, True))
+                    spool.seek(0)
+                    rows = iter(lambda: spool.read(1 << 16), "")
+                    formats.write_html(doc, events, folder, pngs(), fp, rows=rows)
+                return {}
+            formats.write_html(doc, events, folder, pngs(), fp)
             return {}
-        if out is None:  # Markdown on stdout: nowhere to put the charts
-            formats.write_markdown(doc, events, folder, {}, fp)
-            return {}
-        names = {signal: f"{out.stem}-{signal}.png" for signal in pngs}
+        names = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
         formats.write_markdown(doc, events, folder, names, fp)
-        return {names[k]: v for k, v in pngs.items()}
+        drawn = pngs()
+        return {names[k]: v for k, v in drawn.items()}
 
 
 def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:

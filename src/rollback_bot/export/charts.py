@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import pickle
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -60,6 +63,12 @@ def chart(
     zone: ZoneInfo | None = None,
 ) -> bytes | None:
     """A PNG of the signal's readings from `start` to `end`, its hours in `zone` (the export's --tz)."""
+    found = points(session, pb, signal, start, end)
+    return draw(pb, signal, found, opened_at, start, end, zone) if found else None
+
+
+def points(session: Session, pb: Playbook, signal: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+    """The signal's readings with a value from `start` to `end`, oldest first."""
     rows = session.exec(
         select(ReadingRow.at, ReadingRow.value)
         .where(
@@ -70,9 +79,19 @@ def chart(
         )
         .order_by(col(ReadingRow.at))
     ).all()
-    points = [(at, v) for at, v in rows if v is not None]
-    if not points:
-        return None
+    return [(at, v) for at, v in rows if v is not None]
+
+
+def draw(
+    pb: Playbook,
+    signal: str,
+    points: list[tuple[datetime, float]],
+    opened_at: datetime,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo | None = None,
+) -> bytes:
+    """The PNG of `points` (at least one): no database needed, so it can be drawn in another process."""
     # imported here: matplotlib and numpy cost ~55 MB, and only an export draws charts
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -111,6 +130,41 @@ def chart(
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+Job = tuple[Playbook, str, list[tuple[datetime, float]], datetime, datetime, datetime, ZoneInfo | None]
+
+
+def in_background(jobs: dict[str, Job]) -> Callable[[], dict[str, bytes]]:
+    """Draw the charts in a forked process while the caller goes on writing (importing matplotlib and
+    drawing take about a second, on the other core); the returned function waits and gives the PNGs. Only
+    for a single-threaded caller (the CLI): a fork copies no other thread, whatever lock it held. Where
+    there is no fork, or the child fails, the charts are drawn here when asked for."""
+    if not jobs or not hasattr(os, "fork"):
+        return lambda: {signal: draw(*job) for signal, job in jobs.items()}
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, hand the PNGs over, and leave without running any of the parent's cleanup
+        code = 1
+        try:
+            os.close(read_end)
+            data = pickle.dumps({signal: draw(*job) for signal, job in jobs.items()})
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> dict[str, bytes]:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return {signal: draw(*job) for signal, job in jobs.items()}
+        return cast(dict[str, bytes], pickle.loads(data))  # our own child's bytes
+
+    return wait
 
 
 def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:

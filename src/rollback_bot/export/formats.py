@@ -244,8 +244,17 @@ def write_markdown(doc: dict[str, Any], events: Events, templates: Path, charts:
     fp.writelines(template.generate(**_context(doc, events), timeline=timeline_rows(doc, events, False), charts=charts))
 
 
-def write_html(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, bytes], fp: TextIO) -> None:
+def write_html(
+    doc: dict[str, Any],
+    events: Events,
+    templates: Path,
+    charts: dict[str, bytes],
+    fp: TextIO,
+    rows: Iterable[str] | None = None,
+) -> None:
+    """`rows`: the timeline's rows already formatted (timeline_rows), if they were made ahead."""
     embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
     template = _env(templates, html=True).get_template("postmortem.html.j2")
-    rows = (Markup(row) for row in timeline_rows(doc, events, True))  # already escaped, cell by cell
+    made = timeline_rows(doc, events, True) if rows is None else rows
+    rows = (Markup(row) for row in made)  # already escaped, cell by cell
     fp.writelines(template.generate(**_context(doc, events), timeline=rows, charts=embedded))
