@@ -199,3 +199,31 @@ def test_charts_drawn_in_a_fork_are_the_same(env: Env, tmp_path: Path, fmt: str)
     forked = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out, background=True)
     assert forked == here and (fmt == "html" or set(here[1]) == {"pm-errors.png"})
     assert fmt == "md" or 'src="data:image/png;base64,' in here[0]
+
+
+@pytest.mark.parametrize("fmt", ["json", "md"])
+def test_the_chain_checked_in_a_fork_says_the_same(env: Env, fmt: str) -> None:
+    """The CLI's --verify checks the chain in a forked process while the export is gathered: the same
+    export, intact or not."""
+    import sqlalchemy
+
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")
+
+    def both() -> tuple[str, str]:
+        here = export(env, fmt, verify=True)
+        forked = export(env, fmt, verify=True, background=True)
+        if fmt == "json":  # generated_at differs
+            a, b = json.loads(here), json.loads(forked)
+            a.pop("generated_at"), b.pop("generated_at")
+            assert a == b
+            return json.dumps(a["chain"]), forked
+        assert here == forked
+        return here, forked
+
+    chain, _ = both()
+    assert fmt == "md" or json.loads(chain)["intact"] is True
+    with env.deps.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("update event set summary = 'nothing' where seq = 3 and incident_id = 1"))
+    chain, forked = both()
+    assert "was changed after it was written" in chain and "was changed after it was written" in forked

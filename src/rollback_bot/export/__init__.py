@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
 from rollback_bot.store.models import Incident
+from rollback_bot.store.verify import verify_in_background
 
 __all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
 
@@ -40,9 +42,22 @@ def export_incident(
             light = document.for_csv(s, incident_id, tz)
             formats.write_csv(light, iter_timeline(s, incident_id, light["names"], with_details=True), fp)
             return {}
-        doc = build(s, incident_id, tz, verify)
+        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
+        checked = verify_in_background(store.engine, f"incident:{incident_id}") if verify and background else None
+        doc = build(s, incident_id, tz, verify and checked is None)
         doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
         events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
+        if fmt == "json" and checked is not None:  # the events meanwhile, to a file: the check's result is above them
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+                formats.write_json_events(events, spool)
+                doc["chain"] = document.chain_section(s, incident_id, checked())
+                formats.write_json_head(doc, fp)
+                spool.seek(0)
+                shutil.copyfileobj(spool, fp)
+                formats.write_json_tail(fp)
+            return {}
+        if checked is not None:
+            doc["chain"] = document.chain_section(s, incident_id, checked())
         if fmt == "json":
             formats.write_json(doc, events, fp)
             return {}
@@ -63,7 +78,7 @@ def export_incident(
         pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*job) for k, job in jobs.items()}
         if fmt == "html":
             if background and jobs:  # the timeline's rows meanwhile, to a file: the charts come before them
-                with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+                with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
                     spool.writelines(formats.timeline_rows(doc, events, True))
                     spool.seek(0)
                     rows = iter(lambda: spool.read(1 << 16), "")

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from rollback_bot.export.thresholds import compares
+from rollback_bot.forked import in_fork
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.store.models import ReadingRow
 
@@ -137,34 +136,10 @@ Job = tuple[Playbook, str, list[tuple[datetime, float]], datetime, datetime, dat
 
 def in_background(jobs: dict[str, Job]) -> Callable[[], dict[str, bytes]]:
     """Draw the charts in a forked process while the caller goes on writing (importing matplotlib and
-    drawing take about a second, on the other core); the returned function waits and gives the PNGs. Only
-    for a single-threaded caller (the CLI): a fork copies no other thread, whatever lock it held. Where
-    there is no fork, or the child fails, the charts are drawn here when asked for."""
-    if not jobs or not hasattr(os, "fork"):
-        return lambda: {signal: draw(*job) for signal, job in jobs.items()}
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: draw, hand the PNGs over, and leave without running any of the parent's cleanup
-        code = 1
-        try:
-            os.close(read_end)
-            data = pickle.dumps({signal: draw(*job) for signal, job in jobs.items()})
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-
-    def wait() -> dict[str, bytes]:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not data:
-            return {signal: draw(*job) for signal, job in jobs.items()}
-        return cast(dict[str, bytes], pickle.loads(data))  # our own child's bytes
-
-    return wait
+    drawing take about a second); the returned function waits and gives the PNGs."""
+    if not jobs:
+        return dict
+    return in_fork(lambda: {signal: draw(*job) for signal, job in jobs.items()})
 
 
 def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:

@@ -18,7 +18,7 @@ from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store import stream
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
-from rollback_bot.store.verify import verify_chain
+from rollback_bot.store.verify import ChainReport, verify_chain
 
 SCHEMA = "rollback-bot/incident-export"
 VERSION = 1
@@ -337,12 +337,16 @@ def _names(session: Session, incident_id: int) -> dict[str, str]:
 
 def _chain(session: Session, incident_id: int, verify: bool) -> dict[str, Any]:
     """The final hash; the head must agree with the newest event. Full recomputation only when asked."""
+    return chain_section(session, incident_id, verify_chain(session, f"incident:{incident_id}") if verify else None)
+
+
+def chain_section(session: Session, incident_id: int, report: ChainReport | None) -> dict[str, Any]:
+    """The document's `chain`, with the report of a full recomputation when there is one."""
     chain = f"incident:{incident_id}"
     head = session.get(ChainHead, chain)
     last = session.exec(select(Event.hash).where(Event.chain == chain).order_by(col(Event.seq).desc()).limit(1)).first()
-    out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": verify}
-    if verify:
-        report = verify_chain(session, chain)
+    out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": report is not None}
+    if report is not None:
         out.update(intact=report.ok, problem=report.problem)
     else:
         consistent = head is not None and head.hash == last

@@ -24,8 +24,21 @@ Events = Iterable[dict[str, Any]]
 
 
 def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
+    write_json_head(doc, fp)
+    write_json_events(events, fp)
+    write_json_tail(fp)
+
+
+def write_json_head(doc: dict[str, Any], fp: TextIO) -> None:
     write_members_indent1({k: v for k, v in doc.items() if k != "names"}, fp)
     fp.write(',\n "events": [')
+
+
+def write_json_tail(fp: TextIO) -> None:
+    fp.write("\n ]\n}\n")
+
+
+def write_json_events(events: Events, fp: TextIO) -> None:
     sep = "\n  "
     batch: list[str] = []
     quote = encode_basestring  # the time is always text (utc_iso)
@@ -40,7 +53,7 @@ def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
         if len(batch) >= 1000:
             fp.write("".join(batch))
             batch.clear()
-    fp.write("".join(batch) + "\n ]\n}\n")
+    fp.write("".join(batch))
 
 
 def _json(value: Any) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from rollback_bot.forked import in_fork
 from rollback_bot.store.chain import GENESIS, content_hash
 from rollback_bot.store.models import ChainHead, Event
 from rollback_bot.store.stream import raw, rows
@@ -99,6 +103,21 @@ def _where(event_id: int, seq: int, kind: str, at: str | datetime) -> str:
     except ValueError:
         shown = f"{at!r} (not a time)"
     return f"event #{event_id} (no. {seq} of the chain, {kind} at {shown})"
+
+
+def verify_in_background(engine: Engine, chain: str) -> Callable[[], ChainReport]:
+    """verify_chain in a forked process on its own connection (the CLI's export --verify: the check runs on
+    the other core while the export is gathered); the returned function waits for the report."""
+
+    parent = os.getpid()
+
+    def work() -> ChainReport:
+        if os.getpid() != parent:
+            engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
+        with Session(engine) as session:
+            return verify_chain(session, chain)
+
+    return in_fork(work)
 
 
 def chains(session: Session, incident_id: int | None = None) -> list[str]:
