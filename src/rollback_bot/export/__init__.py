@@ -5,16 +5,15 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
 from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
-from rollback_bot.store.models import Incident
 from rollback_bot.store.verify import verify_in_background
 
 __all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
@@ -44,6 +43,22 @@ def export_incident(
             return {}
         # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
         checked = verify_in_background(store.engine, f"incident:{incident_id}") if verify and background else None
+        pngs: Callable[[], dict[str, bytes]] = dict
+        jobs: dict[str, charts.Job] = {}
+        if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
+            incident, zone = document.opening(s, incident_id, tz)
+            loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
+            folder = templates or loaded.templates_dir
+            if not (folder / f"postmortem.{fmt}.j2").exists():
+                raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
+            if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
+                basis = document.charts_basis(s, incident)
+                start, end = charts.window(basis, datetime.now(UTC))
+                for signal in charts.fired_signals(loaded.playbook, basis["signals_fired"]):
+                    found = charts.points(s, loaded.playbook, signal, start, end)
+                    if found:
+                        jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
+            pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
         doc = build(s, incident_id, tz, verify and checked is None)
         doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
         events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
@@ -61,21 +76,6 @@ def export_incident(
         if fmt == "json":
             formats.write_json(doc, events, fp)
             return {}
-        incident = s.get(Incident, incident_id)
-        assert incident is not None
-        loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
-        folder = templates or loaded.templates_dir
-        if not (folder / f"postmortem.{fmt}.j2").exists():
-            raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
-        jobs: dict[str, charts.Job] = {}
-        if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
-            start, end = charts.window(doc, datetime.now(UTC))
-            zone = ZoneInfo(doc["timezone"])
-            for signal in charts.fired_signals(loaded.playbook, doc["signals_fired"]):
-                found = charts.points(s, loaded.playbook, signal, start, end)
-                if found:
-                    jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
-        pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*job) for k, job in jobs.items()}
         if fmt == "html":
             if background and jobs:  # the timeline's rows meanwhile, to a file: the charts come before them
                 with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:

@@ -205,13 +205,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "at": ev.at,
                 }
             )
-    # a drill's fault is injected before any incident exists: it is on the playbook's chain
-    fault_at = session.exec(
-        select(Event.at)
-        .where(Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at)
-        .order_by(col(Event.at).desc())
-        .limit(1)
-    ).first()
+    fault_at = fault_onset(session, incident)
     approvals = [
         {
             "action": a.action_id,
@@ -308,6 +302,34 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         "event_count": session.exec(select(func.count()).where(Event.incident_id == incident_id)).one(),
         "chain": _chain(session, incident_id, verify),
         "names": names,
+    }
+
+
+def fault_onset(session: Session, incident: Incident) -> datetime | None:
+    """A drill's fault, injected before any incident exists: it is on the playbook's chain."""
+    return session.exec(
+        select(Event.at)
+        .where(Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at)
+        .order_by(col(Event.at).desc())
+        .limit(1)
+    ).first()
+
+
+def charts_basis(session: Session, incident: Incident) -> dict[str, Any]:
+    """The document's fields the charts are drawn from (impact window, resolution, triggers fired), without
+    building it: the CLI starts drawing them before the rest is gathered."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    stored = session.connection().execute(
+        sa.select(stream.raw(table.c.details))
+        .where(table.c.incident_id == incident.id, table.c.kind.in_(("signal.fired", "trigger.attached")))
+        .order_by(table.c.seq)
+    )
+    fired = [{"trigger": (json.loads(d) if isinstance(d, str | bytes) else d).get("trigger")} for (d,) in stored]
+    first_breach = incident.evidence.get("since") or iso(incident.opened_at)
+    return {
+        "impact_window": {"start": iso(fault_onset(session, incident)) or first_breach},
+        "incident": {"resolved_at": iso(incident.resolved_at)},
+        "signals_fired": fired,
     }
 
 
