@@ -11,11 +11,12 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from rollback_bot.checking import check_file, load_checked, playbook_files
-from rollback_bot.playbook.loader import PlaybookInvalid
+# every command imports what it needs when it runs: `audit verify` or a CSV export need no pydantic models
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from rollback_bot.checking import check_file, playbook_files
+
     files = playbook_files(args.paths or ["playbooks"])
     if not files:
         print(f"no playbooks (*.yaml) found in {' '.join(args.paths)}", file=sys.stderr)
@@ -44,6 +45,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from rollback_bot.drill.run import DrillRefused, run_drill
     from rollback_bot.playbook.durations import parse_duration
+    from rollback_bot.playbook.loader import PlaybookInvalid
 
     try:
         fault_after: timedelta = parse_duration(args.fault_after)
@@ -73,6 +75,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from rollback_bot.bootstrap import serve
     from rollback_bot.config import ConfigError, load_settings
+    from rollback_bot.playbook.loader import PlaybookInvalid
 
     if args.scheduler_only and args.no_scheduler:
         print("--scheduler-only and --no-scheduler exclude each other", file=sys.stderr)
@@ -118,7 +121,15 @@ def cmd_export(args: argparse.Namespace) -> int:
                 files = {}
             else:
                 files = export_incident(
-                    store, args.incident, args.format, fp, tz=args.tz, out=out, templates=templates, verify=args.verify
+                    store,
+                    args.incident,
+                    args.format,
+                    fp,
+                    tz=args.tz,
+                    out=out,
+                    templates=templates,
+                    verify=args.verify,
+                    background=True,  # this process has one thread: the charts may be drawn in a fork
                 )
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)
@@ -201,6 +212,7 @@ def cmd_playbook_history(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rollback_bot.backtest.run import Options, run
+    from rollback_bot.playbook.loader import PlaybookInvalid
 
     if args.incident is not None:
         return _what_if(args)
@@ -232,6 +244,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _what_if(args: argparse.Namespace) -> int:
     from rollback_bot.backtest.whatif import WhatIfError, what_if, write
+    from rollback_bot.checking import load_checked
+    from rollback_bot.playbook.loader import PlaybookInvalid
     from rollback_bot.store.database import Store
 
     if args.format == "csv":

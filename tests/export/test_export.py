@@ -75,6 +75,7 @@ def test_json_is_complete_versioned_and_verifiable(env: Env) -> None:
     assert steps[1]["actions"][0]["approved_by"] == ["Ada (approver)", "Sam (safety_lead)"]
     assert doc["communications"][0]["name"] == "internal-alert" and "incident #1" in doc["communications"][0]["text"]
     assert doc["signals_fired"][0]["trigger"] == "fatal"
+    assert doc["detection"]["recovered"] == "2026-03-01T10:13:00+00:00"  # fatal cleared: errors back to 0
 
 
 def test_csv_has_one_row_per_event_and_opens_cleanly(env: Env) -> None:
@@ -103,7 +104,7 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
         "## Approvals",
         "## Refusals",
         "## Signals fired",
-        "## Communications sent",
+        "## Communication drafts",
         "## Action results",
         "## Root cause",
         "## Follow-ups",
@@ -111,6 +112,9 @@ def test_markdown_draft_sections_in_a_chosen_time_zone(env: Env, tmp_path: Path)
     ):
         assert heading in md
     assert "times in Europe/Paris" in md and "| Incident opened | 2026-03-01 10:00:00 |" in md  # 09:00 UTC
+    assert "- What fired: `fatal`: errors > 0\n" in md  # the trigger's name once
+    assert "| Recovered (last trigger cleared) | 2026-03-01 11:13:00 |" in md  # errors back to 0 at 10:13 UTC
+    assert "## Communication drafts\n\nThe drafts the bot prepared at each step; it cannot know whether" in md
     assert "| 2 | Revert | 1h-2h | 2026-03-01 11:00:00 | 2026-03-01 11:03:00 | 3m |" in md
     assert "Roll back: approved by Ada (approver), Sam (safety_lead), 10% succeeded, 100% succeeded" in md
     assert "| Roll back | Ada (UAPP1) | approver | 2026-03-01 11:03:00 | ack_time=3, errors=0.05, latency=300 |" in md
@@ -167,3 +171,59 @@ def test_secrets_never_reach_events_exports_or_logs(
     for fmt in ("json", "csv", "md", "html"):
         assert secret not in export(env, fmt), fmt
     assert secret not in caplog.text
+
+
+def test_recovered_is_when_the_last_trigger_firing_cleared(env: Env) -> None:
+    drive(env)
+    assert json.loads(export(env, "json"))["detection"]["recovered"] == "2026-03-01T10:13:00+00:00"
+    env.clock.advance(timedelta(minutes=5))
+    env.metrics["errors"] = 0.05  # fires again: not recovered any more
+    env.poll()
+    kinds = [e["kind"] for e in json.loads(export(env, "json"))["events"]]
+    assert kinds.count("signal.cleared") == 1 and kinds.count("signal.fired") + kinds.count("trigger.attached") >= 2
+    assert json.loads(export(env, "json"))["detection"]["recovered"] is None
+    env.clock.advance(timedelta(minutes=5))
+    env.metrics["errors"] = 0.0
+    env.poll()
+    assert json.loads(export(env, "json"))["detection"]["recovered"] == "2026-03-01T10:23:00+00:00"
+    assert "| Recovered (last trigger cleared) | 2026-03-01 10:23:00 |" in export(env, "md")
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_charts_drawn_in_a_fork_are_the_same(env: Env, tmp_path: Path, fmt: str) -> None:
+    """The CLI draws the charts in a forked process while it writes the rest: the same export and files."""
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")  # a fixed chart window (an open incident's ends now)
+    out = tmp_path / f"pm.{fmt}"
+    here = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out)
+    forked = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out, background=True)
+    assert forked == here and (fmt == "html" or set(here[1]) == {"pm-errors.png"})
+    assert fmt == "md" or 'src="data:image/png;base64,' in here[0]
+
+
+@pytest.mark.parametrize("fmt", ["json", "md"])
+def test_the_chain_checked_in_a_fork_says_the_same(env: Env, fmt: str) -> None:
+    """The CLI's --verify checks the chain in a forked process while the export is gathered: the same
+    export, intact or not."""
+    import sqlalchemy
+
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")
+
+    def both() -> tuple[str, str]:
+        here = export(env, fmt, verify=True)
+        forked = export(env, fmt, verify=True, background=True)
+        if fmt == "json":  # generated_at differs
+            a, b = json.loads(here), json.loads(forked)
+            a.pop("generated_at"), b.pop("generated_at")
+            assert a == b
+            return json.dumps(a["chain"]), forked
+        assert here == forked
+        return here, forked
+
+    chain, _ = both()
+    assert fmt == "md" or json.loads(chain)["intact"] is True
+    with env.deps.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("update event set summary = 'nothing' where seq = 3 and incident_id = 1"))
+    chain, forked = both()
+    assert "was changed after it was written" in chain and "was changed after it was written" in forked

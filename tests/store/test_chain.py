@@ -150,3 +150,46 @@ def test_cli_audit_verify(tmp_path: Path) -> None:
         [sys.executable, "-m", "rollback_bot.cli", "audit", "verify", "--database", url], capture_output=True, text=True
     )
     assert bad.returncode == 1 and f"BROKEN: event #{ids[0]} (no. 1 of the chain" in bad.stderr
+
+
+def test_the_hash_is_sha256_of_the_sorted_compact_json_of_the_content() -> None:
+    """The hash written out key by key (chain.content_hash) is the documented one, for awkward content too."""
+    import hashlib
+    import json
+
+    from rollback_bot.store.chain import event_hash
+
+    for actor, role, incident, summary, details in [
+        ("U1", "approver", 1, "plain", {"b": 1, "a": [1.5, None, True], "z": {"y": "é", "x": 1e-7}}),
+        (None, None, None, 'quote " back\\slash \n tab\t \u2028 \x00 emoji \U0001f600', {}),
+        ("U\u00e9", "", 10**12, "", {"nested": {"k": [{"b": 2, "a": 1}]}, "inf": "+Inf", "n": -0.0}),
+    ]:
+        content = {
+            "chain": "incident:7",
+            "seq": 3,
+            "prev": "f" * 64,
+            "incident": incident,
+            "playbook": "p\u00fc",
+            "at": "2026-01-01T09:00:00.000001+00:00",
+            "kind": "note",
+            "actor": actor,
+            "role": role,
+            "summary": summary,
+            "details": details,
+        }
+        data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        expected = hashlib.sha256(data.encode()).hexdigest()
+        got = event_hash(
+            chain="incident:7",
+            seq=3,
+            prev_hash="f" * 64,
+            incident_id=incident,
+            playbook="p\u00fc",
+            at=datetime(2026, 1, 1, 9, 0, 0, 1, tzinfo=UTC),
+            kind="note",
+            actor=actor,
+            role=role,
+            summary=summary,
+            details=details,
+        )
+        assert got == expected

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from rollback_bot.export import charts, formats, rollout
+from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
-from rollback_bot.store.models import Incident
+from rollback_bot.store.verify import verify_in_background
 
 __all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
 
@@ -27,42 +30,66 @@ def export_incident(
     templates: Path | None = None,
     with_charts: bool = True,
     verify: bool = False,
+    background: bool = False,
 ) -> dict[str, bytes]:
-    """Write the export to `fp`; return the chart files the Markdown references (named after `out`)."""
+    """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
+    `background`: draw the charts in a forked process meanwhile (single-threaded callers: the CLI)."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
-        doc = build(s, incident_id, tz, verify)
+        if fmt == "csv":  # the timeline alone (it has no place for the chain's check: --verify adds nothing)
+            light = document.for_csv(s, incident_id, tz)
+            formats.write_csv(light, iter_timeline(s, incident_id, light["names"], with_details=True), fp)
+            return {}
+        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
+        checked = verify_in_background(store.engine, f"incident:{incident_id}") if verify and background else None
+        pngs: Callable[[], dict[str, bytes]] = dict
+        jobs: dict[str, charts.Job] = {}
+        if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
+            incident, zone = document.opening(s, incident_id, tz)
+            loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
+            folder = templates or loaded.templates_dir
+            if not (folder / f"postmortem.{fmt}.j2").exists():
+                raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
+            if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
+                basis = document.charts_basis(s, incident)
+                start, end = charts.window(basis, datetime.now(UTC))
+                for signal in charts.fired_signals(loaded.playbook, basis["signals_fired"]):
+                    found = charts.points(s, loaded.playbook, signal, start, end)
+                    if found:
+                        jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
+            pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
+        doc = build(s, incident_id, tz, verify and checked is None)
         doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
         events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
+        if fmt == "json" and checked is not None:  # the events meanwhile, to a file: the check's result is above them
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+                formats.write_json_events(events, spool)
+                doc["chain"] = document.chain_section(s, incident_id, checked())
+                formats.write_json_head(doc, fp)
+                spool.seek(0)
+                shutil.copyfileobj(spool, fp)
+                formats.write_json_tail(fp)
+            return {}
+        if checked is not None:
+            doc["chain"] = document.chain_section(s, incident_id, checked())
         if fmt == "json":
             formats.write_json(doc, events, fp)
             return {}
-        if fmt == "csv":
-            formats.write_csv(doc, events, fp)
-            return {}
-        incident = s.get(Incident, incident_id)
-        assert incident is not None
-        loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
-        folder = templates or loaded.templates_dir
-        if not (folder / f"postmortem.{fmt}.j2").exists():
-            raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
-        pngs: dict[str, bytes] = {}
-        if with_charts:
-            start, end = charts.window(doc, datetime.now(UTC))
-            for signal in charts.fired_signals(loaded.playbook, doc["signals_fired"]):
-                png = charts.chart(s, loaded.playbook, signal, incident.opened_at, start, end)
-                if png:
-                    pngs[signal] = png
         if fmt == "html":
-            formats.write_html(doc, events, folder, pngs, fp)
+            if background and jobs:  # the timeline's rows meanwhile, to a file: the charts come before them
+                with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+                    spool.writelines(formats.timeline_rows(doc, events, True))
+                    spool.seek(0)
+                    rows = iter(lambda: spool.read(1 << 16), "")
+                    formats.write_html(doc, events, folder, pngs(), fp, rows=rows)
+                return {}
+            formats.write_html(doc, events, folder, pngs(), fp)
             return {}
-        if out is None:  # Markdown on stdout: nowhere to put the charts
-            formats.write_markdown(doc, events, folder, {}, fp)
-            return {}
-        names = {signal: f"{out.stem}-{signal}.png" for signal in pngs}
+        names = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
         formats.write_markdown(doc, events, folder, names, fp)
-        return {names[k]: v for k, v in pngs.items()}
+        drawn = pngs()
+        return {names[k]: v for k, v in drawn.items()}
 
 
 def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:

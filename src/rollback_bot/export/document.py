@@ -4,7 +4,8 @@ export/SCHEMA.md (versioned)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,8 +16,9 @@ from sqlmodel import Session, col, func, select
 from rollback_bot.export import thresholds
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store import readings as store_readings
+from rollback_bot.store import stream
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
-from rollback_bot.store.verify import verify_chain
+from rollback_bot.store.verify import ChainReport, verify_chain
 
 SCHEMA = "rollback-bot/incident-export"
 VERSION = 1
@@ -29,6 +31,7 @@ SUMMARY_KINDS = (
     "approval.denied",
     "ack.denied",
     "approval.lapsed",
+    "signal.cleared",
 )
 
 
@@ -44,6 +47,18 @@ def _utc(text: str) -> datetime:
     """A stored time read as text (SQLite: naive UTC; PostgreSQL: with its offset) -> aware UTC."""
     at = datetime.fromisoformat(text)
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def stored_iso(value: str | datetime) -> str:
+    """iso() of a time read raw (SQLite: its own text, naive UTC; PostgreSQL: a datetime), without parsing
+    SQLite's text."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            if value.endswith(".000000"):  # isoformat() leaves out zero microseconds
+                return f"{value[:10]}T{value[11:19]}+00:00"
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = _utc(value)
+    return value.astimezone(UTC).isoformat()
 
 
 def utc_iso(text: str) -> str:
@@ -75,15 +90,10 @@ def iter_timeline(
         .where(table.c.incident_id == incident_id)
         .order_by(table.c.seq, table.c.id)
     )
-    conn = session.connection()
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    # the driver's own cursor: every column is already text, so SQLAlchemy's per-row processing is pure cost
-    cursor = conn.exec_driver_sql(sql).cursor
-    while rows := cursor.fetchmany(5000):
-        yield from _event_dicts(rows, names)
+    yield from _event_dicts(stream.rows(session, stmt), names)
 
 
-def _event_dicts(rows: Sequence[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _event_dicts(rows: Iterable[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:
     for seq, at, kind, actor, role, summary, digest, raw in rows:
         yield {
             "seq": seq,
@@ -98,7 +108,8 @@ def _event_dicts(rows: Sequence[Any], names: dict[str, str]) -> Iterator[dict[st
         }
 
 
-def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
+def opening(session: Session, incident_id: int, tz: str) -> tuple[Incident, ZoneInfo]:
+    """The incident and the time zone asked for, or an ExportError that says what to do."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise ExportError(f"no incident #{incident_id}")
@@ -106,20 +117,43 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         zone = ZoneInfo(tz)
     except Exception:
         raise ExportError(f"unknown time zone {tz!r}; use an IANA name such as UTC or Europe/Paris") from None
+    return incident, zone
+
+
+def for_csv(session: Session, incident_id: int, tz: str) -> dict[str, Any]:
+    """What the CSV shows besides the timeline: the time zone and the names (no summary to gather)."""
+    _, zone = opening(session, incident_id, tz)
+    return {"timezone": zone.key, "names": _names(session, incident_id)}
+
+
+def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
+    incident, zone = opening(session, incident_id, tz)
     pb = parse_playbook(incident.playbook_text, incident.playbook_path).playbook
     names = _names(session, incident_id)
     steps_entered: dict[int, dict[str, Any]] = {}
     fired, comms, results = [], [], []
     table = Event.__table__  # type: ignore[attr-defined]
-    summary_rows = session.connection().execute(  # Core rows: an incident may have thousands of these
-        sa.select(table.c.kind, table.c.at, table.c.details, table.c.actor)
+    summary_rows = stream.rows(  # raw rows: an incident may have tens of thousands of these
+        session,
+        sa.select(table.c.kind, stream.raw(table.c.at), stream.raw(table.c.details), table.c.actor)
         .where(table.c.incident_id == incident_id, table.c.kind.in_(SUMMARY_KINDS))
-        .order_by(table.c.seq)
+        .order_by(table.c.seq),
     )
     denials = []
     lapsed: list[dict[str, Any]] = []  # approvals withdrawn before their action started, with why
-    for kind, at, d, actor in summary_rows:
+    firing: set[str] = set()
+    recovered_at: str | None = None  # when the last trigger still firing in the incident cleared
+    for kind, stored_at, stored, actor in summary_rows:
+        at = stored_iso(stored_at)
+        d = json.loads(stored) if isinstance(stored, str | bytes) else stored
         ev = _Row(kind, at)
+        if kind in ("signal.fired", "trigger.attached"):
+            firing.add(str(d.get("trigger")))
+            recovered_at = None
+        elif kind == "signal.cleared":
+            firing.discard(str(d.get("trigger")))
+            recovered_at = at if not firing else recovered_at
+            continue
         if kind == "approval.lapsed":
             lapsed.append(
                 {
@@ -130,14 +164,14 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "role": d.get("role"),
                     "at": iso(_utc(d["approved_at"])) if d.get("approved_at") else None,
                     "evidence": d.get("given_on", {}),
-                    "lapsed": {"at": iso(at), "reason": d.get("reason")},
+                    "lapsed": {"at": at, "reason": d.get("reason")},
                 }
             )
             continue
         if kind in ("approval.denied", "ack.denied"):
             denials.append(
                 {
-                    "at": iso(at),
+                    "at": at,
                     "user": actor,
                     "name": d.get("name") or actor,
                     "action": d.get("label") or d.get("action") or "acknowledge",
@@ -148,16 +182,14 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             continue
         if ev.kind == "step.entered":
             steps_entered.setdefault(int(d["step"]), {"at": ev.at, "late_by_seconds": d.get("late_by_seconds")})
-            comms += [
-                {"step": d["name"], "name": n, "text": t, "at": iso(ev.at)} for n, t in d.get("comms", {}).items()
-            ]
+            comms += [{"step": d["name"], "name": n, "text": t, "at": ev.at} for n, t in d.get("comms", {}).items()]
         elif ev.kind in ("signal.fired", "trigger.attached"):
             fired.append(
                 {
                     "trigger": d.get("trigger"),
                     "severity": d.get("severity"),
                     "rule": d.get("rule"),
-                    "at": iso(ev.at),
+                    "at": ev.at,
                     "since": d.get("since"),
                     "evidence": d.get("evidence", []),
                 }
@@ -170,16 +202,10 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                     "outcome": ev.kind.removeprefix("action."),
                     "http_status": d.get("http_status"),
                     "attempts": d.get("attempts"),
-                    "at": iso(ev.at),
+                    "at": ev.at,
                 }
             )
-    # a drill's fault is injected before any incident exists: it is on the playbook's chain
-    fault_at = session.exec(
-        select(Event.at)
-        .where(Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at)
-        .order_by(col(Event.at).desc())
-        .limit(1)
-    ).first()
+    fault_at = fault_onset(session, incident)
     approvals = [
         {
             "action": a.action_id,
@@ -206,7 +232,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                 "name": step.name,
                 "window": step.window_text(),
                 "target_at": iso(incident.opened_at + step.start),
-                "entered_at": iso(entered["at"]) if entered else None,
+                "entered_at": entered["at"] if entered else None,
                 "late_by_seconds": entered["late_by_seconds"] if entered else None,
                 "watch": [str(c) for c in step.watch],
                 "actions": [
@@ -230,10 +256,9 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
     first_breach = incident.evidence.get("since") or iso(incident.opened_at)
     onset = fault_at or _utc(str(first_breach))
     until = incident.resolved_at or datetime.now(UTC)
-    kept = store_readings.between(
+    points = store_readings.points_between(
         session, playbook=incident.playbook, start=onset - timedelta(minutes=30), end=until + timedelta(minutes=10)
     )
-    points = {name: [(r.at, r.value) for r in rows if r.value is not None] for name, rows in kept.items()}
     fired_names = {str(f["trigger"]) for f in fired}
     learned = thresholds.section(pb, points, fired_names, onset, incident_id)
     return {
@@ -265,6 +290,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
             "fault_onset": iso(fault_at),
             "first_breach": first_breach,
             "incident_opened": iso(incident.opened_at),
+            "recovered": recovered_at,
         },
         "ladder": ladder,
         "approvals": approvals,
@@ -279,10 +305,38 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
     }
 
 
+def fault_onset(session: Session, incident: Incident) -> datetime | None:
+    """A drill's fault, injected before any incident exists: it is on the playbook's chain."""
+    return session.exec(
+        select(Event.at)
+        .where(Event.playbook == incident.playbook, Event.kind == "drill.fault", col(Event.at) <= incident.opened_at)
+        .order_by(col(Event.at).desc())
+        .limit(1)
+    ).first()
+
+
+def charts_basis(session: Session, incident: Incident) -> dict[str, Any]:
+    """The document's fields the charts are drawn from (impact window, resolution, triggers fired), without
+    building it: the CLI starts drawing them before the rest is gathered."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    stored = session.connection().execute(
+        sa.select(stream.raw(table.c.details))
+        .where(table.c.incident_id == incident.id, table.c.kind.in_(("signal.fired", "trigger.attached")))
+        .order_by(table.c.seq)
+    )
+    fired = [{"trigger": (json.loads(d) if isinstance(d, str | bytes) else d).get("trigger")} for (d,) in stored]
+    first_breach = incident.evidence.get("since") or iso(incident.opened_at)
+    return {
+        "impact_window": {"start": iso(fault_onset(session, incident)) or first_breach},
+        "incident": {"resolved_at": iso(incident.resolved_at)},
+        "signals_fired": fired,
+    }
+
+
 class _Row:
     __slots__ = ("at", "kind")
 
-    def __init__(self, kind: str, at: datetime) -> None:
+    def __init__(self, kind: str, at: str) -> None:
         self.kind, self.at = kind, at
 
 
@@ -305,12 +359,16 @@ def _names(session: Session, incident_id: int) -> dict[str, str]:
 
 def _chain(session: Session, incident_id: int, verify: bool) -> dict[str, Any]:
     """The final hash; the head must agree with the newest event. Full recomputation only when asked."""
+    return chain_section(session, incident_id, verify_chain(session, f"incident:{incident_id}") if verify else None)
+
+
+def chain_section(session: Session, incident_id: int, report: ChainReport | None) -> dict[str, Any]:
+    """The document's `chain`, with the report of a full recomputation when there is one."""
     chain = f"incident:{incident_id}"
     head = session.get(ChainHead, chain)
     last = session.exec(select(Event.hash).where(Event.chain == chain).order_by(col(Event.seq).desc()).limit(1)).first()
-    out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": verify}
-    if verify:
-        report = verify_chain(session, chain)
+    out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": report is not None}
+    if report is not None:
         out.update(intact=report.ok, problem=report.problem)
     else:
         consistent = head is not None and head.hash == last

@@ -10,18 +10,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///rollback-bot.db"
 WRITER_TIMEOUT = 30.0  # s a SQLite writer waits for another (the same as busy_timeout)
@@ -40,6 +41,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None, location: Path = MIGRATIONS) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(location))
     cfg.attributes["connection"] = connection
@@ -49,6 +52,10 @@ def alembic_config(connection: Connection | None = None, location: Path = MIGRAT
 def migrate(engine: Engine, location: Path = MIGRATIONS) -> None:
     """Bring the schema to the newest migration. On PostgreSQL an advisory lock keeps two replicas
     starting together from migrating at the same time."""
+    if _at_head(engine, location):  # alembic is not even imported (a quarter of a second of a short command)
+        return
+    from alembic import command
+
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7215539)"))
@@ -63,6 +70,22 @@ def _unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
     shown = make_url(url).render_as_string(hide_password=True)
     why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return DatabaseUnreachable(f"cannot open the database {shown}: {why}; check DATABASE_URL (or --database)")
+
+
+def head_revision(location: Path = MIGRATIONS) -> str | None:
+    """The newest migration's revision: migration files are named after their revision (NNNN_what.py)."""
+    return max((p.name.split("_", 1)[0] for p in (location / "versions").glob("[0-9]*_*.py")), default=None)
+
+
+def _at_head(engine: Engine, location: Path = MIGRATIONS) -> bool:
+    head = head_revision(location)
+    if head is None:
+        return False
+    with engine.connect() as conn:  # a database that cannot be reached raises here, once
+        try:
+            return bool(conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head)
+        except DBAPIError:  # a new database: no version table yet
+            return False
 
 
 class Store:

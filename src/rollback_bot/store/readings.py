@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam, func, insert
 from sqlmodel import Session, col, delete, select
 
@@ -72,6 +73,25 @@ def between(session: Session, *, playbook: str, start: datetime, end: datetime) 
     )
     for row in rows:
         out.setdefault(row.signal, []).append(row)
+    return out
+
+
+def points_between(
+    session: Session, *, playbook: str, start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, float]]]:
+    """`between` as (time, value) points, readings without a value left out: plain rows, no ORM objects (an
+    export reads a day of them)."""
+    table = ReadingRow.__table__  # type: ignore[attr-defined]
+    out: dict[str, list[tuple[datetime, float]]] = {}
+    rows = session.connection().execute(
+        sa.select(table.c.signal, table.c.at, table.c.value)
+        .where(table.c.playbook == playbook, table.c.at >= start, table.c.at <= end)
+        .order_by(table.c.at, table.c.id)
+    )
+    for signal, at, value in rows:
+        points = out.setdefault(signal, [])  # a signal with no value at all is there, with no points
+        if value is not None:
+            points.append((at, value))
     return out
 
 

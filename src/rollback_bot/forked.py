@@ -1,0 +1,43 @@
+"""Work done in a forked process while the caller goes on (the second core): for single-threaded callers
+only (the CLI), since a fork copies no other thread, whatever lock it held."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+T = TypeVar("T")
+
+
+def in_fork(work: Callable[[], T]) -> Callable[[], T]:
+    """Start `work` in a forked process; the returned function waits for its result (pickled back through
+    a pipe). Where there is no fork, or the child fails, `work` runs here when the result is asked for. The
+    child leaves with os._exit: none of the parent's cleanup (buffered output, database connections) runs
+    twice."""
+    if not hasattr(os, "fork"):
+        return work
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            data = pickle.dumps(work())
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> T:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return work()
+        return cast(T, pickle.loads(data))  # our own child's bytes
+
+    return wait

@@ -1,0 +1,99 @@
+"""The hand-written encoders of the exports give exactly what the standard library gives, awkward input too."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rollback_bot.export.formats import _cell, _json
+from rollback_bot.export.jsontext import dumps_indent1
+
+
+class Text(str):
+    pass
+
+
+class Mapping(dict[str, Any]):
+    pass
+
+
+AWKWARD = [
+    "",
+    "plain",
+    'quote " inside',
+    "comma, inside",
+    "line\nbreak",
+    "cr\rreturn",
+    "tab\t and unicode é \u2028 \U0001f600",
+    "\x00\x1f control",
+    Text("a str subclass"),
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [],
+        {"a": [1, 2.5, float("nan"), float("inf"), -float("inf"), True, False, None, *AWKWARD]},
+        {"nested": {"b": {}, "c": [], "d": [{}, [[]]], "e": (1, [2, {"f": ()}])}},
+        {3: "int key", 2.5: "float key", True: "bool key", None: "none key", Text("k"): Mapping(x=1)},
+        {"when": datetime(2026, 1, 1, tzinfo=UTC), "big": 10**30, "neg": -0.0, "tiny": 1e-300},
+    ],
+)
+def test_indented_json_is_json_dumps(value: object) -> None:
+    assert dumps_indent1(value) == json.dumps(value, indent=1, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize("value", [*AWKWARD, None, 0, -7, 10**20])
+def test_json_scalars_are_json_dumps(value: object) -> None:
+    assert _json(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_csv_cells_are_csv_writer() -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(AWKWARD)
+    assert ",".join(_cell(t) for t in AWKWARD) + "\r\n" == buf.getvalue()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_local_times_are_the_zones_own(zone: str) -> None:
+    """Across DST changes, and again from the per-minute cache."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from rollback_bot.export.formats import LocalTime
+
+    local = LocalTime(ZoneInfo(zone))
+    start = datetime(2026, 3, 8, 0, 0, 0, 864000, tzinfo=UTC)
+    times = [start + timedelta(seconds=97 * k) for k in range(2000)] + [datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC)]
+    for _ in range(2):
+        for at in times:
+            utc = at.isoformat()
+            want = at.astimezone(ZoneInfo(zone)).replace(microsecond=0)
+            assert local(utc) == want.isoformat()
+            assert local(utc, iso=False) == want.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def test_html_escape_is_markupsafe() -> None:
+    from markupsafe import escape
+
+    from rollback_bot.export.formats import html_escape
+
+    for text in [*AWKWARD, "<b>&amp; 'x' \"y\"</b>", "&&<<>>''\"\""]:
+        assert html_escape(text) == str(escape(text))
+
+
+def test_members_written_as_they_go_are_the_indented_json_without_its_closing_brace() -> None:
+    from rollback_bot.export.jsontext import write_members_indent1
+
+    doc = {"a": 1, "b": [{"c": AWKWARD}, {}], "d": {"e": None}, "f": [[1.5] * 50]}
+    buf = io.StringIO()
+    write_members_indent1(doc, buf, flush_every=7)
+    whole = json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+    assert buf.getvalue() == whole[: whole.rfind("}")].rstrip()
