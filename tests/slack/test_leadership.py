@@ -270,6 +270,7 @@ def model() -> Iterator[tuple[Sandbox, _CountedModel]]:
     state = _CountedModel()
     sandbox = Sandbox(parse_playbook(CHAOS.format(url="http://127.0.0.1:9")).playbook, state)
     sandbox.start()
+    state.reads.clear()  # the sandbox looked at the model when it was made: not a read by the bot
     state.fault_at = datetime.now(UTC)
     yield sandbox, state
     sandbox.stop()
