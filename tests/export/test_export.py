@@ -227,3 +227,26 @@ def test_the_chain_checked_in_a_fork_says_the_same(env: Env, fmt: str) -> None:
         conn.execute(sqlalchemy.text("update event set summary = 'nothing' where seq = 3 and incident_id = 1"))
     chain, forked = both()
     assert "was changed after it was written" in chain and "was changed after it was written" in forked
+
+
+def test_display_fields_are_shown_in_every_export(env: Env) -> None:
+    """The playbook's description, the trigger's description and signal labels reach the exports."""
+    text = env.path.read_text().replace('channel: "#ops"\n', 'channel: "#ops"\ndescription: Support copilot <v42>\n')
+    text = text.replace("json: errors, every: 30s", "json: errors, label: Fatal error rate, every: 30s")
+    text = text.replace(
+        "{when: errors > 0, severity: critical}", "{when: errors > 0, severity: critical, description: Answers fail}"
+    )
+    env.path.write_text(text)
+    env = env.restart()
+    drive(env)
+    md = export(env, "md")
+    assert "_Support copilot <v42>_" in md
+    assert "- What fired: `fatal` (Answers fail): errors > 0" in md
+    assert "errors (Fatal error rate)=0.05" in md
+    html = export(env, "html")
+    assert "<em>Support copilot &lt;v42&gt;</em>" in html and "(Answers fail)" in html
+    assert "errors (Fatal error rate)=0.05" in html
+    doc = json.loads(export(env, "json"))
+    assert doc["incident"]["description"] == "Support copilot <v42>"
+    assert doc["incident"]["trigger_description"] == "Answers fail"
+    assert doc["signal_labels"] == {"errors": "Fatal error rate"}

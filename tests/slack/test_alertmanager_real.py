@@ -143,8 +143,9 @@ def test_alertmanager_sends_to_the_bot_which_opens_the_incident_and_reads_the_re
         wait_for(lambda: stored_status(env) == "firing", "Alertmanager's webhook with the firing alert")
         poll_now(env)
         [parent] = env.slack.parents()
-        assert "CRITICAL" in parent.text_of_blocks() and "*What fired:* `alerted` Alertmanager says so: model_errors &gt; 0" in (
-            parent.text_of_blocks()
+        assert (
+            "CRITICAL" in parent.text_of_blocks()
+            and "*What fired:* `alerted` Alertmanager says so: model_errors &gt; 0" in (parent.text_of_blocks())
         )
         fired = next(c.params["text"] for c in env.slack.thread() if c.params["text"].startswith("alerted fired"))
         assert 'ModelErrorRate{service="svc", severity="page"}: Error rate above 5%' in fired

@@ -148,6 +148,15 @@ def num(value: Any) -> str:
     return str(value)
 
 
+def _evidence(items: list[dict[str, Any]], labels: dict[str, str] | None = None) -> str:
+    """`signal (label)=value, ...`: a signal's label from the playbook where it has one."""
+    shown = []
+    for e in items:
+        label = (labels or {}).get(str(e["signal"]))
+        shown.append(f"{e['signal']}{f' ({label})' if label else ''}={num(e.get('value'))}")
+    return ", ".join(shown)
+
+
 def _env(templates: Path, html: bool) -> Any:
     from jinja2 import FileSystemLoader, StrictUndefined  # imported here: JSON and CSV need no templates
     from jinja2.sandbox import SandboxedEnvironment
@@ -174,7 +183,7 @@ def _env(templates: Path, html: bool) -> Any:
     )
     env.filters["dur"] = lambda s: "-" if s is None else format_duration_s(float(s))
     env.filters["num"] = num
-    env.filters["evidence"] = lambda items: ", ".join(f"{e['signal']}={num(e.get('value'))}" for e in items)
+    env.filters["evidence"] = _evidence
     env.filters["values"] = lambda d: ", ".join(f"{k}={num(v.get('value'))}" for k, v in sorted(d.items()))
     env.filters["rollout"] = lambda doc: "\n".join(rollout_markdown(doc, level="##"))
     return env
