@@ -190,7 +190,7 @@ def build_service(
     playbooks = load_playbooks(settings.playbook_paths)
     store = Store(settings.database_url)
     token = settings.slack_bot_token.get_secret_value()
-    client = make_client(token, settings.slack_api_url)
+    client = make_client(token, settings.slack_api_url, retry_backoff=settings.slack_retry_backoff.total_seconds())
     clock = clock or SystemClock()
     directory = SlackDirectory(
         lookup_client(token, settings.slack_api_url),

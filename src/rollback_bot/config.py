@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = DEFAULT_API_URL
+    # the wait between attempts of a Slack call after a connection error or a 5xx grows from this (0.5 s, 1 s)
+    slack_retry_backoff: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(milliseconds=500)
     database_url: str = "sqlite:///rollback-bot.db"
     rollback_playbooks: str = "playbooks"  # files or folders, separated by commas
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)

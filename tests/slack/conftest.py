@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -156,7 +157,7 @@ def make_env(
         slack_api_url=slack.api_url,
         database_url=store_url,
         rollback_playbooks=str(path),
-        **extra,
+        **{"slack_retry_backoff": timedelta(milliseconds=20), **extra},  # Slack outages without real waits
     )
     service = build_service(settings, clock=clock, http=loopback_session())
     server = make_http_server(service.wsgi(), "127.0.0.1", 0)
@@ -229,6 +230,7 @@ def deployment(store: Store, tmp_path: Path, fake_slack: FakeSlack, fake_http: F
         ROLLBACK_PLAYBOOKS=str(playbook),
         PYTHONUNBUFFERED="1",
         SCHEDULER_LEASE="2s",  # a scheduler process killed by a test is followed by the next within 2 s
+        SLACK_RETRY_BACKOFF="20ms",  # Slack outages without real waits
         ROLLBACK_SCHEDULER_PORT=str(free_port()),
     )
     store.close()

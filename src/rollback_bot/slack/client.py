@@ -3,6 +3,7 @@ errors only where a repeat cannot show something twice."""
 
 from __future__ import annotations
 
+import random
 import socket
 from urllib.error import URLError
 from urllib.parse import urlsplit
@@ -13,7 +14,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -73,15 +76,33 @@ class UnlessSlackMayHaveActed(RetryHandler):
         self.inner.prepare_for_next_attempt(state=state, request=request, response=response, error=error)
 
 
-def make_client(token: str, base_url: str = DEFAULT_API_URL, timeout: int = 10) -> WebClient:
-    """slack_sdk retries only connection errors once by default; also honour 429 Retry-After and retry 5xx."""
+RETRY_BACKOFF = 0.5  # s: slack_sdk's own factor (0.5, 1 s, ... plus jitter between attempts)
+
+
+class ScaledJitter(Jitter):
+    """Up to twice the backoff factor of random jitter: slack_sdk's own adds up to 1 s whatever the factor
+    (with its 0.5 s factor, the same range)."""
+
+    def __init__(self, backoff: float) -> None:
+        self.scale = 2 * backoff
+
+    def recalculate(self, duration: float) -> float:
+        return duration + random.random() * self.scale
+
+
+def make_client(
+    token: str, base_url: str = DEFAULT_API_URL, timeout: int = 10, retry_backoff: float = RETRY_BACKOFF
+) -> WebClient:
+    """slack_sdk retries only connection errors once by default; also honour 429 Retry-After and retry 5xx.
+    `retry_backoff` scales the wait between attempts after a connection error or a 5xx (SLACK_RETRY_BACKOFF)."""
+    interval = BackoffRetryIntervalCalculator(backoff_factor=retry_backoff, jitter=ScaledJitter(retry_backoff))
     return WebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=timeout,
         retry_handlers=[
-            UnlessSlackMayHaveActed(ConnectionErrorRetryHandler(max_retry_count=2)),
+            UnlessSlackMayHaveActed(ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval)),
             RateLimitErrorRetryHandler(max_retry_count=3),
-            UnlessSlackMayHaveActed(ServerErrorRetryHandler(max_retry_count=2)),
+            UnlessSlackMayHaveActed(ServerErrorRetryHandler(max_retry_count=2, interval_calculator=interval)),
         ],
     )
