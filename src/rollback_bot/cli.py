@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from rollback_bot.checking import check_file, load_checked, playbook_files
+from rollback_bot.checking import check_file, load_checked, playbook_files, postmortem_notes
 from rollback_bot.playbook.loader import PlaybookInvalid
 
 
@@ -37,6 +37,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 f"{path}: ok ({pb.name} v{loaded.version}: {len(pb.signals)} signals, {len(pb.triggers)} triggers, "
                 f"{len(pb.ladder)} steps, {actions} actions)"
             )
+            for note in postmortem_notes(loaded):
+                print(f"{path}: note: {note}")
     if failed:
         print(f"{failed} of {len(files)} playbook(s) have errors", file=sys.stderr)
     return 1 if failed else 0

@@ -44,9 +44,10 @@ def export_incident(
         incident = s.get(Incident, incident_id)
         assert incident is not None
         loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
-        folder = templates or loaded.templates_dir
-        if not (folder / f"postmortem.{fmt}.j2").exists():
-            raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
+        folder = templates or loaded.templates_dir  # the playbook's falls back to the built-in (formats.py)
+        name = f"postmortem.{fmt}.j2"
+        if not any((f / name).exists() for f in ([folder] if templates else formats.template_folders(folder))):
+            raise ExportError(f"template {folder / name} not found; pass --templates DIR")
         pngs: dict[str, bytes] = {}
         if with_charts:
             start, end = charts.window(doc, datetime.now(UTC))

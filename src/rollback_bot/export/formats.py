@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
+from rollback_bot.builtin import BuiltinMissing, builtin_templates
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
 
@@ -113,9 +114,22 @@ def num(value: Any) -> str:
     return str(value)
 
 
+def template_folders(templates: Path) -> list[Path]:
+    """Where a post-mortem template is looked for: the given folder, then the built-in templates."""
+    try:
+        return [templates, builtin_templates()]
+    except BuiltinMissing:
+        return [templates]
+
+
+def postmortem_template(templates: Path, fmt: str) -> Template:
+    """postmortem.{fmt}.j2 from `templates`, or the built-in one where that folder has none."""
+    return _env(templates, html=fmt == "html").get_template(f"postmortem.{fmt}.j2")
+
+
 def _env(templates: Path, html: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(templates)),
+        loader=ChoiceLoader([FileSystemLoader(str(folder)) for folder in template_folders(templates)]),
         undefined=StrictUndefined,
         autoescape=html,
         trim_blocks=True,
@@ -181,12 +195,12 @@ def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 
 
 def write_markdown(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, str], fp: TextIO) -> None:
     """`charts` maps a signal to the PNG file name the Markdown should reference."""
-    template = _env(templates, html=False).get_template("postmortem.md.j2")
+    template = postmortem_template(templates, "md")
     fp.writelines(template.generate(**_context(doc, events), timeline=timeline_rows(doc, events, False), charts=charts))
 
 
 def write_html(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, bytes], fp: TextIO) -> None:
     embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
-    template = _env(templates, html=True).get_template("postmortem.html.j2")
+    template = postmortem_template(templates, "html")
     rows = (Markup(row) for row in timeline_rows(doc, events, True))  # already escaped, cell by cell
     fp.writelines(template.generate(**_context(doc, events), timeline=rows, charts=embedded))
