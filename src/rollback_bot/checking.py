@@ -72,7 +72,9 @@ def postmortem_notes(loaded: LoadedPlaybook) -> list[str]:
     """A post-mortem template the playbook's folder lacks is no error (a team may keep only its comms
     drafts): exports use the built-in one, and `check` says so."""
     paths = (loaded.templates_dir / f"postmortem.{fmt}.j2" for fmt in ("md", "html"))
-    return [f"{_shown(str(p))} not found: exports use the built-in post-mortem template" for p in paths if not p.is_file()]
+    return [
+        f"{_shown(str(p))} not found: exports use the built-in post-mortem template" for p in paths if not p.is_file()
+    ]
 
 
 def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
@@ -124,12 +126,20 @@ def _render_sample(loaded: LoadedPlaybook, fmt: str) -> None:
                 )
                 s.add(incident)
                 s.flush()
-                kw = {"playbook": pb.name, "incident_id": incident.id}
-                audit.record(s, **kw, kind="incident.opened", at=opened, summary="sample incident opened")
+                n = incident.id
+                audit.record(s, playbook=pb.name, incident_id=n, kind="incident.opened", at=opened, summary="opened")
                 for i, step in enumerate(pb.ladder):
                     at = opened + step.start
                     details = {"step": i, "name": step.name, "window": step.window_text(), "target_at": at.isoformat()}
-                    audit.record(s, **kw, kind="step.entered", at=at, summary=f"step {i + 1}", details=details)
+                    audit.record(
+                        s,
+                        playbook=pb.name,
+                        incident_id=n,
+                        kind="step.entered",
+                        at=at,
+                        summary=step.name,
+                        details=details,
+                    )
                 s.commit()
                 assert incident.id is not None
                 export_text(store, incident.id, fmt, templates=loaded.templates_dir, with_charts=False)

@@ -314,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     check = sub.add_parser("check", help="validate playbooks and their templates; errors as file:line: message")
-    check.add_argument("paths", nargs="*", help="playbook files or folders (default: playbooks/, else the current folder)")
+    check.add_argument(
+        "paths", nargs="*", help="playbook files or folders (default: playbooks/, else the current folder)"
+    )
     check.add_argument(
         "--no-env",
         action="store_true",

@@ -33,7 +33,9 @@ def test_a_folder_with_only_comms_exports_with_the_built_in_post_mortem(env: Env
     loaded, errors = check_file(env.path, env=False)
     assert errors == [] and loaded is not None
     notes = postmortem_notes(loaded)
-    assert len(notes) == 2 and all(n.endswith("not found: exports use the built-in post-mortem template") for n in notes)
+    assert len(notes) == 2 and all(
+        n.endswith("not found: exports use the built-in post-mortem template") for n in notes
+    )
     assert main(["check", "--no-env", str(env.path)]) == 0
     shown = capsys.readouterr().out
     assert f"{env.path}: note: " in shown and "postmortem.html.j2 not found" in shown
@@ -43,8 +45,9 @@ def test_the_playbooks_own_post_mortem_wins_and_an_explicit_folder_must_have_one
     own_templates(env, tmp_path, **{"postmortem.md.j2": "Our own: {{ i.service }} #{{ i.id }}\n"})
     drive(env)
     assert export(env, "md") == "Our own: svc #1"
-    assert postmortem_notes(env.loaded) == [f"{tmp_path}/team-templates/postmortem.html.j2 not found: exports "
-                                            "use the built-in post-mortem template"]
+    assert postmortem_notes(env.loaded) == [
+        f"{tmp_path}/team-templates/postmortem.html.j2 not found: exports use the built-in post-mortem template"
+    ]
     try:
         export(env, "md", templates=tmp_path / "nowhere")
     except ExportError as exc:
@@ -66,5 +69,7 @@ def test_check_renders_the_playbooks_own_post_mortem_and_points_at_its_line(env:
     shown = sorted(str(e) for e in errors)
     assert shown[0].startswith(f"{folder}/postmortem.html.j2:1: post-mortem template does not render: ")
     assert "nosuchfilter" in shown[0]
-    assert shown[1] == f"{folder}/postmortem.md.j2:3: post-mortem template does not render: 'dict object' has no " \
+    assert (
+        shown[1] == f"{folder}/postmortem.md.j2:3: post-mortem template does not render: 'dict object' has no "
         "attribute 'nope'"
+    )
