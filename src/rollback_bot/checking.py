@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rollback_bot.builtin import BuiltinMissing, builtin_templates
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookError, PlaybookInvalid, load_playbook
 from rollback_bot.render.comms import _line, _shown, _what, check_templates
 from rollback_bot.secrets import strings, unset_in
@@ -71,30 +72,42 @@ def load_checked(path: str | Path, *, env: bool = True) -> LoadedPlaybook:
 def postmortem_notes(loaded: LoadedPlaybook) -> list[str]:
     """A post-mortem template the playbook's folder lacks is no error (a team may keep only its comms
     drafts): exports use the built-in one, and `check` says so."""
-    paths = (loaded.templates_dir / f"postmortem.{fmt}.j2" for fmt in ("md", "html"))
     return [
-        f"{_shown(str(p))} not found: exports use the built-in post-mortem template" for p in paths if not p.is_file()
+        f"{_shown(str(p))} not found: exports use the built-in post-mortem template"
+        for p in _postmortems(loaded).values()
+        if not p.is_file()
     ]
 
 
 def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
-    """The post-mortem templates in the playbook's folder render a sample incident; errors at the template's line."""
-    errors: list[PlaybookError] = []
-    for fmt in ("md", "html"):
-        path = loaded.templates_dir / f"postmortem.{fmt}.j2"
-        if not path.is_file():
-            continue
-        try:
-            _render_sample(loaded, fmt)
-        except Exception as exc:  # a template may raise anything
-            line = _line(exc, str(path)) or 1
-            errors.append(PlaybookError(_shown(str(path)), line, f"post-mortem template does not render: {_what(exc)}"))
+    """The post-mortem templates of the playbook's own (not the built-in ones, which the export tests render)
+    render a sample incident; errors at the template's line."""
+    own = {fmt: path for fmt, path in _postmortems(loaded).items() if path.is_file() and not _is_builtin(path)}
+    if not own:
+        return []
+    errors = []
+    for fmt, exc in _render_sample(loaded, list(own)).items():
+        path = own[fmt]
+        line = _line(exc, str(path)) or 1
+        errors.append(PlaybookError(_shown(str(path)), line, f"post-mortem template does not render: {_what(exc)}"))
     return errors
 
 
-def _render_sample(loaded: LoadedPlaybook, fmt: str) -> None:
-    """Export a made-up incident of this playbook (opened, acknowledged, every step entered, resolved) with
-    the playbook's templates, in a throwaway database."""
+def _postmortems(loaded: LoadedPlaybook) -> dict[str, Path]:
+    return {fmt: loaded.templates_dir / f"postmortem.{fmt}.j2" for fmt in ("md", "html")}
+
+
+def _is_builtin(path: Path) -> bool:
+    try:
+        builtin = builtin_templates() / path.name
+    except BuiltinMissing:
+        return False
+    return builtin.is_file() and builtin.read_bytes() == path.read_bytes()
+
+
+def _render_sample(loaded: LoadedPlaybook, fmts: list[str]) -> dict[str, Exception]:
+    """Export a made-up incident of this playbook (opened, acknowledged, every step entered, resolved) in each
+    of `fmts` with the playbook's templates, in a throwaway database; what each raised."""
     from rollback_bot.export import export_text
     from rollback_bot.store import audit
     from rollback_bot.store.database import Store
@@ -103,6 +116,7 @@ def _render_sample(loaded: LoadedPlaybook, fmt: str) -> None:
     pb = loaded.playbook
     trigger = next(iter(pb.triggers))
     opened = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    failed: dict[str, Exception] = {}
     with tempfile.TemporaryDirectory(prefix="rollback-check-") as tmp:
         store = Store(f"sqlite:///{tmp}/sample.db")
         try:
@@ -141,7 +155,12 @@ def _render_sample(loaded: LoadedPlaybook, fmt: str) -> None:
                         details=details,
                     )
                 s.commit()
-                assert incident.id is not None
-                export_text(store, incident.id, fmt, templates=loaded.templates_dir, with_charts=False)
+            assert n is not None
+            for fmt in fmts:
+                try:
+                    export_text(store, n, fmt, templates=loaded.templates_dir, with_charts=False)
+                except Exception as exc:  # a template may raise anything
+                    failed[fmt] = exc
         finally:
             store.close()
+    return failed
