@@ -47,6 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rollback_bot.builtin import builtin_dir
     from rollback_bot.starter import PLAYBOOK, StarterExists, write_starter
 
     dest = Path(args.dir)
@@ -65,6 +66,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"  rollback-bot check {dest}\n"
         f"  rollback-bot drill {playbook}"
     )
+    examples = builtin_dir("playbooks").resolve()
+    print(f"Every key, with examples: {examples / 'README.md'}; all of them used: {examples / 'genai-release.yaml'}")
     return 0
 
 

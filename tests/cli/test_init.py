@@ -30,6 +30,7 @@ def test_init_writes_a_starter_that_check_passes_and_never_overwrites(
     playbook = dest / PLAYBOOK
     assert f"wrote {playbook}\n" in out and f"wrote {dest}/templates/postmortem.md.j2\n" in out
     assert f"  rollback-bot check {dest}\n  rollback-bot drill {playbook}" in out
+    assert f"Every key, with examples: {ROOT / 'playbooks' / 'README.md'}; all of them used: " in out
     written = sorted(p.relative_to(dest / "templates") for p in (dest / "templates").rglob("*.j2"))
     assert written == sorted(p.relative_to(ROOT / "templates") for p in (ROOT / "templates").rglob("*.j2"))
     text = playbook.read_text()
