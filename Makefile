@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SPEED  ?= 1440
 
-.PHONY: demo test test-fast lint fmt typecheck check bench clean migration
+.PHONY: demo test test-fast lint fmt typecheck check bench clean migration wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +51,9 @@ migration: $(VENV)/.installed
 	@test -n "$(m)" || { echo 'say what it changes: make migration m="add incident labels"'; exit 2; }
 	$(BIN)/rollback-bot db revision -m "$(m)"
 
+# the wheel a team installs with pip (templates and example playbooks inside): dist/rollback_bot-*.whl
+wheel: | $(BIN)/python
+	$(BIN)/pip wheel --quiet --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rollback-bot.db
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rollback-bot.db build dist

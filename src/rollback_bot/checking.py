@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rollback_bot.builtin import BuiltinMissing, builtin_templates
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookError, PlaybookInvalid, load_playbook
-from rollback_bot.render.comms import check_templates
+from rollback_bot.render.comms import _line, _shown, _what, check_templates
 from rollback_bot.secrets import strings, unset_in
 
 
@@ -28,7 +31,7 @@ def check_file(path: Path, *, env: bool = True) -> tuple[LoadedPlaybook | None, 
         rest = exc.rest
         more = check_templates(rest) + (list(unset_variables(rest)) if env else []) if rest is not None else []
         return None, _in_order(exc.errors + more)
-    errors = check_templates(loaded) + (list(unset_variables(loaded)) if env else [])
+    errors = check_templates(loaded) + check_postmortem(loaded) + (list(unset_variables(loaded)) if env else [])
     return loaded, _in_order(errors)
 
 
@@ -64,3 +67,100 @@ def load_checked(path: str | Path, *, env: bool = True) -> LoadedPlaybook:
     if errors or loaded is None:
         raise PlaybookInvalid(errors)
     return loaded
+
+
+def postmortem_notes(loaded: LoadedPlaybook) -> list[str]:
+    """A post-mortem template the playbook's folder lacks is no error (a team may keep only its comms
+    drafts): exports use the built-in one, and `check` says so."""
+    return [
+        f"{_shown(str(p))} not found: exports use the built-in post-mortem template"
+        for p in _postmortems(loaded).values()
+        if not p.is_file()
+    ]
+
+
+def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
+    """The post-mortem templates of the playbook's own (not the built-in ones, which the export tests render)
+    render a sample incident; errors at the template's line."""
+    own = {fmt: path for fmt, path in _postmortems(loaded).items() if path.is_file() and not _is_builtin(path)}
+    if not own:
+        return []
+    errors = []
+    for fmt, exc in _render_sample(loaded, list(own)).items():
+        path = own[fmt]
+        line = _line(exc, str(path)) or 1
+        errors.append(PlaybookError(_shown(str(path)), line, f"post-mortem template does not render: {_what(exc)}"))
+    return errors
+
+
+def _postmortems(loaded: LoadedPlaybook) -> dict[str, Path]:
+    return {fmt: loaded.templates_dir / f"postmortem.{fmt}.j2" for fmt in ("md", "html")}
+
+
+def _is_builtin(path: Path) -> bool:
+    try:
+        builtin = builtin_templates() / path.name
+    except BuiltinMissing:
+        return False
+    return builtin.is_file() and builtin.read_bytes() == path.read_bytes()
+
+
+def _render_sample(loaded: LoadedPlaybook, fmts: list[str]) -> dict[str, Exception]:
+    """Export a made-up incident of this playbook (opened, acknowledged, every step entered, resolved) in each
+    of `fmts` with the playbook's templates, in a throwaway database; what each raised."""
+    from rollback_bot.export import export_text
+    from rollback_bot.store import audit
+    from rollback_bot.store.database import Store
+    from rollback_bot.store.models import Incident
+
+    pb = loaded.playbook
+    trigger = next(iter(pb.triggers))
+    opened = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    failed: dict[str, Exception] = {}
+    with tempfile.TemporaryDirectory(prefix="rollback-check-") as tmp:
+        store = Store(f"sqlite:///{tmp}/sample.db")
+        try:
+            with store.session() as s:
+                incident = Incident(
+                    playbook=pb.name,
+                    playbook_version=loaded.version,
+                    playbook_path=loaded.source,
+                    playbook_text=loaded.text,
+                    service=pb.service,
+                    channel=pb.channel,
+                    severity=pb.triggers[trigger].severity,
+                    trigger=trigger,
+                    summary=f"{trigger} fired (sample)",
+                    opened_at=opened,
+                    acknowledged_by="U0SAMPLE",
+                    acknowledged_at=opened + timedelta(minutes=5),
+                    resolved_by="U0SAMPLE",
+                    resolved_at=opened + pb.duration,
+                    status="resolved",
+                )
+                s.add(incident)
+                s.flush()
+                n = incident.id
+                audit.record(s, playbook=pb.name, incident_id=n, kind="incident.opened", at=opened, summary="opened")
+                for i, step in enumerate(pb.ladder):
+                    at = opened + step.start
+                    details = {"step": i, "name": step.name, "window": step.window_text(), "target_at": at.isoformat()}
+                    audit.record(
+                        s,
+                        playbook=pb.name,
+                        incident_id=n,
+                        kind="step.entered",
+                        at=at,
+                        summary=step.name,
+                        details=details,
+                    )
+                s.commit()
+            assert n is not None
+            for fmt in fmts:
+                try:
+                    export_text(store, n, fmt, templates=loaded.templates_dir, with_charts=False)
+                except Exception as exc:  # a template may raise anything
+                    failed[fmt] = exc
+        finally:
+            store.close()
+    return failed

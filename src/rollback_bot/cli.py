@@ -15,11 +15,14 @@ from contextlib import nullcontext
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rollback_bot.checking import check_file, playbook_files
+    from pathlib import Path
 
-    files = playbook_files(args.paths or ["playbooks"])
+    from rollback_bot.checking import check_file, playbook_files, postmortem_notes
+
+    paths = args.paths or (["playbooks"] if Path("playbooks").is_dir() else ["."])  # "." after `init`
+    files = playbook_files(paths)
     if not files:
-        print(f"no playbooks (*.yaml) found in {' '.join(args.paths)}", file=sys.stderr)
+        print(f"no playbooks (*.yaml) found in {' '.join(paths)}", file=sys.stderr)
         return 2
     failed = 0
     for path in files:
@@ -35,9 +38,38 @@ def cmd_check(args: argparse.Namespace) -> int:
                 f"{path}: ok ({pb.name} v{loaded.version}: {len(pb.signals)} signals, {len(pb.triggers)} triggers, "
                 f"{len(pb.ladder)} steps, {actions} actions)"
             )
+            for note in postmortem_notes(loaded):
+                print(f"{path}: note: {note}")
     if failed:
         print(f"{failed} of {len(files)} playbook(s) have errors", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rollback_bot.builtin import builtin_dir
+    from rollback_bot.starter import PLAYBOOK, StarterExists, write_starter
+
+    dest = Path(args.dir)
+    try:
+        written = write_starter(dest, force=args.force)
+    except StarterExists as exc:
+        for path in exc.paths:
+            print(f"{path} exists already", file=sys.stderr)
+        print(f"init: wrote nothing; --force overwrites these {len(exc.paths)} file(s)", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    playbook = dest / PLAYBOOK
+    print(
+        f"\nNext: edit {playbook} (the lines marked EDIT) and the drafts in {dest / 'templates'}, then\n"
+        f"  rollback-bot check {dest}\n"
+        f"  rollback-bot drill {playbook}"
+    )
+    examples = builtin_dir("playbooks").resolve()
+    print(f"Every key, with examples: {examples / 'README.md'}; all of them used: {examples / 'genai-release.yaml'}")
+    return 0
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
@@ -293,8 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    init = sub.add_parser("init", help="write a starter playbook and the built-in templates into a folder, to edit")
+    init.add_argument("dir", nargs="?", default=".", help="where (default: the current folder)")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist already")
+    init.set_defaults(func=cmd_init)
+
     check = sub.add_parser("check", help="validate playbooks and their templates; errors as file:line: message")
-    check.add_argument("paths", nargs="*", help="playbook files or folders (default: playbooks/)")
+    check.add_argument(
+        "paths", nargs="*", help="playbook files or folders (default: playbooks/, else the current folder)"
+    )
     check.add_argument(
         "--no-env",
         action="store_true",

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rollback_bot import flows
+from rollback_bot.clock import FakeClock
 from rollback_bot.slack.commands import Parsed, parse
 from rollback_bot.store.audit import timeline
-from tests.slack.conftest import SlackEnv
-from tests.slack.fake_slack import Call, block_problems
+from tests.flows.conftest import PLAYBOOK, TEMPLATES
+from tests.helpers import FakeHTTP
+from tests.slack.conftest import SlackEnv, make_env
+from tests.slack.fake_slack import Call, FakeSlack, block_problems
 
 
 @pytest.mark.parametrize(
@@ -121,3 +128,36 @@ def test_commands_are_answered_while_slack_is_down(slack_env: SlackEnv) -> None:
     with env.deps.store.session() as s:
         kinds = [e.kind for e in timeline(s, 1)]
     assert "role.unknown" in kinds and "access.denied" not in kinds and kinds[-2:] == ["ack", "role.unknown"]
+
+
+def test_a_post_mortem_that_cannot_be_built_is_said_to_the_asker_and_logged(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The playbook's own post-mortem template broke after start (check ran before): no silent nothing."""
+    folder = tmp_path / "team-templates"
+    shutil.copytree(TEMPLATES, folder)
+    (tmp_path / "test-release.yaml").write_text(PLAYBOOK.format(url=fake_http.url, templates=folder))
+    metrics: dict[str, Any] = {"errors": 0.0, "latency": 300.0}
+    fake_http.routes["/kpi"] = lambda rec: (200, metrics)
+    env = make_env(f"sqlite:///{tmp_path}/slack.db", tmp_path, fake_slack, fake_http, clock, metrics)
+    try:
+        env.open_incident()
+        (folder / "postmortem.md.j2").write_text("# {{ i.service }}\n{{ doc.no_such_field }}\n")
+        with caplog.at_level(logging.ERROR, logger="rollback_bot"):
+            assert "Putting the post-mortem draft" in reply(env, "timeline")
+            env.service.drain()
+        [told] = env.slack.ephemerals("URESP")
+        assert told.params["text"] == (
+            ":no_entry: Could not build the post-mortem draft of incident #1 (UndefinedError: 'dict object' has no "
+            "attribute 'no_such_field'). `rollback-bot check` on its playbook checks its templates."
+        )
+        assert not env.slack.of("files.completeUploadExternal")
+        assert "post-mortem draft of incident 1 could not be built: 'dict object' has no attribute" in caplog.text
+        (folder / "postmortem.md.j2").unlink()  # fixed (the built-in one is used): the next ask uploads at once
+        assert "Putting the post-mortem draft" in reply(env, "timeline")
+        env.service.drain()
+        env.wait_for(lambda: env.slack.of("files.completeUploadExternal"))
+        assert fake_slack.problems == [], "every Block Kit payload must be valid"
+    finally:
+        env.server.shutdown()
+        env.service.close()

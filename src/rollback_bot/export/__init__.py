@@ -48,9 +48,10 @@ def export_incident(
         if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
             incident, zone = document.opening(s, incident_id, tz)
             loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
-            folder = templates or loaded.templates_dir
-            if not (folder / f"postmortem.{fmt}.j2").exists():
-                raise ExportError(f"template {folder / f'postmortem.{fmt}.j2'} not found; pass --templates DIR")
+            folder = templates or loaded.templates_dir  # the playbook's falls back to the built-in (formats.py)
+            name = f"postmortem.{fmt}.j2"
+            if not any((f / name).exists() for f in ([folder] if templates else formats.template_folders(folder))):
+                raise ExportError(f"template {folder / name} not found; pass --templates DIR")
             if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
                 basis = document.charts_basis(s, incident)
                 start, end = charts.window(basis, datetime.now(UTC))

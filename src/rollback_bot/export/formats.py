@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from rollback_bot.builtin import BuiltinMissing, builtin_templates
 from rollback_bot.export.jsontext import write_members_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
@@ -157,8 +158,21 @@ def _evidence(items: list[dict[str, Any]], labels: dict[str, str] | None = None)
     return ", ".join(shown)
 
 
+def template_folders(templates: Path) -> list[Path]:
+    """Where a post-mortem template is looked for: the given folder, then the built-in templates."""
+    try:
+        return [templates, builtin_templates()]
+    except BuiltinMissing:
+        return [templates]
+
+
+def postmortem_template(templates: Path, fmt: str) -> Any:
+    """postmortem.{fmt}.j2 from `templates`, or the built-in one where that folder has none."""
+    return _env(templates, html=fmt == "html").get_template(f"postmortem.{fmt}.j2")
+
+
 def _env(templates: Path, html: bool) -> Any:
-    from jinja2 import FileSystemLoader, StrictUndefined  # imported here: JSON and CSV need no templates
+    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined  # here: JSON and CSV need no templates
     from jinja2.sandbox import SandboxedEnvironment
 
     class Environment(SandboxedEnvironment):
@@ -175,7 +189,7 @@ def _env(templates: Path, html: bool) -> Any:
             return super().getattr(obj, attribute)
 
     env = Environment(
-        loader=FileSystemLoader(str(templates)),
+        loader=ChoiceLoader([FileSystemLoader(str(folder)) for folder in template_folders(templates)]),
         undefined=StrictUndefined,
         autoescape=html,
         trim_blocks=True,
@@ -262,7 +276,7 @@ def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 
 
 def write_markdown(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, str], fp: TextIO) -> None:
     """`charts` maps a signal to the PNG file name the Markdown should reference."""
-    template = _env(templates, html=False).get_template("postmortem.md.j2")
+    template = postmortem_template(templates, "md")
     fp.writelines(template.generate(**_context(doc, events), timeline=timeline_rows(doc, events, False), charts=charts))
 
 
@@ -276,7 +290,7 @@ def write_html(
 ) -> None:
     """`rows`: the timeline's rows already formatted (timeline_rows), if they were made ahead."""
     embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
-    template = _env(templates, html=True).get_template("postmortem.html.j2")
+    template = postmortem_template(templates, "html")
     made = timeline_rows(doc, events, True) if rows is None else rows
     rows = (Markup(row) for row in made)  # already escaped, cell by cell
     fp.writelines(template.generate(**_context(doc, events), timeline=rows, charts=embedded))

@@ -36,25 +36,34 @@ def register(app: App, rt: SlackRuntime) -> None:
 
 
 def upload(rt: SlackRuntime, export: Export, cmd: inbound.Command) -> None:
-    """Build the post-mortem draft and its charts, put them in the incident's thread, tell the asker."""
+    """Build the post-mortem draft and its charts, put them in the incident's thread, tell the asker; a failure
+    is said to the asker and logged, never dropped."""
     name = f"incident-{export.incident_id}-postmortem.md"
     link: str | None = None
     try:
         text, charts = export_text(rt.deps.store, export.incident_id, "md", out=Path(name))
-        files = [(name, text.encode()), *charts.items()]
-        answer = rt.client.files_upload_v2(
-            channel=export.channel,
-            thread_ts=export.thread_ts,
-            title=f"Timeline of incident #{export.incident_id}",
-            initial_comment=f"Post-mortem draft for incident #{export.incident_id} (timeline hash in the file).",
-            file_uploads=[{"filename": n, "content": data, "title": n} for n, data in files],
+    except Exception as exc:  # a template that does not render, a bad row: asking again would not help
+        log.error("post-mortem draft of incident %s could not be built: %s", export.incident_id, exc, exc_info=True)
+        said = (
+            f":no_entry: Could not build the post-mortem draft of incident #{export.incident_id} "
+            f"({type(exc).__name__}: {str(exc)[:300]}). `rollback-bot check` on its playbook checks its templates."
         )
-        first = (answer.get("files") or [{}])[0]
-        link = str(first.get("permalink") or f"file {first.get('id', name)} in the incident's thread")
-        said = export.summary
-    except Exception as exc:  # the reply already went out; say what failed, never drop it silently
-        log.warning("timeline upload of incident %s failed: %s", export.incident_id, exc)
-        said = f":no_entry: Could not put the timeline in the incident's thread ({type(exc).__name__}); ask again."
+    else:
+        try:
+            files = [(name, text.encode()), *charts.items()]
+            answer = rt.client.files_upload_v2(
+                channel=export.channel,
+                thread_ts=export.thread_ts,
+                title=f"Timeline of incident #{export.incident_id}",
+                initial_comment=f"Post-mortem draft for incident #{export.incident_id} (timeline hash in the file).",
+                file_uploads=[{"filename": n, "content": data, "title": n} for n, data in files],
+            )
+            first = (answer.get("files") or [{}])[0]
+            link = str(first.get("permalink") or f"file {first.get('id', name)} in the incident's thread")
+            said = export.summary
+        except Exception as exc:  # the reply already went out; say what failed, never drop it silently
+            log.warning("timeline upload of incident %s failed: %s", export.incident_id, exc)
+            said = f":no_entry: Could not put the timeline in the incident's thread ({type(exc).__name__}); ask again."
     with rt.deps.store.session() as s:
         finish_export(s, incident_id=export.incident_id, link=link)
         s.commit()

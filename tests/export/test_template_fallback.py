@@ -1,0 +1,75 @@
+"""A team that keeps only its comms drafts: exports use the built-in post-mortem templates and `check` says so;
+a post-mortem template of its own that does not render is a `check` error at the template's line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rollback_bot.checking import check_file, postmortem_notes
+from rollback_bot.cli import main
+from rollback_bot.export import ExportError
+from rollback_bot.playbook import load_playbook
+from tests.export.test_export import drive, export
+from tests.flows.conftest import PLAYBOOK, TEMPLATES, Env
+
+
+def own_templates(env: Env, tmp_path: Path, **files: str) -> Path:
+    """The env's playbook pointed at a folder with the built-in comms drafts and `files` (name: text)."""
+    folder = tmp_path / "team-templates"
+    shutil.copytree(TEMPLATES / "comms", folder / "comms")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    env.path.write_text(PLAYBOOK.format(url=env.http.url, templates=folder))
+    env.loaded = load_playbook(env.path)
+    return folder
+
+
+def test_a_folder_with_only_comms_exports_with_the_built_in_post_mortem(env: Env, tmp_path: Path, capsys) -> None:
+    own_templates(env, tmp_path)
+    drive(env)
+    assert export(env, "md").startswith("# Post-mortem: svc incident #1 (critical)")
+    assert "<h1>Post-mortem: svc incident #1 (critical)</h1>" in export(env, "html")
+    loaded, errors = check_file(env.path, env=False)
+    assert errors == [] and loaded is not None
+    notes = postmortem_notes(loaded)
+    assert len(notes) == 2 and all(
+        n.endswith("not found: exports use the built-in post-mortem template") for n in notes
+    )
+    assert main(["check", "--no-env", str(env.path)]) == 0
+    shown = capsys.readouterr().out
+    assert f"{env.path}: note: " in shown and "postmortem.html.j2 not found" in shown
+
+
+def test_the_playbooks_own_post_mortem_wins_and_an_explicit_folder_must_have_one(env: Env, tmp_path: Path) -> None:
+    own_templates(env, tmp_path, **{"postmortem.md.j2": "Our own: {{ i.service }} #{{ i.id }}\n"})
+    drive(env)
+    assert export(env, "md") == "Our own: svc #1"
+    assert postmortem_notes(env.loaded) == [
+        f"{tmp_path}/team-templates/postmortem.html.j2 not found: exports use the built-in post-mortem template"
+    ]
+    try:
+        export(env, "md", templates=tmp_path / "nowhere")
+    except ExportError as exc:
+        assert "nowhere/postmortem.md.j2 not found" in str(exc)
+    else:
+        raise AssertionError("an explicit --templates folder without the template must be refused")
+
+
+def test_check_renders_the_playbooks_own_post_mortem_and_points_at_its_line(env: Env, tmp_path: Path) -> None:
+    folder = own_templates(
+        env,
+        tmp_path,
+        **{
+            "postmortem.md.j2": "# {{ i.service }}\n{% for s in doc.ladder %}\n{{ s.nope }}\n{% endfor %}\n",
+            "postmortem.html.j2": "<h1>{{ i.service | nosuchfilter }}</h1>\n",
+        },
+    )
+    _, errors = check_file(env.path, env=False)
+    shown = sorted(str(e) for e in errors)
+    assert shown[0].startswith(f"{folder}/postmortem.html.j2:1: post-mortem template does not render: ")
+    assert "nosuchfilter" in shown[0]
+    assert (
+        shown[1] == f"{folder}/postmortem.md.j2:3: post-mortem template does not render: 'dict object' has no "
+        "attribute 'nope'"
+    )
