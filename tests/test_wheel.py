@@ -14,6 +14,10 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # builds and installs a wheel
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ("pyproject.toml", "README.md", "src", "templates", "playbooks")
 

@@ -19,6 +19,7 @@ from rollback_bot.playbook import load_playbook
 from tests.helpers import loopback_session
 
 
+@pytest.mark.slow
 def test_shipped_playbook_drill_meets_every_target(tmp_path: Path) -> None:
     lines: list[str] = []
     code = run_drill(
@@ -92,6 +93,7 @@ drill:
 """
 
 
+@pytest.mark.slow
 def test_a_missed_target_makes_the_drill_fail(tmp_path: Path) -> None:
     path = tmp_path / "short.yaml"
     path.write_text(SHORT.format(templates=Path("templates").resolve()))
@@ -107,6 +109,7 @@ def test_a_missed_target_makes_the_drill_fail(tmp_path: Path) -> None:
     assert "1 target(s) missed: fault -> detection" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_kept_database_holds_successive_drills_and_an_open_incident_blocks_the_next(tmp_path: Path) -> None:
     path = tmp_path / "short.yaml"
     path.write_text(SHORT.format(templates=Path("templates").resolve()))

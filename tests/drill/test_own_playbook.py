@@ -111,6 +111,7 @@ def test_the_sandbox_serves_every_declared_signal_and_builds_its_json(tmp_path: 
     assert Sandbox(shipped, ModelState(lambda: datetime(2026, 1, 1, tzinfo=UTC))).synthetic is None  # built-in
 
 
+@pytest.mark.slow
 def test_an_own_playbook_drill_runs_the_whole_ladder_and_recovers(tmp_path: Path) -> None:
     lines: list[str] = []
     code = run_drill(

@@ -39,6 +39,7 @@ def _copy(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_the_shipped_rollout_drill_holds_at_50_percent_naming_the_segment_and_completes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/drill.db"
     cmd = [sys.executable, "-m", "rollback_bot.cli", "drill", str(SHIPPED), "--database", db]
@@ -109,6 +110,7 @@ def _loose(tmp_path: Path) -> Path:
     return _copy(tmp_path, text)
 
 
+@pytest.mark.slow
 def test_a_gate_too_loose_to_hold_fails_the_drill_and_says_why(tmp_path: Path) -> None:
     lines: list[str] = []
     code = run_rollout_drill(_loose(tmp_path), database_url=f"sqlite:///{tmp_path}/loose.db", out=lines.append)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from rollback_bot.store import ActionRun, Approval, Store
@@ -27,6 +28,7 @@ def _ok(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_kill_9_right_after_the_200_of_an_approval_loses_nothing(deployment: dict[str, Any]) -> None:
     env, procs, slack, http = deployment["env"], deployment["procs"], deployment["slack"], deployment["http"]
     playbook = Path(env["ROLLBACK_PLAYBOOKS"])

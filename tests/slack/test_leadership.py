@@ -33,6 +33,8 @@ from tests.helpers import loopback_session
 from tests.slack.conftest import ROOT, free_port, start, wait_until
 from tests.slack.test_production import _ok, client
 
+pytestmark = pytest.mark.slow  # several scheduler processes, killed and frozen
+
 EVERY = 2.0  # s between polls (the playbook's `every`)
 LEASE = 2.0  # s (SCHEDULER_LEASE in the deployment's environment)
 

@@ -152,6 +152,7 @@ def test_only_calls_that_cannot_show_twice_are_retried_by_the_client(fake_slack:
     assert len(fake_slack.attempts("conversations.history")) == 2
 
 
+@pytest.mark.slow
 def test_kill_9_between_slacks_post_and_the_cursor_gives_one_message_after_restart(
     deployment: dict[str, Any], store: Store
 ) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.helpers import loopback_session
@@ -28,6 +29,7 @@ def client(url: str, slack: FakeSlack) -> SlackEnv:
     return env
 
 
+@pytest.mark.slow
 def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) -> None:
     env, procs, slack = deployment["env"], deployment["procs"], deployment["slack"]
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
@@ -85,6 +87,7 @@ def test_gunicorn_workers_and_one_scheduler_process(deployment: dict[str, Any]) 
     assert slack.problems == []
 
 
+@pytest.mark.slow
 def test_serve_alone_runs_the_app_and_the_scheduler(deployment: dict[str, Any]) -> None:
     env, procs, slack = deployment["env"], deployment["procs"], deployment["slack"]
     port = free_port()

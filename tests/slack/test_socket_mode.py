@@ -17,6 +17,8 @@ from websockets.sync.server import Server, ServerConnection, serve
 from tests.slack.conftest import TOKEN, start, wait_until
 from tests.slack.fake_slack import Call, FakeSlack
 
+pytestmark = pytest.mark.slow  # a Socket Mode server and subprocesses
+
 
 class FakeSocketEndpoint:
     """Slack's side of Socket Mode: says hello, sends envelopes, collects the acknowledgements."""
