@@ -25,12 +25,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# the fast tests in 3 workers (they mostly wait on I/O), then the slow ones one at a time: they time processes
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 -m "not slow"
+	$(BIN)/pytest -q -m slow
 
 # the edit-and-run loop: no drills, no gunicorn, Socket Mode or multi-process runs (marked slow)
 test-fast: $(VENV)/.installed
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 3 -m "not slow"
 
 fmt: $(VENV)/.installed
 	$(BIN)/ruff check --fix src tests bench
