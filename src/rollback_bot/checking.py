@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rollback_bot.builtin import BuiltinMissing, builtin_templates
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookError, PlaybookInvalid, load_playbook
-from rollback_bot.render.comms import _line, _shown, _what, check_templates
+from rollback_bot.render.comms import check_templates, problem_text, shown_path, template_line
 from rollback_bot.secrets import strings, unset_in
 
 
@@ -73,7 +73,7 @@ def postmortem_notes(loaded: LoadedPlaybook) -> list[str]:
     """A post-mortem template the playbook's folder lacks is no error (a team may keep only its comms
     drafts): exports use the built-in one, and `check` says so."""
     return [
-        f"{_shown(str(p))} not found: exports use the built-in post-mortem template"
+        f"{shown_path(str(p))} not found: exports use the built-in post-mortem template"
         for p in _postmortems(loaded).values()
         if not p.is_file()
     ]
@@ -88,8 +88,10 @@ def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
     errors = []
     for fmt, exc in _render_sample(loaded, list(own)).items():
         path = own[fmt]
-        line = _line(exc, str(path)) or 1
-        errors.append(PlaybookError(_shown(str(path)), line, f"post-mortem template does not render: {_what(exc)}"))
+        line = template_line(exc, str(path)) or 1
+        errors.append(
+            PlaybookError(shown_path(str(path)), line, f"post-mortem template does not render: {problem_text(exc)}")
+        )
     return errors
 
 
@@ -109,9 +111,9 @@ def _render_sample(loaded: LoadedPlaybook, fmts: list[str]) -> dict[str, Excepti
     """Export a made-up incident of this playbook (opened, acknowledged, every step entered, resolved) in each
     of `fmts` with the playbook's templates, in a throwaway database; what each raised."""
     from rollback_bot.export import export_text
+    from rollback_bot.flows.watch import new_incident
     from rollback_bot.store import audit
     from rollback_bot.store.database import Store
-    from rollback_bot.store.models import Incident
 
     pb = loaded.playbook
     trigger = next(iter(pb.triggers))
@@ -121,25 +123,18 @@ def _render_sample(loaded: LoadedPlaybook, fmts: list[str]) -> dict[str, Excepti
         store = Store(f"sqlite:///{tmp}/sample.db")
         try:
             with store.session() as s:
-                incident = Incident(
-                    playbook=pb.name,
-                    playbook_version=loaded.version,
-                    playbook_path=loaded.source,
-                    playbook_text=loaded.text,
-                    service=pb.service,
-                    channel=pb.channel,
+                incident = new_incident(
+                    s,
+                    loaded,
                     severity=pb.triggers[trigger].severity,
                     trigger=trigger,
                     summary=f"{trigger} fired (sample)",
-                    opened_at=opened,
-                    acknowledged_by="U0SAMPLE",
-                    acknowledged_at=opened + timedelta(minutes=5),
-                    resolved_by="U0SAMPLE",
-                    resolved_at=opened + pb.duration,
-                    status="resolved",
+                    evidence={},
+                    now=opened,
                 )
-                s.add(incident)
-                s.flush()
+                incident.acknowledged_by, incident.acknowledged_at = "U0SAMPLE", opened + timedelta(minutes=5)
+                incident.resolved_by, incident.resolved_at = "U0SAMPLE", opened + pb.duration
+                incident.status = "resolved"
                 n = incident.id
                 audit.record(s, playbook=pb.name, incident_id=n, kind="incident.opened", at=opened, summary="opened")
                 for i, step in enumerate(pb.ladder):

@@ -31,7 +31,7 @@ class TemplateProblem(Exception):
         self.file, self.line, self.what = file, line, what  # the template file, its line, what failed there
 
 
-def _line(exc: Exception, filename: str | None) -> int | None:
+def template_line(exc: Exception, filename: str | None) -> int | None:
     """The template's line that failed, where known."""
     if filename is None:
         return None
@@ -42,15 +42,15 @@ def _line(exc: Exception, filename: str | None) -> int | None:
     return line
 
 
-def _what(exc: Exception) -> str:
+def problem_text(exc: Exception) -> str:
     what = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
     return what if len(what) <= 300 else what[:300] + "..."
 
 
 def _problem(exc: Exception, filename: str | None) -> str:
     """'line 3: ZeroDivisionError: division by zero': where in the template, and what it raised."""
-    line = _line(exc, filename)
-    return f"line {line}: {_what(exc)}" if line else _what(exc)
+    line = template_line(exc, filename)
+    return f"line {line}: {problem_text(exc)}" if line else problem_text(exc)
 
 
 def _shown_value(value: Any) -> Any:
@@ -87,7 +87,9 @@ def render_comms(templates_dir: Path, comm: str, context: dict[str, Any]) -> str
     except Exception as exc:  # a template may raise anything: ZeroDivisionError, RecursionError, bad UTF-8
         filename = str(templates_dir / template_name(comm))
         problem = f"template {template_name(comm)} does not render: {_problem(exc, filename)}"
-        raise TemplateProblem(problem, file=filename, line=_line(exc, filename), what=_what(exc)) from None
+        raise TemplateProblem(
+            problem, file=filename, line=template_line(exc, filename), what=problem_text(exc)
+        ) from None
 
 
 def render_value(value: Any, context: dict[str, Any], path: tuple[str | int, ...] = ()) -> Any:
@@ -106,7 +108,7 @@ def render_value(value: Any, context: dict[str, Any], path: tuple[str | int, ...
     return value
 
 
-def _shown(path: str) -> str:
+def shown_path(path: str) -> str:
     """A template's path as people type it: relative to the current folder when under it."""
     try:
         return str(Path(path).relative_to(Path.cwd()))
@@ -141,5 +143,5 @@ def check_templates(loaded: LoadedPlaybook) -> list[PlaybookError]:
                     line = loaded.lines.line_of(("ladder", i, "actions", j, "webhook", *exc.path))
                     errors.append(PlaybookError(loaded.source, line, f"webhook of '{action.id}': {exc}"))
     for (file, line, what), uses in at_template.items():
-        errors.append(PlaybookError(_shown(file), line, f"{what} (used at {', '.join(uses)})"))
+        errors.append(PlaybookError(shown_path(file), line, f"{what} (used at {', '.join(uses)})"))
     return errors
