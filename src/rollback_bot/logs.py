@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -20,6 +21,19 @@ QUIET_SLACK_ATTEMPTS = ("slack_sdk.web.base_client", logging.CRITICAL)
 
 class LoggingProblem(ValueError):
     pass
+
+
+class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is logged: a handler made once must not keep a stream that
+    was swapped and closed since (pytest's capture; a daemon redirecting its output)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ sets it; sys.stderr is always used
+        pass
 
 
 class JsonLines(logging.Formatter):
@@ -59,7 +73,7 @@ def formatter_from_env() -> logging.Formatter:
 def configure(default: int = logging.INFO, *, verbose: bool = False) -> None:
     """Log to stderr at LOG_LEVEL (else `default`; DEBUG when verbose) in LOG_FORMAT. Raises LoggingProblem."""
     level = logging.DEBUG if verbose else level_from_env(default)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = Stderr()
     handler.setFormatter(formatter_from_env())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -115,3 +115,22 @@ def test_json_log_lines_and_the_lifecycle_once_committed(
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["level"] == "INFO" and line["message"] == "incident #1: resolved"
     assert line["incident"] == 1 and line["kind"] == "incident.resolved" and line["time"].endswith("+00:00")
+
+
+def test_the_log_follows_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler made once writes to the stderr of the moment: never to one closed since ('Logging error')."""
+    import io
+
+    from rollback_bot.logs import configure
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    try:
+        configure(logging.INFO)
+        first.close()  # as pytest closes a test's capture
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("rollback_bot.test").warning("after the swap")
+        assert "WARNING rollback_bot.test: after the swap" in second.getvalue()
+    finally:
+        logging.getLogger().handlers.clear()
