@@ -285,10 +285,24 @@ def check_slack(client: WebClient, identity: BotIdentity) -> None:
     threading.Thread(target=run, name="auth.test", daemon=True).start()
 
 
+class CannotListen(Exception):
+    """The web port cannot be had: said in one line before anything starts."""
+
+
 def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> None:
     if scheduler and not web:  # beside web workers: their 200s before working off their clicks (worker.py)
         yield_cpu_to_requests()
     service = build_service(settings, clicks_here=scheduler)
+    server: WSGIServer | None = None
+    if web and (not settings.socket_mode or settings.alertmanager_token is not None):  # bound before all else
+        try:
+            server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
+        except OSError as exc:
+            service.close()
+            where = f"{settings.rollback_host}:{settings.rollback_port}"
+            raise CannotListen(
+                f"cannot start: cannot listen on {where} ({exc.strerror}); set ROLLBACK_HOST and ROLLBACK_PORT"
+            ) from None
     log.info(
         "rollback-bot %s starting (%s): playbooks %s; database %s",
         __version__,
@@ -305,7 +319,6 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
         service.desk.start_loop(older_than=timedelta(seconds=2) if web else timedelta(0))
     if web and not scheduler:
         service.start_watchdog()
-    server: WSGIServer | None = None
     own: WSGIServer | None = None
     socket_handler = None
     try:
@@ -317,8 +330,7 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             socket_handler.connect()
             log.info("Socket Mode connected")
         # Socket Mode needs no port for Slack, but Alertmanager's webhook does
-        if web and (not settings.socket_mode or settings.alertmanager_token is not None):
-            server = make_http_server(service.wsgi(), settings.rollback_host, settings.rollback_port)
+        if server is not None:
             threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
             routes = [] if settings.socket_mode else ["POST /slack/events"]
             routes += ["POST /alertmanager"] if settings.alertmanager_token is not None else []

@@ -105,7 +105,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from rollback_bot.bootstrap import serve
+    from rollback_bot.bootstrap import CannotListen, serve
     from rollback_bot.config import ConfigError, load_settings
     from rollback_bot.playbook.loader import PlaybookInvalid
 
@@ -119,6 +119,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         serve(settings, scheduler=not args.no_scheduler, web=not args.scheduler_only)
+    except CannotListen as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except PlaybookInvalid as exc:
         for err in exc.errors:
             print(err, file=sys.stderr)
@@ -132,8 +135,14 @@ def cmd_db_revision(args: argparse.Namespace) -> int:
     from rollback_bot.store.revisions import new_revision
 
     path = new_revision(args.message)
+    if path is None:
+        print("nothing to migrate: the migrations already make what the models say; no file written")
+        return 0
     print(f"wrote {path}: read it (Alembic cannot see every change, e.g. a rename), then run the tests")
     return 0
+
+
+SUFFIXES = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -142,8 +151,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rollback_bot.export import ExportError, export_incident, export_rollout
     from rollback_bot.store.database import Store
 
-    store = Store(args.database)
     out = Path(args.out) if args.out else None
+    named = SUFFIXES.get(out.suffix.lower()) if out else None
+    if args.format and named and args.format != named:
+        print(f"export: --out {out} names {named} but --format is {args.format}; give one of them", file=sys.stderr)
+        return 2
+    args.format = args.format or named or "md"
+    store = Store(args.database)
     templates = Path(args.templates) if args.templates else None
     partial = out.with_name(out.name + ".partial") if out else None
     try:
@@ -366,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="an incident's post-mortem record: md, json, csv or html")
     export.add_argument("incident", type=lambda v: int(v.lstrip("#")))
-    export.add_argument("--format", choices=["md", "json", "csv", "html"], default="md")
+    export.add_argument(
+        "--format", choices=["md", "json", "csv", "html"], help="default: from --out's extension, else md"
+    )
     export.add_argument("--rollout", action="store_true", help="N is a rollout: its stages, verdicts, holds (md, json)")
     export.add_argument("--out", help="file to write (Markdown charts are written beside it)")
     export.add_argument("--tz", default="UTC", help="time zone for times shown (IANA name, default UTC)")

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     # the wait between attempts of a Slack call after a connection error or a 5xx grows from this (0.5 s, 1 s)
     slack_retry_backoff: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(milliseconds=500)
     database_url: str = "sqlite:///rollback-bot.db"
-    rollback_playbooks: str = "playbooks"  # files or folders, separated by commas
+    # files or folders, separated by commas; unset: playbooks/ if here, else this folder (after `rollback-bot init`)
+    rollback_playbooks: str = Field(default_factory=lambda: "playbooks" if os.path.isdir("playbooks") else ".")
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000

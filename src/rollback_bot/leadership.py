@@ -83,11 +83,10 @@ class Leadership:
 
     def _lose(self, why: str) -> None:
         if self.token is not None:
-            log.log(
-                logging.INFO if why == "stopping" else logging.WARNING,
-                "no longer leading the scheduler processes: %s; standing by",
-                why,
-            )
+            if why == "stopping":
+                log.info("gave up the scheduler lease: this process stops, a standby takes over")
+            else:
+                log.warning("no longer leading the scheduler processes: %s; standing by", why)
         self.token = None
         self._valid_until = 0.0
         LEADER.set(0)

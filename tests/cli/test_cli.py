@@ -134,3 +134,61 @@ def test_the_log_follows_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPat
         assert "WARNING rollback_bot.test: after the swap" in second.getvalue()
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_serve_on_a_port_it_cannot_have_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    from tests.slack.conftest import SECRET, TOKEN
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        settings = {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/bot.db",
+            "ROLLBACK_PLAYBOOKS": str(ROOT / "playbooks" / "genai-release.yaml"),
+            "ROLLBACK_PORT": str(port),
+        }
+        out = run("serve", env=settings)
+    finally:
+        taken.close()
+    assert out.returncode == 2, out.stderr
+    assert f"cannot start: cannot listen on 127.0.0.1:{port} (Address already in use)" in out.stderr
+    assert "Traceback" not in out.stderr and "leading the scheduler" not in out.stderr  # nothing started first
+
+
+def test_export_takes_its_format_from_out_and_refuses_a_contradiction(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    assert not flows.resolve(env.deps, 1, "UX").ok  # a refusal to resolve: listed with the others
+    url = env.deps.store.url
+    out = run("export", "1", "--database", url, "--out", str(tmp_path / "pm.html"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pm.html").read_text().lstrip().lower().startswith("<!doctype html")
+    out = run("export", "1", "--database", url, "--out", str(tmp_path / "pm.json"))
+    doc = json.loads((tmp_path / "pm.json").read_text())
+    assert [d["action"] for d in doc["denials"]].count("resolve") == 1  # resolve refusals are in the record
+    out = run("export", "1", "--database", url, "--format", "md", "--out", str(tmp_path / "pm.csv"))
+    assert out.returncode == 2 and "names csv but --format is md" in out.stderr
+    assert not (tmp_path / "pm.csv").exists()
+
+
+def test_serve_reads_the_playbooks_init_wrote_where_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rollback-bot init` writes the playbook into the current folder; serve, unset, reads it there (and
+    playbooks/ where that folder exists, as in the repository)."""
+    from pydantic import SecretStr
+
+    from rollback_bot.config import Settings
+    from tests.slack.conftest import SECRET, TOKEN
+
+    monkeypatch.delenv("ROLLBACK_PLAYBOOKS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings(slack_bot_token=SecretStr(TOKEN), slack_signing_secret=SecretStr(SECRET)).playbook_paths == ["."]
+    (tmp_path / "playbooks").mkdir()
+    assert Settings(slack_bot_token=SecretStr(TOKEN), slack_signing_secret=SecretStr(SECRET)).playbook_paths == [
+        "playbooks"
+    ]

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from rollback_bot.store.database import MIGRATIONS
-from rollback_bot.store.revisions import new_revision, next_id
+from rollback_bot.store.revisions import new_revision
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -17,14 +17,11 @@ def _copy(tmp_path: Path) -> Path:
     return location
 
 
-def test_current_migrations_give_an_empty_next_one(tmp_path: Path) -> None:
+def test_current_migrations_give_no_file(tmp_path: Path) -> None:
     location = _copy(tmp_path)
-    last = next_id(location)
-    path = new_revision("nothing new", location=location)
-    assert path.name == f"{last}_nothing_new.py"
-    text = path.read_text()
-    assert f"revision = '{last}'" in text and f"down_revision = '{int(last) - 1:04d}'" in text
-    assert "op." not in text, text  # the models and the migrations agree: nothing to do
+    before = sorted((location / "versions").glob("*.py"))
+    assert new_revision("nothing new", location=location) is None  # the models and the migrations agree
+    assert sorted((location / "versions").glob("*.py")) == before
 
 
 def test_a_missing_migration_is_written_from_the_models(tmp_path: Path) -> None:
@@ -33,7 +30,8 @@ def test_a_missing_migration_is_written_from_the_models(tmp_path: Path) -> None:
     removed = newest.read_text()
     newest.unlink()  # as if the models had changed and nobody wrote the migration yet
     path = new_revision("written again", location=location)
-    assert path.name.startswith(newest.name[:4])
+    assert path is not None and path.name == f"{newest.name[:4]}_written_again.py"
+    assert f"revision = '{newest.name[:4]}'" in path.read_text()
     text = path.read_text()
     # every table and column the removed migration made is made again, in upgrade and undone in downgrade
     made = re.findall(r'(?:create_table|sa\.Column)\(\s*"(\w+)"', removed)

@@ -22,14 +22,15 @@ from rollback_bot.store.verify import ChainReport, verify_chain
 
 SCHEMA = "rollback-bot/incident-export"
 VERSION = 1
+# a person refused in an incident: acknowledge, approve, hold or release, resolve, read or note
+REFUSALS = ("approval.denied", "ack.denied", "hold.denied", "resolve.denied", "access.denied")
 SUMMARY_KINDS = (
     "step.entered",
     "signal.fired",
     "trigger.attached",
     "action.succeeded",
     "action.failed",
-    "approval.denied",
-    "ack.denied",
+    *REFUSALS,
     "approval.lapsed",
     "signal.cleared",
 )
@@ -168,7 +169,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
                 }
             )
             continue
-        if kind in ("approval.denied", "ack.denied"):
+        if kind in REFUSALS:
             denials.append(
                 {
                     "at": at,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 
@@ -18,8 +19,13 @@ def next_id(location: Path) -> str:
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def new_revision(message: str, *, location: Path = MIGRATIONS) -> Path:
-    """Write the next migration into `location`/versions; its path."""
+def _skip_empty(context: object, revision: object, directives: list[Any]) -> None:
+    if directives and directives[0].upgrade_ops.is_empty():
+        directives[:] = []  # the models and the migrations agree: no file
+
+
+def new_revision(message: str, *, location: Path = MIGRATIONS) -> Path | None:
+    """Write the next migration into `location`/versions; its path, or None when there is nothing to migrate."""
     with tempfile.TemporaryDirectory() as scratch:
         engine = make_engine(f"sqlite:///{scratch}/scratch.db")
         try:
@@ -27,8 +33,15 @@ def new_revision(message: str, *, location: Path = MIGRATIONS) -> Path:
             with engine.begin() as conn:
                 cfg = alembic_config(conn, location=location)
                 cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
-                script = command.revision(cfg, message=message, autogenerate=True, rev_id=next_id(location))
+                script = command.revision(
+                    cfg,
+                    message=message,
+                    autogenerate=True,
+                    rev_id=next_id(location),
+                    process_revision_directives=_skip_empty,
+                )
         finally:
             engine.dispose()
-    assert script is not None and not isinstance(script, list)
+    if script is None or isinstance(script, list):
+        return None
     return Path(script.path)
