@@ -99,7 +99,7 @@ def test_json_log_lines_and_the_lifecycle_once_committed(
     said = [(r.levelname, r.getMessage(), getattr(r, "kind", None)) for r in caplog.records]
     assert not any("never happened" in m for _, m, _ in said)
     [opened] = [(level, message) for level, message, kind in said if kind == "incident.opened"]
-    assert opened[0] == "INFO" and opened[1].startswith("incident #1: incident #1 opened on ")
+    assert opened[0] == "INFO" and opened[1].startswith("test-release: incident #1 opened on ")
     kinds = [k for _, _, k in said]
     assert {"incident.opened", "step.entered", "ack", "approval", "action.started", "action.succeeded"} <= set(kinds)
 

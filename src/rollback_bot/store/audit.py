@@ -144,6 +144,8 @@ LOUD = frozenset({"signal.lost", "signal.silent", "signal.stale", "polling.behin
 def _log_committed(session: OrmSession) -> None:
     for kind, summary, playbook, incident_id, event_id, actor in session.info.pop(_RECORDED, ()):
         where = f"incident #{incident_id}" if incident_id is not None else playbook
+        if summary.startswith(f"{where} "):  # 'incident #3 opened on ...' says where already
+            where = playbook
         log.log(
             logging.WARNING if kind in LOUD else logging.INFO,
             "%s: %s",
