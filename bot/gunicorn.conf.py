@@ -21,6 +21,11 @@ errorlog = "-"
 # empty to have each worker answer for itself.
 _METRICS = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", f"/tmp/rollback-bot-metrics-{os.getpid()}")
 
+# imported here, once, in the master (after the folder is set: the workers forked from it write their files
+# there): child_exit runs in the SIGCHLD handler, and two workers exiting together would otherwise both import
+# it, the second inside the first's import ("partially initialized module"), which took the master down
+from prometheus_client import multiprocess  # noqa: E402
+
 
 def on_starting(server: object) -> None:
     import shutil
@@ -32,11 +37,9 @@ def on_starting(server: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    from prometheus_client import multiprocess
-
     if not _METRICS:
         return
     try:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
-    except OSError as exc:  # a hook must never take the master down; the figures of a dead worker stay
+    except Exception as exc:  # a hook must never take the master down; the figures of a dead worker stay
         server.log.warning("could not mark worker %s's metrics dead: %s", worker.pid, exc)  # type: ignore[attr-defined]
