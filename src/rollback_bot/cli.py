@@ -458,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rollback_bot.errors import DatabaseUnreachable
     from rollback_bot.logs import LoggingProblem, configure
-    from rollback_bot.store.database import DatabaseUnreachable
 
     args = build_parser().parse_args(argv)
     try:

@@ -8,9 +8,9 @@ import sys
 
 from rollback_bot.bootstrap import build_service
 from rollback_bot.config import ConfigError, load_settings
+from rollback_bot.errors import DatabaseUnreachable
 from rollback_bot.logs import LoggingProblem, configure
 from rollback_bot.playbook.loader import PlaybookInvalid
-from rollback_bot.store.database import DatabaseUnreachable
 
 try:
     configure()  # LOG_LEVEL (default INFO), LOG_FORMAT

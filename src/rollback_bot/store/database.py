@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, create_engine
 
+from rollback_bot.errors import DatabaseUnreachable
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
 
 if TYPE_CHECKING:
@@ -60,10 +61,6 @@ def migrate(engine: Engine, location: Path = MIGRATIONS) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7215539)"))
         command.upgrade(alembic_config(conn, location), "head")
-
-
-class DatabaseUnreachable(Exception):
-    """The database cannot be opened at all (at start): said in one line, with what to check."""
 
 
 def _unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
