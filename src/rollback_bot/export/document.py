@@ -299,7 +299,7 @@ def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = Fa
         "approvals": approvals,
         "denials": denials,
         "signals_fired": fired,
-        "signal_labels": {name: spec.label for name, spec in pb.signals.items() if spec.label},
+        "signal_labels": pb.signal_labels,
         "thresholds": learned,
         "communications": comms,
         "action_results": results,

@@ -18,7 +18,6 @@ from rollback_bot.ladder.steps import next_boundary, position
 from rollback_bot.notify import publish_all
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.loader import LoadedPlaybook
-from rollback_bot.playbook.models import Playbook
 from rollback_bot.render.comms import TemplateProblem, render_comms
 from rollback_bot.render.context import comms_context
 from rollback_bot.rules.watch import watch_rows
@@ -117,11 +116,6 @@ def advance(deps: Deps, incident_id: int) -> None:
     run_due_actions(deps, incident_id)
 
 
-def _label(pb: Playbook, signal: str) -> str | None:
-    spec = pb.signals.get(signal)
-    return spec.label if spec is not None else None
-
-
 def incident_vars(incident: Incident, directory: Directory) -> dict[str, Any]:
     ack = incident.acknowledged_by
     return {
@@ -179,7 +173,7 @@ def step_entered(
                     "rule": r.rule,
                     "value": r.value,
                     "status": r.status,
-                    "label": _label(pb, r.signal),
+                    "label": pb.signal_labels.get(r.signal),
                 }
                 for r in rows
             ],

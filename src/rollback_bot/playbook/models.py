@@ -708,6 +708,11 @@ class Playbook(Strict):
     rollout: RolloutSpec | None = None
     panic_run: PanicRunSpec | None = None
 
+    @cached_property
+    def signal_labels(self) -> dict[str, str]:
+        """Signal -> its `label` (the display name people read), for the signals that have one."""
+        return {name: spec.label for name, spec in self.signals.items() if spec.label}
+
     def action(self, action_id: str) -> tuple[int, ActionSpec]:
         for index, step in enumerate(self.ladder):
             for action in step.actions:

@@ -39,7 +39,7 @@ def comms_context(
         "watch": [
             {
                 "signal": r.signal,
-                "label": (pb.signals[r.signal].label if r.signal in pb.signals else None) or r.signal,
+                "label": pb.signal_labels.get(r.signal, r.signal),
                 "rule": r.rule,
                 "value": "no data" if r.value is None else f"{r.value:.4g}",
                 "status": r.status,

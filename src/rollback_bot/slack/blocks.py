@@ -67,10 +67,10 @@ def value(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 
 
-def labelled(pb: Playbook | None, signal: str) -> str:
+def labelled(pb: Playbook, signal: str) -> str:
     """A signal's name, with its `label` when the playbook gives one: `p95_ms` (P95 latency)."""
-    spec = pb.signals.get(signal) if pb is not None else None
-    return f"`{esc(signal)}` ({esc(spec.label)})" if spec is not None and spec.label else f"`{esc(signal)}`"
+    label = pb.signal_labels.get(signal)
+    return f"`{esc(signal)}` ({esc(label)})" if label else f"`{esc(signal)}`"
 
 
 def watch_lines(rows: Sequence[WatchRow], labels: Mapping[str, str | None] | None = None) -> str:
@@ -203,9 +203,7 @@ def alert(view: IncidentView) -> Message:
             f"*Resolved during {where}*" if where else f"*Resolved after the ladder* ({format_duration(pb.duration)})"
         )
     blocks.append(section(step))
-    blocks.append(
-        section("*Watch*\n" + watch_lines(view.watch, {name: spec.label for name, spec in pb.signals.items()}))
-    )
+    blocks.append(section("*Watch*\n" + watch_lines(view.watch, pb.signal_labels)))
     if view.actions:
         blocks.append(section("*Actions*\n" + "\n".join(action_line(a) for a in view.actions)))
     blocks += buttons(view)
