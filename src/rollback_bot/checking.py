@@ -13,6 +13,12 @@ from rollback_bot.render.comms import check_templates, problem_text, shown_path,
 from rollback_bot.secrets import strings, unset_in
 
 
+def default_playbooks() -> str:
+    """Where playbooks are when none are named: playbooks/ where it exists (the repository), else the current
+    folder (where `rollback-bot init` wrote one)."""
+    return "playbooks" if Path("playbooks").is_dir() else "."
+
+
 def playbook_files(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):

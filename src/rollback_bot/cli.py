@@ -15,11 +15,9 @@ from contextlib import nullcontext
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from rollback_bot.checking import check_file, default_playbooks, playbook_files, postmortem_notes
 
-    from rollback_bot.checking import check_file, playbook_files, postmortem_notes
-
-    paths = args.paths or (["playbooks"] if Path("playbooks").is_dir() else ["."])  # "." after `init`
+    paths = args.paths or [default_playbooks()]
     files = playbook_files(paths)
     if not files:
         print(f"no playbooks (*.yaml) found in {' '.join(paths)}", file=sys.stderr)

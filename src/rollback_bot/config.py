@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rollback_bot.checking import default_playbooks
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
 from rollback_bot.playbook.durations import parse_duration
 from rollback_bot.slack.client import DEFAULT_API_URL
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     slack_retry_backoff: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(milliseconds=500)
     database_url: str = "sqlite:///rollback-bot.db"
     # files or folders, separated by commas; unset: playbooks/ if here, else this folder (after `rollback-bot init`)
-    rollback_playbooks: str = Field(default_factory=lambda: "playbooks" if os.path.isdir("playbooks") else ".")
+    rollback_playbooks: str = Field(default_factory=default_playbooks)
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
     rollback_port: int = 3000
