@@ -258,7 +258,7 @@ class Sandbox:
                 return False
             if spec.http is not None and spec.json_path is not None:
                 try:  # a metric it has (None: not served right now, e.g. a slice not yet live)
-                    json_path(self.document(urlsplit(spec.http).path or "/"), spec.json_path)
+                    json_path(self._part(doc, urlsplit(spec.http).path or "/"), spec.json_path)
                 except KeyError:
                     return False
         return True
@@ -291,7 +291,10 @@ class Sandbox:
                 if spec.http is not None and spec.json_path and (urlsplit(spec.http).path or "/") == path:
                     _put(built, spec.json_path, self.value(name))
             return built
-        doc = self.state.metrics()
+        return self._part(self.state.metrics(), path)
+
+    def _part(self, doc: dict[str, Any], path: str) -> Any:
+        """The built-in model's document as `path` answers it: its part named by the path, else all of it."""
         part = doc.get(self.json_paths.get(path, ""))
         return part if isinstance(part, dict) else doc
 
