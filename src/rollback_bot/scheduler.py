@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,34 +59,34 @@ def real_seconds(deps: Deps, every: timedelta, floor: float) -> float:
     return max(every.total_seconds() / deps.clock.speed, floor)
 
 
-def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
+@contextmanager
+def _survives(what: str, *args: object) -> Iterator[None]:
+    """A run of a job that fails (a broken source, a database hiccup, a bug) is logged, and the next run tries
+    again: it must not kill the job. Fenced goes up: this process no longer leads (leadership.py)."""
     try:
-        flows.poll(deps, loaded, list(group.signals), group=group)
+        yield
     except Fenced:
         raise
-    except Exception:  # a broken source or database hiccup must not kill the job (the watchdog will tell)
-        log.exception("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name)
+    except Exception:
+        log.exception(what, *args)
+
+
+def _poll(deps: Deps, loaded: LoadedPlaybook, group: PollGroup) -> None:
+    with _survives("polling %s every %s failed; next run will try again", loaded.playbook.name, group.name):
+        flows.poll(deps, loaded, list(group.signals), group=group)  # the watchdog tells when polls fail
 
 
 def _observe_rollout(deps: Deps, loaded: LoadedPlaybook) -> None:
-    try:
+    with _survives("observing the rollout of %s failed; next run will try again", loaded.playbook.name):
         rollout.observe(deps, loaded)
-    except Fenced:
-        raise
-    except Exception:  # a broken source or database hiccup must not kill the job
-        log.exception("observing the rollout of %s failed; next run will try again", loaded.playbook.name)
 
 
 PANIC_EVERY = timedelta(seconds=30)  # how often a panic run is looked at: due now, or missed while down
 
 
 def _panic_run(deps: Deps, loaded: LoadedPlaybook) -> None:
-    try:
-        panic.run_due(deps, loaded)
-    except Fenced:
-        raise
-    except Exception:  # a database hiccup must not kill the job; a run not recorded is retried, or reported missed
-        log.exception("the panic run of %s failed; next run will try again", loaded.playbook.name)
+    with _survives("the panic run of %s failed; next run will try again", loaded.playbook.name):
+        panic.run_due(deps, loaded)  # a run not recorded is retried, or reported missed
 
 
 class _AlertLook:
@@ -96,31 +97,19 @@ class _AlertLook:
         self.seen: datetime | None = None  # a new leader looks at everything once
 
     def __call__(self) -> None:
-        try:
+        with _survives("looking for alerts from Alertmanager failed; the next look tries again"):
             self.seen = flows.poll_alerts(self.deps, self.playbooks, self.seen)
-        except Fenced:
-            raise
-        except Exception:
-            log.exception("looking for alerts from Alertmanager failed; the next look tries again")
 
 
 def _watchdog(deps: Deps, playbooks: Sequence[LoadedPlaybook], since: datetime | None) -> None:
-    try:
+    with _survives("watchdog check failed; next run will try again"):
         flows.check_polling(deps, playbooks, since)
-    except Fenced:
-        raise
-    except Exception:
-        log.exception("watchdog check failed; next run will try again")
 
 
 def _tick(deps: Deps) -> None:
     """Advance open incidents (every TICK_EVERY: the safety net; _plan keeps the exact times)."""
-    try:
+    with _survives("ladder tick failed; next run will try again"):
         flows.tick(deps)
-    except Fenced:
-        raise
-    except Exception:
-        log.exception("ladder tick failed; next run will try again")
 
 
 def _plan(deps: Deps) -> None:
@@ -128,13 +117,9 @@ def _plan(deps: Deps) -> None:
     look, wait for that moment and advance the ladders then. A stage that finished in another process (a web
     worker, a standby) is seen here within a look. Jobs never add jobs: APScheduler's shutdown holds the lock
     add_job needs while it waits for running jobs, so that would hang a stopping process."""
-    try:
+    due = None
+    with _survives("planning the next ladder wake-up failed; the next look tries again"):
         due = flows.next_step_due(deps)
-    except Fenced:
-        raise
-    except Exception:
-        log.exception("planning the next ladder wake-up failed; the next look tries again")
-        return
     if due is None:
         return
     wait = (due - deps.now()).total_seconds() / deps.clock.speed
