@@ -17,21 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from rollback_bot.flows import alerts
+from rollback_bot.httpio import Rejected, StartResponse, answer, read_body
 from rollback_bot.metrics.alertmanager import MAX_BODY, Payload, matching, parse
 from rollback_bot.playbook.loader import LoadedPlaybook
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import ALERTS_RECEIVED
 
 log = logging.getLogger(__name__)
-StartResponse = Callable[..., Any]
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 411: "Length Required",
-            413: "Payload Too Large", 503: "Service Unavailable"}  # fmt: skip
-
-
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 class AlertmanagerEndpoint:
@@ -55,7 +47,7 @@ class AlertmanagerEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             payload = self._payload(environ)
-        except Refused as exc:
+        except Rejected as exc:
             log.warning("refused a request to /alertmanager with %s: %s", exc.status, exc.reason)
             extra = [("WWW-Authenticate", 'Bearer realm="rollback-bot"')] if exc.status == 401 else []
             return _answer(start_response, exc.status, {"error": exc.reason}, extra)
@@ -86,33 +78,26 @@ class AlertmanagerEndpoint:
 
     def _payload(self, environ: dict[str, Any]) -> Payload:
         if self._token is None:
-            raise Refused(404, "POST /alertmanager is off: set ALERTMANAGER_TOKEN to take Alertmanager's webhook")
+            raise Rejected(404, "POST /alertmanager is off: set ALERTMANAGER_TOKEN to take Alertmanager's webhook")
         scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).strip().partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
-            raise Refused(401, "missing or wrong bearer token (http_config: authorization: credentials)")
-        length_text = str(environ.get("CONTENT_LENGTH") or "")
-        if not length_text:
-            raise Refused(411, "Content-Length is required")
-        if not length_text.isdigit():
-            raise Refused(400, "Content-Length is not a number")
-        length = int(length_text)
-        if length > MAX_BODY:
-            raise Refused(413, f"body of {length} bytes, over {MAX_BODY}: set max_alerts on the webhook receiver")
-        stream = environ.get("wsgi.input")
-        body = bytes(stream.read(length)) if stream is not None and length else b""
+            raise Rejected(401, "missing or wrong bearer token (http_config: authorization: credentials)")
+        if not environ.get("CONTENT_LENGTH"):
+            raise Rejected(411, "Content-Length is required")
+        body = read_body(
+            environ, limit=MAX_BODY, too_large=f", over {MAX_BODY}: set max_alerts on the webhook receiver"
+        )
+        length = int(environ["CONTENT_LENGTH"])
         if len(body) != length:
-            raise Refused(400, f"body cut short ({len(body)} of {length} bytes)")
+            raise Rejected(400, f"body cut short ({len(body)} of {length} bytes)")
         try:
             payload = parse(body)
         except ValueError as exc:
-            raise Refused(400, str(exc)) from None
+            raise Rejected(400, str(exc)) from None
         return payload
 
 
 def _answer(
     start_response: StartResponse, status: int, doc: dict[str, Any], extra: list[tuple[str, str]] | None = None
 ) -> list[bytes]:
-    data = json.dumps(doc).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *(extra or [])]
-    start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
-    return [data]
+    return answer(start_response, status, json.dumps(doc).encode(), "application/json", extra)

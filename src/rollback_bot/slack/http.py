@@ -18,12 +18,12 @@ from slack_bolt.context import BoltContext
 from slack_bolt.request.internals import build_context
 from sqlalchemy import text
 
+from rollback_bot.httpio import StartResponse, answer, read_body, status_line
 from rollback_bot.slack import inbound
 from rollback_bot.store import inbound as store_inbound
 from rollback_bot.store.database import Store
 from rollback_bot.telemetry import REQUESTS, exposition
 
-StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class SlackEndpoint:
             request = _bolt_request(raw, body, environ.get("QUERY_STRING", ""), headers)
         except inbound.Rejected as exc:
             log.warning("refused a request to /slack/events with %s: %s", exc.status, exc.reason)
-            return _answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
+            return answer(start_response, exc.status, exc.reason.encode(), "text/plain; charset=utf-8")
         try:
             replayed = False
             if body.get("type") != "block_actions":  # a click's replay conflicts in the inbox (slack/clicks.py)
@@ -66,17 +66,17 @@ class SlackEndpoint:
             if "command" in body:  # a command's answer is shown to the person; a click's is not, but a 503 is
                 text = ":warning: I cannot reach my database right now, so nothing was recorded. Try again shortly."
                 data = json.dumps({"response_type": "ephemeral", "text": text}).encode()
-                return _answer(start_response, 200, data, "application/json")
-            return _answer(start_response, 503, b"database unreachable", "text/plain")
+                return answer(start_response, 200, data, "application/json")
+            return answer(start_response, 503, b"database unreachable", "text/plain")
         if replayed:  # the same signed request again (a replay within Slack's window): answered, ignored
             log.warning("ignored a replayed Slack request (signature seen within the last %s s)", inbound.WINDOW)
-            return _answer(start_response, 200, b"", "text/plain")
+            return answer(start_response, 200, b"", "text/plain")
         with store_inbound.handling(signature, datetime.fromtimestamp(ts, UTC)):
             response = self.app.dispatch(request)
         self._forget_now_and_then()
         data = response.body.encode() if isinstance(response.body, str) else bytes(response.body or b"")
         start_response(
-            f"{response.status} {_REASONS.get(response.status, 'OK')}",
+            status_line(response.status),
             [(k, v) for k, values in response.headers.items() for v in values if k.lower() != "content-length"]
             + [("Content-Length", str(len(data)))],
         )
@@ -108,33 +108,8 @@ def _bolt_request(raw: bytes, body: dict[str, Any], query: str, headers: dict[st
     return request
 
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    413: "Payload Too Large",
-    503: "Service Unavailable",
-}
-
-
 def _read_body(environ: dict[str, Any]) -> bytes:
-    length_text = str(environ.get("CONTENT_LENGTH") or "0")
-    if not length_text.isdigit():
-        raise inbound.Rejected(400, "Content-Length is not a number")
-    length = int(length_text)
-    if length > inbound.MAX_BODY:
-        raise inbound.Rejected(413, f"body of {length} bytes; Slack's requests are a few KB")
-    stream = environ.get("wsgi.input")
-    return bytes(stream.read(length)) if stream is not None and length else b""
-
-
-def _answer(start_response: StartResponse, status: int, data: bytes, content_type: str) -> list[bytes]:
-    start_response(
-        f"{status} {_REASONS.get(status, 'Error')}",
-        [("Content-Type", content_type), ("Content-Length", str(len(data)))],
-    )
-    return [data]
+    return read_body(environ, limit=inbound.MAX_BODY, too_large="; Slack's requests are a few KB")
 
 
 Health = Callable[[], list[str]]  # what is behind, in words; empty when polling keeps up
@@ -226,8 +201,8 @@ def scheduler_app(store: Store, leading: Callable[[], dict[str, Any]], polling: 
 def _metrics_or_404(path: str, method: str, start_response: StartResponse) -> list[bytes]:
     """GET /metrics (Prometheus' text format), or 404 for any other path: the tail of both apps."""
     if path == "/metrics" and method == "GET":
-        return _answer(start_response, 200, exposition(), CONTENT_TYPE_LATEST)
-    return _answer(start_response, 404, b"Not Found", "text/plain")
+        return answer(start_response, 200, exposition(), CONTENT_TYPE_LATEST)
+    return answer(start_response, 404, b"Not Found", "text/plain")
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -14,18 +14,12 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from rollback_bot.httpio import Rejected as Rejected  # the refusal this module raises, for its callers
+
 WINDOW = 300  # seconds: Slack's replay window; a request older or newer than this is refused
 MAX_BODY = 256 * 1024  # Slack's payloads are a few KB; refuse anything much larger unread
 
 SlackId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,32}$")]
-
-
-class Rejected(Exception):
-    """A request refused before any listener saw it: the HTTP status and why, in one line."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 class _Model(BaseModel):
