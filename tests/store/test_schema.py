@@ -8,19 +8,30 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 
 from rollback_bot.store import Event, Incident, Store
 from rollback_bot.store.audit import record, timeline
+from rollback_bot.store.database import head_revision
 
 
-def test_migrated_schema_matches_the_models(store: Store) -> None:
-    with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
-    assert diff == []
-    again = Store(store.url)  # opening again is a no-op, not an error
+def test_migrated_schema_matches_the_models(migrated_store: Store) -> None:
+    assert _differences(migrated_store) == []
+    again = Store(migrated_store.url)  # opening again is a no-op, not an error
     again.close()
+
+
+def test_the_schema_the_tests_copy_is_the_migrated_one(store: Store) -> None:
+    assert _differences(store) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+
+
+def _differences(store: Store) -> list[Any]:
+    with store.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata))
 
 
 def incident(**kw: Any) -> Incident:
