@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from rollback_bot.httpio import serve_in_background
 
 
 @dataclass
@@ -70,7 +71,7 @@ class FakeHTTP:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_background(self.server)
 
     @property
     def url(self) -> str:

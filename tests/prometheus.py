@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from rollback_bot.httpio import serve_in_background
 from tests.helpers import loopback_session
 
 
@@ -54,7 +54,7 @@ def exporter(exposition: bytes) -> Iterator[str]:
             self.wfile.write(exposition)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
     finally:

@@ -25,6 +25,7 @@ from rollback_bot.config import Settings
 from rollback_bot.flows.deps import Deps
 from rollback_bot.flows.readings import prune
 from rollback_bot.flows.watchdog import GroupStatus
+from rollback_bot.httpio import serve_in_background
 from rollback_bot.leadership import Leadership
 from rollback_bot.playbook.loader import LoadedPlaybook, PlaybookInvalid
 from rollback_bot.scheduler import build_scheduler, led, run_everything_now
@@ -263,7 +264,7 @@ def _scheduler_port(service: Service, settings: Settings) -> WSGIServer | None:
             "scheduler process: cannot serve /healthz and /metrics at %s (%s); set ROLLBACK_SCHEDULER_PORT", where, exc
         )
         return None
-    threading.Thread(target=own.serve_forever, name="http", daemon=True).start()
+    serve_in_background(own)
     log.info("scheduler process: %s (GET /healthz: leader or standby; GET /metrics)", where)
     return own
 
@@ -331,7 +332,7 @@ def serve(settings: Settings, *, scheduler: bool = True, web: bool = True) -> No
             log.info("Socket Mode connected")
         # Socket Mode needs no port for Slack, but Alertmanager's webhook does
         if server is not None:
-            threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+            serve_in_background(server)
             routes = [] if settings.socket_mode else ["POST /slack/events"]
             routes += ["POST /alertmanager"] if settings.alertmanager_token is not None else []
             log.info(

@@ -3,11 +3,21 @@ status, reading a body within a limit, and an answer with its status line."""
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 StartResponse = Callable[..., Any]
+POLL = 0.05  # s between serve_forever's looks at shutdown(): its default, 0.5 s, is what every stop waited
+
+
+def serve_in_background(server: socketserver.BaseServer, name: str = "http") -> threading.Thread:
+    """Serve on a daemon thread; `server.shutdown()` then returns within POLL seconds."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL}, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 class Rejected(Exception):

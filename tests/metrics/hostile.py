@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from rollback_bot.httpio import serve_in_background
+
 HEALTHY = {"value": 1.5, "flag": True, "ratio": "0.25", "nested": {"p95": 310}}
 MB = 1024 * 1024
 
@@ -41,7 +43,7 @@ class HostileServer:
         self.stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="hostile", daemon=True).start()
+        serve_in_background(self.server, "hostile")
 
     @property
     def url(self) -> str:

@@ -12,7 +12,7 @@ from rollback_bot.metrics import JsonSource, Reader
 from rollback_bot.metrics.fetch import Answer
 from rollback_bot.rules.readings import Reading
 from tests.helpers import loopback_session
-from tests.metrics.hostile import MB, HostileServer
+from tests.metrics.hostile import MB, HostileServer, gzip_bomb
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DEADLINE = 2.0
@@ -21,6 +21,7 @@ MARGIN = 0.5
 
 @pytest.fixture
 def hostile() -> Iterator[HostileServer]:
+    gzip_bomb()  # made once per process (1.5 s of CPU), before any test's clock starts
     box = HostileServer()
     yield box
     box.close()

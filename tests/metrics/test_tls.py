@@ -6,7 +6,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rollback_bot.httpio import serve_in_background
 from rollback_bot.metrics import Endpoint, JsonSource
 from tests.helpers import loopback_session
 
@@ -68,7 +68,7 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = _TlsServer(context)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     yield f"https://127.0.0.1:{server.server_address[1]}/kpi", cert
     server.shutdown()
     server.server_close()

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from rollback_bot import flows
 from rollback_bot.bootstrap import Service, build_service
 from rollback_bot.clock import FakeClock
 from rollback_bot.config import Settings
+from rollback_bot.httpio import serve_in_background
 from rollback_bot.slack.http import make_http_server
 from rollback_bot.store import Store
 from tests.flows.conftest import PLAYBOOK, TEMPLATES, answer_ok
@@ -161,7 +161,7 @@ def make_env(
     )
     service = build_service(settings, clock=clock, http=loopback_session())
     server = make_http_server(service.wsgi(), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     env = SlackEnv(
         service, slack, http, clock, f"http://127.0.0.1:{server.server_address[1]}", metrics, settings, server
     )

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from slack_sdk.models.blocks import ActionsBlock, Block, SectionBlock
 
+from rollback_bot.httpio import serve_in_background
+
 # How the answer to a performed call is lost: "drop" closes the connection without answering, "hang" waits
 # `hang_seconds` (past the client's timeout) and then closes it, "500" answers a server error; a function is
 # called (say, to kill -9 the caller) and the connection then closed; None answers that call as usual.
@@ -154,7 +156,7 @@ class FakeSlack:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_background(self.server)
 
     @property
     def url(self) -> str:

@@ -5,7 +5,6 @@ and Roll back opening the incident on the ladder."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlmodel import col, select
 from rollback_bot.bootstrap import build_service
 from rollback_bot.clock import FakeClock
 from rollback_bot.config import Settings
+from rollback_bot.httpio import serve_in_background
 from rollback_bot.slack.http import make_http_server
 from rollback_bot.store import Event, Incident, Store
 from rollback_bot.store.verify import chains, verify_chain
@@ -95,7 +95,7 @@ def rollout_env(store: Store, tmp_path: Path, fake_http: FakeHTTP, clock: FakeCl
     store.close()
     service = build_service(settings, clock=clock, http=loopback_session())
     server = make_http_server(service.wsgi(), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     env = RolloutEnv(service, slack, fake_http, clock, f"http://127.0.0.1:{server.server_address[1]}", {}, settings)
     env.server = server
     env.world = World(service.deps, service.playbooks["copilot-rollout"], clock, fake_http)

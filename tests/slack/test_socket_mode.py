@@ -28,7 +28,7 @@ class FakeSocketEndpoint:
         self.acks: list[dict[str, Any]] = []
         self.connected = threading.Event()
         self.server: Server = serve(self._session, "127.0.0.1", 0)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()  # websockets': no poll_interval
 
     @property
     def url(self) -> str:

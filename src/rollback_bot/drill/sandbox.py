@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from rollback_bot.drill.synthetic import Synthetic, derive, read_signals
+from rollback_bot.httpio import serve_in_background
 from rollback_bot.metrics.sources import PATH_PART, json_path
 from rollback_bot.playbook.models import Playbook
 
@@ -173,7 +174,6 @@ class JsonServer:
 
     def __init__(self, get: Get, post: Post) -> None:
         self._server = _Server(("127.0.0.1", 0), _handler(get, post))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
 
     @property
     def url(self) -> str:
@@ -181,7 +181,7 @@ class JsonServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> None:
-        self._thread.start()
+        serve_in_background(self._server, "sandbox")
 
     def stop(self) -> None:
         self._server.shutdown()
