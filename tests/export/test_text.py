@@ -97,3 +97,19 @@ def test_members_written_as_they_go_are_the_indented_json_without_its_closing_br
     write_members_indent1(doc, buf, flush_every=7)
     whole = json.dumps(doc, indent=1, ensure_ascii=False, default=str)
     assert buf.getvalue() == whole[: whole.rfind("}")].rstrip()
+
+
+def test_records_are_written_one_compact_item_per_line() -> None:
+    from rollback_bot.export.jsontext import write_members_indent1
+
+    rows: list[dict[str, Any]] = [{"c": AWKWARD, "n": [1.5, None]}, {}, {"d": float("nan")}]
+    doc = {"a": 1, "rows": rows, "empty": [], "b": {"e": 2}}
+    buf = io.StringIO()
+    write_members_indent1(doc, buf, flush_every=3, records=("rows", "empty"))
+    text = buf.getvalue() + "\n}"
+    assert json.dumps(json.loads(text)) == json.dumps(doc)  # the same document (NaN included)
+    lines = text.split("\n")  # not splitlines(): U+2028 and kin are in AWKWARD, unescaped
+    start = lines.index(' "rows": [')
+    assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 3]] == rows[:2]
+    assert lines[start + 3] == '  {"d": NaN}' and lines[start + 4] == " ],"
+    assert ' "empty": [],' in lines

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
+from rollback_bot.forked import in_fork
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store.database import Store
 from rollback_bot.store.verify import verify_in_background
@@ -60,37 +62,84 @@ def export_incident(
                     if found:
                         jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
             pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
-        doc = build(s, incident_id, tz, verify and checked is None)
+        document.opening(s, incident_id, tz)  # no such incident or time zone: said before anything is begun
+        # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
+        spooled = _timeline_in_fork(store, incident_id, fmt, tz) if background else None
+        names = document.names_of(s, incident_id)
+        doc = build(s, incident_id, tz, verify and checked is None, known=names)
         doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
-        events = iter_timeline(s, incident_id, doc["names"], with_details=fmt in ("json", "csv"))
-        if fmt == "json" and checked is not None:  # the events meanwhile, to a file: the check's result is above them
-            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
-                formats.write_json_events(events, spool)
-                doc["chain"] = document.chain_section(s, incident_id, checked())
-                formats.write_json_head(doc, fp)
-                spool.seek(0)
-                shutil.copyfileobj(spool, fp)
-                formats.write_json_tail(fp)
-            return {}
+        events = iter_timeline(s, incident_id, doc["names"], with_details=fmt == "json")
         if checked is not None:
             doc["chain"] = document.chain_section(s, incident_id, checked())
         if fmt == "json":
-            formats.write_json(doc, events, fp)
-            return {}
-        if fmt == "html":
-            if background and jobs:  # the timeline's rows meanwhile, to a file: the charts come before them
-                with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
-                    spool.writelines(formats.timeline_rows(doc, events, True))
-                    spool.seek(0)
-                    rows = iter(lambda: spool.read(1 << 16), "")
-                    formats.write_html(doc, events, folder, pngs(), fp, rows=rows)
+            if spooled is None:
+                formats.write_json(doc, events, fp)
                 return {}
-            formats.write_html(doc, events, folder, pngs(), fp)
+            formats.write_json_head(doc, fp)
+            with spooled() as spool:
+                shutil.copyfileobj(spool, fp)
+            formats.write_json_tail(fp)
             return {}
-        names = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
-        formats.write_markdown(doc, events, folder, names, fp)
-        drawn = pngs()
-        return {names[k]: v for k, v in drawn.items()}
+        return _document(doc, events, fmt, folder, jobs, pngs, out, fp, None if spooled is None else _read(spooled))
+
+
+def _document(
+    doc: dict[str, Any],
+    events: Iterator[dict[str, Any]],
+    fmt: str,
+    folder: Path,
+    jobs: dict[str, charts.Job],
+    pngs: Callable[[], dict[str, bytes]],
+    out: Path | None,
+    fp: TextIO,
+    rows: Iterator[str] | None,
+) -> dict[str, bytes]:
+    """The Markdown or HTML post-mortem; `rows`: the timeline's rows already made (timeline_rows)."""
+    if fmt == "html":  # the charts are waited for where the page shows them, the timeline's rows at its end
+        formats.write_html(doc, events, folder, formats.Later(pngs), fp, rows=rows)
+        return {}
+    names = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
+    formats.write_markdown(doc, events, folder, names, fp, rows=rows)
+    drawn = pngs()
+    return {names[k]: v for k, v in drawn.items()}
+
+
+def _read(spooled: Callable[[], TextIO]) -> Iterator[str]:
+    """The spooled timeline, waited for when the template first asks for a row (it is at the document's end:
+    the summary is written meanwhile)."""
+    with spooled() as spool:
+        yield from iter(lambda: spool.read(1 << 16), "")
+
+
+def _timeline_in_fork(store: Store, incident_id: int, fmt: str, tz: str) -> Callable[[], TextIO]:
+    """The timeline as the format writes it (JSON events, or the post-mortem's table rows), written to a
+    temporary file by a forked process on its own connection; the returned function waits for it and gives
+    the file, read from its start (the caller closes it)."""
+    spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (the caller closes it)
+    parent = os.getpid()
+
+    def work() -> bool:
+        if os.getpid() != parent:
+            store.engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
+        spool.seek(0)
+        spool.truncate()  # run here after all, where the child failed
+        with store.session() as s:
+            events = iter_timeline(s, incident_id, document.names_of(s, incident_id), with_details=fmt == "json")
+            if fmt == "json":
+                formats.write_json_events(events, spool)
+            else:
+                spool.writelines(formats.timeline_rows({"timezone": tz}, events, fmt == "html"))
+        spool.flush()
+        return True
+
+    done = in_fork(work)
+
+    def wait() -> TextIO:
+        done()
+        spool.seek(0)
+        return spool
+
+    return wait
 
 
 def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:

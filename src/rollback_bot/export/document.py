@@ -17,6 +17,7 @@ from rollback_bot.export import thresholds
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store import stream
+from rollback_bot.store.chain import chain_of
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
 from rollback_bot.store.verify import ChainReport, verify_chain
 
@@ -88,8 +89,8 @@ def iter_timeline(
             table.c.hash,
             details,
         )
-        .where(table.c.incident_id == incident_id)
-        .order_by(table.c.seq, table.c.id)
+        .where(table.c.chain == chain_of(incident_id, playbook=""))  # an incident's events are its chain
+        .order_by(table.c.seq)  # read in the order of the chain's (chain, seq) index: nothing to sort
     )
     yield from _event_dicts(stream.rows(session, stmt), names)
 
@@ -124,20 +125,23 @@ def opening(session: Session, incident_id: int, tz: str) -> tuple[Incident, Zone
 def for_csv(session: Session, incident_id: int, tz: str) -> dict[str, Any]:
     """What the CSV shows besides the timeline: the time zone and the names (no summary to gather)."""
     _, zone = opening(session, incident_id, tz)
-    return {"timezone": zone.key, "names": _names(session, incident_id)}
+    return {"timezone": zone.key, "names": names_of(session, incident_id)}
 
 
-def build(session: Session, incident_id: int, tz: str = "UTC", verify: bool = False) -> dict[str, Any]:
+def build(
+    session: Session, incident_id: int, tz: str = "UTC", verify: bool = False, known: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`known`: names(session, incident_id), where the caller has them already."""
     incident, zone = opening(session, incident_id, tz)
     pb = parse_playbook(incident.playbook_text, incident.playbook_path).playbook
-    names = _names(session, incident_id)
+    names = names_of(session, incident_id) if known is None else known
     steps_entered: dict[int, dict[str, Any]] = {}
     fired, comms, results = [], [], []
     table = Event.__table__  # type: ignore[attr-defined]
     summary_rows = stream.rows(  # raw rows: an incident may have tens of thousands of these
         session,
         sa.select(table.c.kind, stream.raw(table.c.at), stream.raw(table.c.details), table.c.actor)
-        .where(table.c.incident_id == incident_id, table.c.kind.in_(SUMMARY_KINDS))
+        .where(table.c.chain == chain_of(incident_id, playbook=""), table.c.kind.in_(SUMMARY_KINDS))
         .order_by(table.c.seq),
     )
     denials = []
@@ -344,7 +348,7 @@ class _Row:
         self.kind, self.at = kind, at
 
 
-def _names(session: Session, incident_id: int) -> dict[str, str]:
+def names_of(session: Session, incident_id: int) -> dict[str, str]:
     """Each person's name as recorded when they first acted in this incident."""
     table = Event.__table__  # type: ignore[attr-defined]
     first = (

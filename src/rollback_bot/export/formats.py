@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -30,8 +30,12 @@ def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
     write_json_tail(fp)
 
 
+# the document's lists of records, one per line in the JSON like the events (export/SCHEMA.md)
+RECORDS = ("approvals", "denials", "signals_fired", "communications", "action_results")
+
+
 def write_json_head(doc: dict[str, Any], fp: TextIO) -> None:
-    write_members_indent1({k: v for k, v in doc.items() if k != "names"}, fp)
+    write_members_indent1({k: v for k, v in doc.items() if k != "names"}, fp, records=RECORDS)
     fp.write(',\n "events": [')
 
 
@@ -42,13 +46,15 @@ def write_json_tail(fp: TextIO) -> None:
 def write_json_events(events: Events, fp: TextIO) -> None:
     sep = "\n  "
     batch: list[str] = []
-    quote = encode_basestring  # the time is always text (utc_iso)
+    q = encode_basestring  # seq is an int; at, kind, summary and hash are text (NOT NULL); the rest may be null
     for e in events:
         # json.dumps of the event's fields (in this order) with the stored details JSON copied in as is
+        actor, name, role = e["actor"], e["actor_name"], e["role"]
         batch.append(
-            f'{sep}{{"seq": {_json(e["seq"])}, "at": {quote(e["at"])}, "kind": {_json(e["kind"])}, '
-            f'"actor": {_json(e["actor"])}, "actor_name": {_json(e["actor_name"])}, "role": {_json(e["role"])}, '
-            f'"summary": {_json(e["summary"])}, "hash": {_json(e["hash"])}, "details": {e["details_json"]}}}'
+            f'{sep}{{"seq": {e["seq"]}, "at": {q(e["at"])}, "kind": {q(e["kind"])}, '
+            f'"actor": {"null" if actor is None else q(actor)}, "actor_name": {"null" if name is None else q(name)}, '
+            f'"role": {"null" if role is None else q(role)}, "summary": {q(e["summary"])}, "hash": {q(e["hash"])}, '
+            f'"details": {e["details_json"]}}}'
         )
         sep = ",\n  "
         if len(batch) >= 1000:
@@ -274,22 +280,55 @@ def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 
         yield "".join(lines)
 
 
-def write_markdown(doc: dict[str, Any], events: Events, templates: Path, charts: dict[str, str], fp: TextIO) -> None:
-    """`charts` maps a signal to the PNG file name the Markdown should reference."""
+def write_markdown(
+    doc: dict[str, Any],
+    events: Events,
+    templates: Path,
+    charts: dict[str, str],
+    fp: TextIO,
+    rows: Iterable[str] | None = None,
+) -> None:
+    """`charts` maps a signal to the PNG file name the Markdown should reference; `rows`: the timeline's rows
+    already made (timeline_rows), if they were made ahead."""
     template = postmortem_template(templates, "md")
-    fp.writelines(template.generate(**_context(doc, events), timeline=timeline_rows(doc, events, False), charts=charts))
+    made = timeline_rows(doc, events, False) if rows is None else rows
+    fp.writelines(template.generate(**_context(doc, events), timeline=made, charts=charts))
+
+
+class Later(Mapping[str, str]):
+    """The charts as base64 text, drawn elsewhere: waited for when the template first looks at them."""
+
+    def __init__(self, pngs: Callable[[], dict[str, bytes]]) -> None:
+        self._pngs: Callable[[], dict[str, bytes]] | None = pngs
+        self._got: dict[str, str] = {}
+
+    def _all(self) -> dict[str, str]:
+        if self._pngs is not None:
+            self._got = {k: base64.b64encode(v).decode() for k, v in self._pngs().items()}
+            self._pngs = None
+        return self._got
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def write_html(
     doc: dict[str, Any],
     events: Events,
     templates: Path,
-    charts: dict[str, bytes],
+    charts: Mapping[str, bytes] | Later,
     fp: TextIO,
     rows: Iterable[str] | None = None,
 ) -> None:
-    """`rows`: the timeline's rows already formatted (timeline_rows), if they were made ahead."""
-    embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
+    """`charts`: PNGs, or a Later of them (base64 already); `rows`: the timeline's rows already formatted
+    (timeline_rows), if they were made ahead."""
+    embedded = charts if isinstance(charts, Later) else {k: base64.b64encode(v).decode() for k, v in charts.items()}
     template = postmortem_template(templates, "html")
     made = timeline_rows(doc, events, True) if rows is None else rows
     rows = (Markup(row) for row in made)  # already escaped, cell by cell

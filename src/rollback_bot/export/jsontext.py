@@ -4,6 +4,8 @@ of a long incident (tens of thousands of approvals, refusals and action results)
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from json.encoder import encode_basestring
 from typing import Any, TextIO
 
@@ -42,9 +44,14 @@ def dumps_indent1(value: Any) -> str:
     return "".join(out)
 
 
-def write_members_indent1(members: dict[str, Any], fp: TextIO, flush_every: int = 20_000) -> None:
+def write_members_indent1(
+    members: dict[str, Any], fp: TextIO, flush_every: int = 20_000, records: Collection[str] = ()
+) -> None:
     """The text of dumps_indent1(members) up to, and without, its closing brace (the caller continues the
-    object), written to `fp` as it goes: the summary of a long incident is hundreds of thousands of pieces."""
+    object), written to `fp` as it goes: the summary of a long incident is hundreds of thousands of pieces.
+    The lists named in `records` are written one compact item per line instead (as json.dumps writes each
+    with its default separators, by the standard library's C encoder): tens of thousands of refusals or
+    action results, each on its line like the timeline's events."""
     pieces: list[str] = []
 
     def put(piece: str) -> None:
@@ -57,8 +64,14 @@ def write_members_indent1(members: dict[str, Any], fp: TextIO, flush_every: int 
     for key, item in members.items():
         put(sep + encode_basestring(key if type(key) is str else _key(key)) + ": ")
         sep = ",\n "
-        _write(item, "\n ", put)
+        if key in records and type(item) is list and item:
+            put("[\n  " + ",\n  ".join(map(_COMPACT, item)) + "\n ]")
+        else:
+            _write(item, "\n ", put)
     fp.write("".join(pieces))
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def _write(o: Any, newline: str, put: Any) -> None:

@@ -15,10 +15,32 @@ BATCH = 5000
 def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator[Any]:
     """The rows of a Core select, `batch` at a time. Select columns as `raw(...)` where the per-row type
     processing is not needed (it is most of the cost of a long read)."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        values = [compiled.params[name] for name in compiled.positiontup or ()]
+        if all(type(v) in _PLAIN for v in values):  # nothing for SQLAlchemy to convert on the way in or out
+            yield from _driver_rows(conn, str(compiled), values, batch)
+            return
     # per statement: Connection.execution_options() would change the session's connection for good
-    result = session.connection().execute(stmt.execution_options(yield_per=batch))
+    result = conn.execute(stmt.execution_options(yield_per=batch))
     for part in result.partitions():
         yield from part
+
+
+_PLAIN = (int, str, float)
+
+
+def _driver_rows(conn: sa.Connection, sql: str, values: list[Any], batch: int) -> Iterator[Any]:
+    """SQLite's own cursor, in the session's transaction: SQLAlchemy's Row objects are a third of the time of
+    reading 100,000 events."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, values)
+        while part := cursor.fetchmany(batch):
+            yield from part
+    finally:
+        cursor.close()
 
 
 def raw(column: Any) -> Any:
