@@ -91,13 +91,16 @@ def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
     own = {fmt: path for fmt, path in _postmortems(loaded).items() if path.is_file() and not _is_builtin(path)}
     if not own:
         return []
+    from rollback_bot.export.formats import TemplateFailed
+
     errors = []
     for fmt, exc in _render_sample(loaded, list(own)).items():
         path = own[fmt]
-        line = template_line(exc, str(path)) or 1
-        errors.append(
-            PlaybookError(shown_path(str(path)), line, f"post-mortem template does not render: {problem_text(exc)}")
-        )
+        if isinstance(exc, TemplateFailed):  # the export says where in the template, and what
+            line, what = exc.line, exc.what
+        else:
+            line, what = template_line(exc, str(path)) or 1, problem_text(exc)
+        errors.append(PlaybookError(shown_path(str(path)), line, f"post-mortem template does not render: {what}"))
     return errors
 
 

@@ -73,3 +73,27 @@ def test_check_renders_the_playbooks_own_post_mortem_and_points_at_its_line(env:
         shown[1] == f"{folder}/postmortem.md.j2:3: post-mortem template does not render: 'dict object' has no "
         "attribute 'nope'"
     )
+
+
+def test_an_export_through_a_broken_template_says_its_line_and_what_to_do(env: Env, tmp_path: Path, capsys) -> None:
+    """A template given with --templates is not one `check` has seen: what fails in it is one line at the
+    template's line (exit 2, no file left), never a traceback."""
+    drive(env)
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "postmortem.md.j2").write_text("# {{ i.service }}\n\n{{ i.service / 0 }}\n")
+    (folder / "postmortem.html.j2").write_text("<h1>x</h1>\n{% for %}\n")
+    for fmt, line, what in [("md", 3, "unsupported operand"), ("html", 2, "Expected an expression")]:
+        try:
+            export(env, fmt, templates=folder)
+            raise AssertionError("exported through a broken template")
+        except ExportError as exc:
+            said = str(exc)
+        assert said.startswith(f"{folder}/postmortem.{fmt}.j2:{line}: ") and what in said, said
+        assert "pass --templates DIR" in said
+    out = tmp_path / "pm.md"
+    url = env.deps.store.url
+    assert main(["export", "1", "--templates", str(folder), "--out", str(out), "--database", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"export: {folder}/postmortem.md.j2:3: ") and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("pm.md*"))

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from rollback_bot.builtin import BuiltinMissing, builtin_templates
+from rollback_bot.export.document import ExportError
 from rollback_bot.export.jsontext import write_members_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
@@ -174,11 +175,44 @@ def template_folders(templates: Path) -> list[Path]:
 
 def postmortem_template(templates: Path, fmt: str) -> Any:
     """postmortem.{fmt}.j2 from `templates`, or the built-in one where that folder has none."""
-    return _env(templates, html=fmt == "html").get_template(f"postmortem.{fmt}.j2")
+    try:
+        return _env(templates, html=fmt == "html").get_template(f"postmortem.{fmt}.j2")
+    except Exception as exc:
+        raise _template_problem(exc, str(templates / f"postmortem.{fmt}.j2")) from None
+
+
+def _render(template: Any, fp: TextIO, **context: Any) -> None:
+    try:
+        fp.writelines(template.generate(**context))
+    except Exception as exc:
+        from rollback_bot.render.comms import template_line
+
+        if template_line(exc, template.filename) is None and type(exc).__module__.split(".")[0] != "jinja2":
+            raise  # not the template's: ours
+        raise _template_problem(exc, template.filename) from None
+
+
+class TemplateFailed(ExportError):
+    """A post-mortem template that does not compile or raised while rendering: where, what, and what to do."""
+
+    def __init__(self, filename: str, line: int, what: str) -> None:
+        from rollback_bot.render.comms import shown_path
+
+        self.filename, self.line, self.what = filename, line, what
+        super().__init__(
+            f"{shown_path(filename)}:{line}: {what}; fix the template (`rollback-bot check` renders a playbook's "
+            "own) or pass --templates DIR"
+        )
+
+
+def _template_problem(exc: Exception, filename: str) -> TemplateFailed:
+    from rollback_bot.render.comms import problem_text, template_line
+
+    return TemplateFailed(filename, template_line(exc, filename) or 1, problem_text(exc))
 
 
 def _env(templates: Path, html: bool) -> Any:
-    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined  # here: JSON and CSV need no templates
+    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, pass_context  # here: JSON, CSV need none
     from jinja2.sandbox import SandboxedEnvironment
 
     class Environment(SandboxedEnvironment):
@@ -203,6 +237,8 @@ def _env(templates: Path, html: bool) -> Any:
     )
     env.filters["dur"] = lambda s: "-" if s is None else format_duration_s(float(s))
     env.filters["num"] = num
+    # `t | local` is local(t) without the sandbox's checks of a call (tens of thousands of rows)
+    env.filters["local"] = pass_context(lambda context, value: context["local"](value))
     env.filters["evidence"] = _evidence
     env.filters["values"] = lambda d: ", ".join(f"{k}={num(v.get('value'))}" for k, v in sorted(d.items()))
     env.filters["rollout"] = lambda doc: "\n".join(rollout_markdown(doc, level="##"))
@@ -292,7 +328,7 @@ def write_markdown(
     already made (timeline_rows), if they were made ahead."""
     template = postmortem_template(templates, "md")
     made = timeline_rows(doc, events, False) if rows is None else rows
-    fp.writelines(template.generate(**_context(doc, events), timeline=made, charts=charts))
+    _render(template, fp, **_context(doc, events), timeline=made, charts=charts)
 
 
 class Later(Mapping[str, str]):
@@ -332,4 +368,4 @@ def write_html(
     template = postmortem_template(templates, "html")
     made = timeline_rows(doc, events, True) if rows is None else rows
     rows = (Markup(row) for row in made)  # already escaped, cell by cell
-    fp.writelines(template.generate(**_context(doc, events), timeline=rows, charts=embedded))
+    _render(template, fp, **_context(doc, events), timeline=rows, charts=embedded)
