@@ -148,11 +148,12 @@ def test_a_post_mortem_that_cannot_be_built_is_said_to_the_asker_and_logged(
             env.service.drain()
         [told] = env.slack.ephemerals("URESP")
         assert told.params["text"] == (
-            ":no_entry: Could not build the post-mortem draft of incident #1 (UndefinedError: 'dict object' has no "
-            "attribute 'no_such_field'). `rollback-bot check` on its playbook checks its templates."
+            ":no_entry: Could not build the post-mortem draft of incident #1 (postmortem.md.j2 line 2: 'dict object' "
+            "has no attribute 'no_such_field'). `rollback-bot check` on its playbook checks its templates."
         )
         assert not env.slack.of("files.completeUploadExternal")
-        assert "post-mortem draft of incident 1 could not be built: 'dict object' has no attribute" in caplog.text
+        assert "post-mortem draft of incident 1 could not be built: " in caplog.text
+        assert "/postmortem.md.j2:2: 'dict object' has no attribute 'no_such_field'" in caplog.text
         (folder / "postmortem.md.j2").unlink()  # fixed (the built-in one is used): the next ask uploads at once
         assert "Putting the post-mortem draft" in reply(env, "timeline")
         env.service.drain()

@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from rollback_bot.export import export_text
+from rollback_bot.export.formats import TemplateFailed
 from rollback_bot.flows.access import Asker
 from rollback_bot.slack import inbound
 from rollback_bot.slack.commands import Export, handle
@@ -44,9 +45,13 @@ def upload(rt: SlackRuntime, export: Export, cmd: inbound.Command) -> None:
         text, charts = export_text(rt.deps.store, export.incident_id, "md", out=Path(name))
     except Exception as exc:  # a template that does not render, a bad row: asking again would not help
         log.error("post-mortem draft of incident %s could not be built: %s", export.incident_id, exc, exc_info=True)
+        if isinstance(exc, TemplateFailed):  # where in the template (its folder is the bot's, not the asker's)
+            why = f"{Path(exc.filename).name} line {exc.line}: {exc.what}"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
         said = (
             f":no_entry: Could not build the post-mortem draft of incident #{export.incident_id} "
-            f"({type(exc).__name__}: {str(exc)[:300]}). `rollback-bot check` on its playbook checks its templates."
+            f"({why[:300]}). `rollback-bot check` on its playbook checks its templates."
         )
     else:
         try:
