@@ -3,12 +3,14 @@ only (the CLI), since a fork copies no other thread, whatever lock it held."""
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from collections.abc import Callable
 from typing import TypeVar, cast
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def in_fork(work: Callable[[], T]) -> Callable[[], T]:
@@ -28,6 +30,8 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(data)
             code = 0
+        except BaseException as exc:  # said here (the log is the parent's); the parent does the work itself
+            log.warning("work in a forked process failed (%s: %s); doing it in the parent", type(exc).__name__, exc)
         finally:
             os._exit(code)
     os.close(write_end)

@@ -3,8 +3,12 @@ a post-mortem template of its own that does not render is a `check` error at the
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from rollback_bot.checking import check_file, postmortem_notes
 from rollback_bot.cli import main
@@ -97,3 +101,45 @@ def test_an_export_through_a_broken_template_says_its_line_and_what_to_do(env: E
     err = capsys.readouterr().err
     assert err.startswith(f"export: {folder}/postmortem.md.j2:3: ") and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("pm.md*"))
+
+
+def _zombies() -> int:
+    """This process's children that ended and were never waited for."""
+    mine = str(os.getpid())
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        count += fields[0] == "Z" and fields[1] == mine
+    return count
+
+
+def test_what_fails_beside_the_template_is_not_blamed_on_it_and_no_fork_is_left(
+    env: Env, tmp_path: Path, monkeypatch
+) -> None:
+    """The timeline's rows and the charts are made while the template runs: a database error among them is
+    the database's (raised as is), not the template's; and an export that fails after forking its timeline
+    and charts waits for both (no process left unwaited, no file open)."""
+    import sqlalchemy
+
+    import rollback_bot.export as export_module
+
+    drive(env)
+
+    def locked(*_a: object, **_k: object) -> Iterator[dict[str, object]]:
+        raise sqlalchemy.exc.OperationalError("select", {}, Exception("database is locked"))
+        yield {}
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "iter_timeline", locked)
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            export(env, "md")
+    folder = tmp_path / "fails-early"
+    folder.mkdir()
+    (folder / "postmortem.html.j2").write_text("<h1>{{ 1 / 0 }}</h1>\n{% for row in timeline %}{{ row }}{% endfor %}\n")
+    zombies = _zombies()
+    with pytest.raises(ExportError, match=r"postmortem.html.j2:1: ZeroDivisionError"):
+        export(env, "html", templates=folder, out=tmp_path / "pm.html", background=True)
+    assert _zombies() == zombies

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
@@ -62,84 +62,78 @@ def export_incident(
                     if found:
                         jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
             pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
+        pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
         document.opening(s, incident_id, tz)  # no such incident or time zone: said before anything is begun
         # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
-        spooled = _timeline_in_fork(store, incident_id, fmt, tz) if background else None
-        names = document.names_of(s, incident_id)
-        doc = build(s, incident_id, tz, verify and checked is None, known=names)
-        doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
-        events = iter_timeline(s, incident_id, doc["names"], with_details=fmt == "json")
-        if checked is not None:
-            doc["chain"] = document.chain_section(s, incident_id, checked())
-        if fmt == "json":
-            if spooled is None:
-                formats.write_json(doc, events, fp)
-                return {}
-            formats.write_json_head(doc, fp)
-            with spooled() as spool:
-                shutil.copyfileobj(spool, fp)
-            formats.write_json_tail(fp)
-            return {}
-        return _document(doc, events, fmt, folder, jobs, pngs, out, fp, None if spooled is None else _read(spooled))
-
-
-def _document(
-    doc: dict[str, Any],
-    events: Iterator[dict[str, Any]],
-    fmt: str,
-    folder: Path,
-    jobs: dict[str, charts.Job],
-    pngs: Callable[[], dict[str, bytes]],
-    out: Path | None,
-    fp: TextIO,
-    rows: Iterator[str] | None,
-) -> dict[str, bytes]:
-    """The Markdown or HTML post-mortem; `rows`: the timeline's rows already made (timeline_rows)."""
-    if fmt == "html":  # the charts are waited for where the page shows them, the timeline's rows at its end
-        formats.write_html(doc, events, folder, formats.Later(pngs), fp, rows=rows)
-        return {}
-    names = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
-    formats.write_markdown(doc, events, folder, names, fp, rows=rows)
-    drawn = pngs()
-    return {names[k]: v for k, v in drawn.items()}
-
-
-def _read(spooled: Callable[[], TextIO]) -> Iterator[str]:
-    """The spooled timeline, waited for when the template first asks for a row (it is at the document's end:
-    the summary is written meanwhile)."""
-    with spooled() as spool:
-        yield from iter(lambda: spool.read(1 << 16), "")
-
-
-def _timeline_in_fork(store: Store, incident_id: int, fmt: str, tz: str) -> Callable[[], TextIO]:
-    """The timeline as the format writes it (JSON events, or the post-mortem's table rows), written to a
-    temporary file by a forked process on its own connection; the returned function waits for it and gives
-    the file, read from its start (the caller closes it)."""
-    spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (the caller closes it)
-    parent = os.getpid()
-
-    def work() -> bool:
-        if os.getpid() != parent:
-            store.engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
-        spool.seek(0)
-        spool.truncate()  # run here after all, where the child failed
-        with store.session() as s:
-            events = iter_timeline(s, incident_id, document.names_of(s, incident_id), with_details=fmt == "json")
+        spooled = _SpooledTimeline(store, incident_id, fmt, tz) if background else None
+        try:
+            names = document.names_of(s, incident_id)
+            doc = build(s, incident_id, tz, verify and checked is None, known=names)
+            doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
+            if checked is not None:
+                doc["chain"] = document.chain_section(s, incident_id, checked())
+            events = iter_timeline(s, incident_id, names, with_details=fmt == "json")
+            rows = None if spooled is None else spooled.text()
             if fmt == "json":
-                formats.write_json_events(events, spool)
+                if rows is None:
+                    formats.write_json(doc, events, fp)
+                else:
+                    formats.write_json_head(doc, fp)
+                    fp.writelines(rows)
+                    formats.write_json_tail(fp)
+                return {}
+            if fmt == "html":
+                formats.write_html(doc, events, folder, pngs(), fp, rows=rows)
+                return {}
+            shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
+            formats.write_markdown(doc, events, folder, shown, fp, rows=rows)
+            return {shown[k]: v for k, v in pngs().items()}
+        finally:  # whatever failed on the way: no forked process left unwaited, no file left open
+            if spooled is not None:
+                spooled.close()
+            if background:
+                pngs()
+
+
+class _SpooledTimeline:
+    """The timeline as the format writes it (JSON events, or the post-mortem's table rows), written to a
+    temporary file by a forked process on its own connection while the summary is gathered."""
+
+    def __init__(self, store: Store, incident_id: int, fmt: str, tz: str) -> None:
+        self.store, self.incident_id, self.fmt, self.tz = store, incident_id, fmt, tz
+        self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (close())
+        self.parent = os.getpid()
+        self.done: Callable[[], bool] | None = in_fork(self._write)
+
+    def _write(self) -> bool:
+        if os.getpid() != self.parent:
+            self.store.engine.dispose(close=False)  # in the child: the parent's pooled connections stay its own
+        self.spool.seek(0)
+        self.spool.truncate()  # run here after all, where the child failed
+        with self.store.session() as s:
+            events = iter_timeline(s, self.incident_id, document.names_of(s, self.incident_id), self.fmt == "json")
+            if self.fmt == "json":
+                formats.write_json_events(events, self.spool)
             else:
-                spool.writelines(formats.timeline_rows({"timezone": tz}, events, fmt == "html"))
-        spool.flush()
+                self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, events, self.fmt == "html"))
+        self.spool.flush()
         return True
 
-    done = in_fork(work)
+    def _wait(self) -> None:
+        if self.done is not None:
+            done, self.done = self.done, None
+            done()
 
-    def wait() -> TextIO:
-        done()
-        spool.seek(0)
-        return spool
+    def text(self) -> Iterator[str]:
+        """The written text, waited for when first asked (the timeline is at the document's end: the summary
+        is written meanwhile)."""
+        self._wait()
+        self.spool.seek(0)
+        yield from iter(lambda: self.spool.read(1 << 16), "")
 
-    return wait
+    def close(self) -> None:
+        self._wait()
+        self.spool.close()
 
 
 def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -185,11 +185,23 @@ def _render(template: Any, fp: TextIO, **context: Any) -> None:
     try:
         fp.writelines(template.generate(**context))
     except Exception as exc:
-        from rollback_bot.render.comms import template_line
-
-        if template_line(exc, template.filename) is None and type(exc).__module__.split(".")[0] != "jinja2":
-            raise  # not the template's: ours
+        if not _raised_by_template(exc, template.filename):
+            raise  # ours (the database, the charts, a filter): not the template's to fix
         raise _template_problem(exc, template.filename) from None
+
+
+def _raised_by_template(exc: Exception, filename: str) -> bool:
+    """Jinja's own errors, and what the template's code or a Jinja builtin it called raised itself; not what
+    merely passed through it (the timeline's rows and the charts are made while the template runs)."""
+    import traceback
+
+    import jinja2
+
+    if isinstance(exc, jinja2.TemplateError):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    innermost = frames[-1].filename if frames else ""
+    return innermost == filename or innermost.startswith(str(Path(jinja2.__file__).parent))
 
 
 class TemplateFailed(ExportError):
@@ -331,40 +343,16 @@ def write_markdown(
     _render(template, fp, **_context(doc, events), timeline=made, charts=charts)
 
 
-class Later(Mapping[str, str]):
-    """The charts as base64 text, drawn elsewhere: waited for when the template first looks at them."""
-
-    def __init__(self, pngs: Callable[[], dict[str, bytes]]) -> None:
-        self._pngs: Callable[[], dict[str, bytes]] | None = pngs
-        self._got: dict[str, str] = {}
-
-    def _all(self) -> dict[str, str]:
-        if self._pngs is not None:
-            self._got = {k: base64.b64encode(v).decode() for k, v in self._pngs().items()}
-            self._pngs = None
-        return self._got
-
-    def __getitem__(self, key: str) -> str:
-        return self._all()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
 def write_html(
     doc: dict[str, Any],
     events: Events,
     templates: Path,
-    charts: Mapping[str, bytes] | Later,
+    charts: dict[str, bytes],
     fp: TextIO,
     rows: Iterable[str] | None = None,
 ) -> None:
-    """`charts`: PNGs, or a Later of them (base64 already); `rows`: the timeline's rows already formatted
-    (timeline_rows), if they were made ahead."""
-    embedded = charts if isinstance(charts, Later) else {k: base64.b64encode(v).decode() for k, v in charts.items()}
+    """`rows`: the timeline's rows already formatted (timeline_rows), if they were made ahead."""
+    embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
     template = postmortem_template(templates, "html")
     made = timeline_rows(doc, events, True) if rows is None else rows
     rows = (Markup(row) for row in made)  # already escaped, cell by cell
