@@ -65,7 +65,8 @@ def export_incident(
         pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
         document.opening(s, incident_id, tz)  # no such incident or time zone: said before anything is begun
         # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
-        spooled = _SpooledTimeline(store, incident_id, fmt, tz) if background else None
+        # (with --verify the other core checks the chain: the timeline is spooled here, while it does)
+        spooled = _SpooledTimeline(store, incident_id, fmt, tz, fork=checked is None) if background else None
         try:
             names = document.names_of(s, incident_id)
             doc = build(s, incident_id, tz, verify and checked is None, known=names)
@@ -99,11 +100,14 @@ class _SpooledTimeline:
     """The timeline as the format writes it (JSON events, or the post-mortem's table rows), written to a
     temporary file by a forked process on its own connection while the summary is gathered."""
 
-    def __init__(self, store: Store, incident_id: int, fmt: str, tz: str) -> None:
+    def __init__(self, store: Store, incident_id: int, fmt: str, tz: str, fork: bool = True) -> None:
+        """`fork=False`: written here, now."""
         self.store, self.incident_id, self.fmt, self.tz = store, incident_id, fmt, tz
         self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (close())
         self.parent = os.getpid()
-        self.done: Callable[[], bool] | None = in_fork(self._write)
+        self.done: Callable[[], bool] | None = in_fork(self._write) if fork else None
+        if not fork:
+            self._write()
 
     def _write(self) -> bool:
         if os.getpid() != self.parent:
