@@ -84,10 +84,10 @@ def export_incident(
                     formats.write_json_tail(fp)
                 return {}
             if fmt == "html":
-                formats.write_html(doc, events, folder, pngs(), fp, rows=rows)
+                formats.write_postmortem(fmt, doc, events, folder, pngs(), fp, rows=rows)
                 return {}
             shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
-            formats.write_markdown(doc, events, folder, shown, fp, rows=rows)
+            formats.write_postmortem(fmt, doc, events, folder, shown, fp, rows=rows)
             return {shown[k]: v for k, v in pngs().items()}
         finally:  # whatever failed on the way: no forked process left unwaited, no file left open
             if spooled is not None:

@@ -328,32 +328,22 @@ def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 
         yield "".join(lines)
 
 
-def write_markdown(
+def write_postmortem(
+    fmt: str,
     doc: dict[str, Any],
     events: Events,
     templates: Path,
-    charts: dict[str, str],
+    charts: dict[str, str] | dict[str, bytes],
     fp: TextIO,
     rows: Iterable[str] | None = None,
 ) -> None:
-    """`charts` maps a signal to the PNG file name the Markdown should reference; `rows`: the timeline's rows
-    already made (timeline_rows), if they were made ahead."""
-    template = postmortem_template(templates, "md")
-    made = timeline_rows(doc, events, False) if rows is None else rows
+    """The Markdown (`charts`: each signal's PNG file name, for the Markdown to reference) or HTML (`charts`:
+    each signal's PNG, embedded) post-mortem; `rows`: the timeline's rows already made (timeline_rows), if
+    they were made ahead."""
+    html = fmt == "html"
+    template = postmortem_template(templates, fmt)
+    made = timeline_rows(doc, events, html) if rows is None else rows
+    if html:
+        made = (Markup(row) for row in made)  # already escaped, cell by cell
+        charts = {k: base64.b64encode(v).decode() for k, v in charts.items() if isinstance(v, bytes)}
     _render(template, fp, **_context(doc, events), timeline=made, charts=charts)
-
-
-def write_html(
-    doc: dict[str, Any],
-    events: Events,
-    templates: Path,
-    charts: dict[str, bytes],
-    fp: TextIO,
-    rows: Iterable[str] | None = None,
-) -> None:
-    """`rows`: the timeline's rows already formatted (timeline_rows), if they were made ahead."""
-    embedded = {k: base64.b64encode(v).decode() for k, v in charts.items()}
-    template = postmortem_template(templates, "html")
-    made = timeline_rows(doc, events, True) if rows is None else rows
-    rows = (Markup(row) for row in made)  # already escaped, cell by cell
-    _render(template, fp, **_context(doc, events), timeline=rows, charts=embedded)
