@@ -35,7 +35,8 @@ def export_incident(
     background: bool = False,
 ) -> dict[str, bytes]:
     """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
-    `background`: draw the charts in a forked process meanwhile (single-threaded callers: the CLI)."""
+    `background` (single-threaded callers: the CLI): the charts, the timeline and --verify's check of the chain
+    are made in forked processes meanwhile, each waited for before this returns or raises."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
@@ -45,6 +46,7 @@ def export_incident(
             return {}
         # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
         checked = verify_in_background(store.engine, f"incident:{incident_id}") if verify and background else None
+        checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
         pngs: Callable[[], dict[str, bytes]] = dict
         jobs: dict[str, charts.Job] = {}
         if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
@@ -94,6 +96,8 @@ def export_incident(
                 spooled.close()
             if background:
                 pngs()
+            if checked is not None:
+                checked()
 
 
 class _SpooledTimeline:
