@@ -30,6 +30,7 @@ def test_a_filled_role_and_an_unreadable_group_is_role_unknown(
     try:
         env.open_incident()
         assert env.click("approve:lock", "USAFE").status_code == 200  # fills safety_lead
+        env.wait_for(lambda: fake_slack.ephemerals("USAFE"))  # clicks are worked after their 200: this one first
         answer = env.click("approve:lock", "UIC")  # safety_lead taken; approver cannot be checked
         assert answer.status_code == 200 and "Something went wrong" not in answer.text
         told = env.wait_for(lambda: fake_slack.ephemerals("UIC"))
