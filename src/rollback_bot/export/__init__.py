@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
@@ -15,6 +16,7 @@ from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.forked import in_fork
 from rollback_bot.playbook.loader import parse_playbook
+from rollback_bot.store.chain import incident_chain
 from rollback_bot.store.database import Store
 from rollback_bot.store.verify import verify_in_background
 
@@ -44,13 +46,10 @@ def export_incident(
             light = document.for_csv(s, incident_id, tz)
             formats.write_csv(light, iter_timeline(s, incident_id, light["names"], with_details=True), fp)
             return {}
-        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
-        checked = verify_in_background(store.engine, f"incident:{incident_id}") if verify and background else None
-        checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
+        incident, zone = document.opening(s, incident_id, tz)  # no such incident or zone: said before anything
         pngs: Callable[[], dict[str, bytes]] = dict
         jobs: dict[str, charts.Job] = {}
         if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
-            incident, zone = document.opening(s, incident_id, tz)
             loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
             folder = templates or loaded.templates_dir  # the playbook's falls back to the built-in (formats.py)
             name = f"postmortem.{fmt}.j2"
@@ -65,7 +64,9 @@ def export_incident(
                         jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
             pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
         pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
-        document.opening(s, incident_id, tz)  # no such incident or time zone: said before anything is begun
+        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
+        checked = verify_in_background(store.engine, incident_chain(incident_id)) if verify and background else None
+        checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
         # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
         # (with --verify the other core checks the chain: the timeline is spooled here, while it does)
         spooled = _SpooledTimeline(store, incident_id, fmt, tz, fork=checked is None) if background else None
@@ -85,10 +86,11 @@ def export_incident(
                     fp.writelines(rows)
                     formats.write_json_tail(fp)
                 return {}
-            if fmt == "html":
-                formats.write_postmortem(fmt, doc, events, folder, pngs(), fp, rows=rows)
+            if fmt == "html":  # the charts embedded
+                embedded = {k: base64.b64encode(v).decode() for k, v in pngs().items()}
+                formats.write_postmortem(fmt, doc, events, folder, embedded, fp, rows=rows)
                 return {}
-            shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}
+            shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}  # files beside `out`
             formats.write_postmortem(fmt, doc, events, folder, shown, fp, rows=rows)
             return {shown[k]: v for k, v in pngs().items()}
         finally:  # whatever failed on the way: no forked process left unwaited, no file left open

@@ -17,7 +17,7 @@ from rollback_bot.export import thresholds
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.store import readings as store_readings
 from rollback_bot.store import stream
-from rollback_bot.store.chain import chain_of
+from rollback_bot.store.chain import incident_chain
 from rollback_bot.store.models import ActionRun, Approval, ChainHead, Event, Incident
 from rollback_bot.store.verify import ChainReport, verify_chain
 
@@ -89,7 +89,7 @@ def iter_timeline(
             table.c.hash,
             details,
         )
-        .where(table.c.chain == chain_of(incident_id, playbook=""))  # an incident's events are its chain
+        .where(table.c.chain == incident_chain(incident_id))
         .order_by(table.c.seq)  # read in the order of the chain's (chain, seq) index: nothing to sort
     )
     yield from _event_dicts(stream.rows(session, stmt), names)
@@ -141,7 +141,7 @@ def build(
     summary_rows = stream.rows(  # raw rows: an incident may have tens of thousands of these
         session,
         sa.select(table.c.kind, stream.raw(table.c.at), stream.raw(table.c.details), table.c.actor)
-        .where(table.c.chain == chain_of(incident_id, playbook=""), table.c.kind.in_(SUMMARY_KINDS))
+        .where(table.c.chain == incident_chain(incident_id), table.c.kind.in_(SUMMARY_KINDS))
         .order_by(table.c.seq),
     )
     denials = []
@@ -258,7 +258,7 @@ def build(
                 ],
             }
         )
-    first_breach = incident.evidence.get("since") or iso(incident.opened_at)
+    first_breach = _first_breach(incident)
     onset = fault_at or _utc(str(first_breach))
     until = incident.resolved_at or datetime.now(UTC)
     points = store_readings.points_between(
@@ -333,12 +333,17 @@ def charts_basis(session: Session, incident: Incident) -> dict[str, Any]:
         .order_by(table.c.seq)
     )
     fired = [{"trigger": (json.loads(d) if isinstance(d, str | bytes) else d).get("trigger")} for (d,) in stored]
-    first_breach = incident.evidence.get("since") or iso(incident.opened_at)
+    first_breach = _first_breach(incident)
     return {
         "impact_window": {"start": iso(fault_onset(session, incident)) or first_breach},
         "incident": {"resolved_at": iso(incident.resolved_at)},
         "signals_fired": fired,
     }
+
+
+def _first_breach(incident: Incident) -> str | None:
+    """When the trigger that opened the incident first breached (its evidence's `since`), else the opening."""
+    return incident.evidence.get("since") or iso(incident.opened_at)
 
 
 class _Row:
@@ -367,12 +372,12 @@ def names_of(session: Session, incident_id: int) -> dict[str, str]:
 
 def _chain(session: Session, incident_id: int, verify: bool) -> dict[str, Any]:
     """The final hash; the head must agree with the newest event. Full recomputation only when asked."""
-    return chain_section(session, incident_id, verify_chain(session, f"incident:{incident_id}") if verify else None)
+    return chain_section(session, incident_id, verify_chain(session, incident_chain(incident_id)) if verify else None)
 
 
 def chain_section(session: Session, incident_id: int, report: ChainReport | None) -> dict[str, Any]:
     """The document's `chain`, with the report of a full recomputation when there is one."""
-    chain = f"incident:{incident_id}"
+    chain = incident_chain(incident_id)
     head = session.get(ChainHead, chain)
     last = session.exec(select(Event.hash).where(Event.chain == chain).order_by(col(Event.seq).desc()).limit(1)).first()
     out: dict[str, Any] = {"final_hash": head.hash if head else last, "verified": report is not None}

@@ -3,7 +3,6 @@ without being held in memory."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
 from collections.abc import Iterable, Iterator
@@ -333,17 +332,16 @@ def write_postmortem(
     doc: dict[str, Any],
     events: Events,
     templates: Path,
-    charts: dict[str, str] | dict[str, bytes],
+    charts: dict[str, str],
     fp: TextIO,
     rows: Iterable[str] | None = None,
 ) -> None:
-    """The Markdown (`charts`: each signal's PNG file name, for the Markdown to reference) or HTML (`charts`:
-    each signal's PNG, embedded) post-mortem; `rows`: the timeline's rows already made (timeline_rows), if
-    they were made ahead."""
+    """The Markdown or HTML post-mortem. `charts`: what the template shows for each signal's chart (Markdown:
+    the PNG file's name; HTML: the PNG in base64); `rows`: the timeline's rows already made (timeline_rows),
+    if they were made ahead."""
     html = fmt == "html"
     template = postmortem_template(templates, fmt)
     made = timeline_rows(doc, events, html) if rows is None else rows
     if html:
         made = (Markup(row) for row in made)  # already escaped, cell by cell
-        charts = {k: base64.b64encode(v).decode() for k, v in charts.items() if isinstance(v, bytes)}
     _render(template, fp, **_context(doc, events), timeline=made, charts=charts)

@@ -19,7 +19,12 @@ GENESIS = "0" * 64
 
 
 def chain_of(incident_id: int | None, playbook: str) -> str:
-    return f"incident:{incident_id}" if incident_id is not None else f"playbook:{playbook}"
+    return incident_chain(incident_id) if incident_id is not None else f"playbook:{playbook}"
+
+
+def incident_chain(incident_id: int) -> str:
+    """The chain of an incident's events: every event recorded with that incident_id, and only those."""
+    return f"incident:{incident_id}"
 
 
 def json_safe(value: Any) -> Any:

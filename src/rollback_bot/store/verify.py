@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from rollback_bot.forked import in_fork
-from rollback_bot.store.chain import GENESIS, content_hash
+from rollback_bot.store.chain import GENESIS, content_hash, incident_chain
 from rollback_bot.store.models import ChainHead, Event
 from rollback_bot.store.stream import raw, rows
 
@@ -122,6 +122,6 @@ def verify_in_background(engine: Engine, chain: str) -> Callable[[], ChainReport
 
 def chains(session: Session, incident_id: int | None = None) -> list[str]:
     if incident_id is not None:
-        return [f"incident:{incident_id}"]
+        return [incident_chain(incident_id)]
     found = set(session.exec(select(ChainHead.chain))) | set(session.exec(select(Event.chain).distinct()))
     return sorted(found, key=lambda c: (c.split(":")[0], int(c.split(":")[1]) if c.startswith("incident:") else 0, c))
