@@ -45,30 +45,26 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def migration_statements(postgres_problem: str | None) -> list[tuple[str, Any, bool]]:
+def migration_statements(
+    postgres_problem: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> list[tuple[str, Any, bool]]:
     """Every statement the migrations send to an empty PostgreSQL schema, recorded once per test process and
     replayed into each test's own schema in one transaction: the same statements, so the same schema and rows,
     in a twentieth of the time."""
     if postgres_problem:
         return []
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f'create schema "{schema}"'))
-    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    with engine.connect():  # the dialect's own first queries are not part of the schema
-        pass
     recorded: list[tuple[str, Any, bool]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
         recorded.append((statement, parameters, many))
 
-    sqlalchemy.event.listen(engine, "after_cursor_execute", record)  # those that worked
-    migrate(engine)
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f'drop schema "{schema}" cascade'))
-    admin.dispose()
+    with _database("postgres", tmp_path_factory.getbasetemp(), None, lambda kind, where: None) as url:
+        engine = make_engine(url)
+        with engine.connect():  # the dialect's own first queries are not part of the schema
+            pass
+        sqlalchemy.event.listen(engine, "after_cursor_execute", record)  # those that worked
+        migrate(engine)
+        engine.dispose()
     return recorded
 
 
