@@ -21,6 +21,7 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
     if not hasattr(os, "fork"):
         return work
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -31,7 +32,8 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
                 pipe.write(data)
             code = 0
         except BaseException as exc:  # said here (the log is the parent's); the parent does the work itself
-            log.warning("work in a forked process failed (%s: %s); doing it in the parent", type(exc).__name__, exc)
+            if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
+                log.warning("work in a forked process failed (%s: %s); doing it in the parent", type(exc).__name__, exc)
         finally:
             os._exit(code)
     os.close(write_end)
