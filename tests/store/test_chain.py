@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -193,3 +194,66 @@ def test_the_hash_is_sha256_of_the_sorted_compact_json_of_the_content() -> None:
             details=details,
         )
         assert got == expected
+
+
+# a subprocess: the CLI's split check forks, which a test worker (with threads of its own) must not do
+_BOTH_WAYS = """
+import json, sys
+from rollback_bot.store import Store, verify
+verify.SPLIT_AT, forks, fork = 4, [], verify.in_fork
+verify.in_fork = lambda work: forks.append(1) or fork(work)
+store = Store(sys.argv[1])
+out = {}
+with store.session() as s:
+    for chain in sys.argv[2:]:
+        one, halves = verify.verify_chain(s, chain), verify.verify_chain(s, chain, store.engine)
+        out[chain] = [str(one), str(halves), one == halves]
+store.close()
+print(json.dumps({"forks": len(forks), "chains": out}))
+"""
+
+
+def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: Store) -> None:
+    """The CLI checks a long chain's halves at once (events 1-6, and 7-12 after reading the 6th's hash); every
+    tampering, at the seam or away from it, is reported exactly as one pass reports it."""
+    cases = {
+        "untouched": [],
+        "edited last of the first half": ["update event set summary = 'x' where chain = :c and seq = 6"],
+        "edited first of the second half": ["update event set summary = 'x' where chain = :c and seq = 7"],
+        "deleted last of the first half": ["delete from event where chain = :c and seq = 6"],
+        "deleted first of the second half": ["delete from event where chain = :c and seq = 7"],
+        "second half deleted": ["delete from event where chain = :c and seq >= 7"],
+        "both sides of the seam deleted": ["delete from event where chain = :c and seq >= 6"],
+        "swapped at the seam": [
+            "update event set seq = 100 where chain = :c and seq = 6",
+            "update event set seq = 6 where chain = :c and seq = 7",
+            "update event set seq = 7 where chain = :c and seq = 100",
+        ],
+        "edited early, second half intact": ["update event set summary = 'x' where chain = :c and seq = 3"],
+        # the same details written otherwise (spaces, key order) are the same content; other values are not
+        "details respelled": ["update event set details = '{\"value\": \"+Inf\", \"text\": \"t8\"}' where chain = :c and seq = 9"],
+        "details forged": ["update event set details = '{\"text\":\"forged\",\"value\":\"+Inf\"}' where chain = :c and seq = 10"],
+    }
+    chain_of = {}
+    for i, (case, statements) in enumerate(cases.items()):
+        with store.session() as s:
+            for n in range(12):
+                details = {"text": f"t{n}", "value": float("inf")}
+                record(s, playbook=f"p{i}", kind="note", at=T0 + timedelta(minutes=n), summary=f"n{n}", details=details)
+            s.commit()
+        chain_of[case] = f"playbook:p{i}"
+        for statement in statements:
+            sql(store, statement, c=chain_of[case])
+    url = store.engine.url.render_as_string(hide_password=False)
+    run = subprocess.run(
+        [sys.executable, "-c", _BOTH_WAYS, url, *chain_of.values()], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["forks"] == len(cases)  # every chain (12 events) was checked in two halves
+    for case, chain in chain_of.items():
+        one, halves, same = result["chains"][chain]
+        assert same, f"{case}: one pass says {one!r}, two halves say {halves!r}"
+        assert ("chain intact" in one) == (case in ("untouched", "details respelled")), f"{case}: {one}"
+    assert "no. 6 of the chain is missing" in result["chains"][chain_of["deleted last of the first half"]][0]
+    assert "newest 6 event(s)" in result["chains"][chain_of["second half deleted"]][0]

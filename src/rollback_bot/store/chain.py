@@ -98,11 +98,14 @@ def content_hash(
     actor: str | None,
     role: str | None,
     summary: str,
-    details: Any,
+    details: Any = None,
+    details_json: str | None = None,
 ) -> str:
     """The hash over an event's content, its time already as ISO UTC with microseconds: sha256 of
     json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False), with the keys written out
-    in that sorted order here (a quarter of the cost of a verify was json sorting the same keys again)."""
+    in that sorted order here (a quarter of the cost of a verify was json sorting the same keys again).
+    `details_json`: the details as canonical_json already wrote them (as the database stores them), instead
+    of `details`."""
     data = "".join(
         (
             '{"actor":',
@@ -112,7 +115,7 @@ def content_hash(
             ',"chain":',
             _str(chain),
             ',"details":',
-            _dumps(details),
+            _dumps(details) if details_json is None else details_json,
             ',"incident":',
             "null" if incident_id is None else _int(incident_id),
             ',"kind":',
@@ -134,6 +137,12 @@ def content_hash(
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON as the hash has it (sorted keys, no spaces, UTF-8 as is). The database writes its JSON columns so
+    (store/database.py): a verify can hash an event's stored details without parsing and writing them again."""
+    return _dumps(value)
 
 
 def _dumps(value: Any) -> str:

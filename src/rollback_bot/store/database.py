@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModu
 from sqlmodel import Session, create_engine
 
 from rollback_bot.errors import DatabaseUnreachable
+from rollback_bot.store.chain import canonical_json
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
 
 if TYPE_CHECKING:
@@ -139,7 +140,9 @@ class Store:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=canonical_json
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:
@@ -150,7 +153,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=canonical_json)
 
 
 _WRITER = "one_writer"

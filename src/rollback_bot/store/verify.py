@@ -36,49 +36,120 @@ class ChainReport:
         return f"{self.chain}: BROKEN: {self.problem}"
 
 
-def verify_chain(session: Session, chain: str) -> ChainReport:
-    """Streamed: one pass over the chain in batches, each event checked against the one before it."""
+SPLIT_AT = 20_000  # events: a longer chain is checked in two halves at once where a caller can fork (the CLI)
+
+
+def verify_chain(session: Session, chain: str, engine: Engine | None = None) -> ChainReport:
+    """Streamed: one pass over the chain in batches, each event checked against the one before it.
+    `engine` (single-threaded callers: the CLI): a long chain's second half is checked in a forked process on
+    its own connection meanwhile; the report is the same as one pass would give."""
+    head = session.get(ChainHead, chain)
+    if engine is None or head is None or head.seq < SPLIT_AT:
+        return _report(chain, [_check(session, chain, None, None)], head)
+    middle = head.seq // 2 + 1
+    parent = os.getpid()
+
+    def second_half() -> _Part:
+        if os.getpid() != parent:
+            engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
+        with Session(engine) as own:
+            return _check(own, chain, middle, None)
+
+    rest = in_fork(second_half)
+    try:
+        first = _check(session, chain, None, middle)
+    finally:
+        second = rest()  # waited for even where the first half failed: no process left behind
+    return _report(chain, [first, second], head)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The check of the events numbered [start, stop) of a chain (None: from its first, to its last)."""
+
+    count: int  # events checked (up to and including the first that does not match)
+    last_hash: str | None  # the hash the next event must follow; None: no event checked yet
+    expected: int  # the number the next event must have
+    problem: str | None = None
+    event_id: int | None = None
+
+
+def _check(session: Session, chain: str, start: int | None, stop: int | None) -> _Part:
+    """Every event numbered [start, stop) checked against its content and the one before it. A part that
+    begins mid-chain reads the event before it too (`start - 1`), for the hash its first event must follow;
+    where that event is missing, the part's first event is reported as following a missing one, as one pass
+    over the whole chain would."""
     table = Event.__table__  # type: ignore[attr-defined]
     c = table.c
+    # the details as stored: the text the database wrote (canonical_json), hashed without parsing it
     stmt = (
         sa.select(c.id, c.seq, c.prev_hash, c.incident_id, c.playbook, raw(c.at), c.kind, c.actor, c.role)
-        .add_columns(c.summary, raw(c.details), c.hash)
+        .add_columns(c.summary, sa.cast(c.details, sa.Text), c.hash)
         .where(c.chain == chain)
         .order_by(c.seq, c.id)
     )
-    prev, expected, count = GENESIS, 1, 0
+    prev: str | None = GENESIS
+    expected, count = 1, 0
+    if start is not None:
+        stmt = stmt.where(c.seq >= start - 1)
+        prev, expected = None, start - 1  # the event before the part: the hash to follow, or missing
+    if stop is not None:
+        stmt = stmt.where(c.seq < stop)
     for event_id, seq, prev_hash, incident_id, playbook, at, kind, actor, role, summary, details, digest in rows(
         session, stmt
     ):
+        if prev is None and seq == expected:  # the event before this part: checked by the part before
+            prev, expected = digest, seq + 1
+            continue
         count += 1
         if seq != expected:
             what = "is missing (deleted)" if seq > expected else "appears twice"
             problem = f"event no. {expected} of the chain {what}; next is {_where(event_id, seq, kind, at)}"
-            return ChainReport(chain, count, prev, problem, event_id)
+            return _Part(count, prev, expected, problem, event_id)
         if prev_hash != prev:
             where = _where(event_id, seq, kind, at)
-            return ChainReport(chain, count, prev, f"{where} does not follow the event before it (reordered)", event_id)
+            return _Part(count, prev, expected, f"{where} does not follow the event before it (reordered)", event_id)
+        fields = {
+            "chain": chain,
+            "seq": seq,
+            "prev_hash": prev_hash,
+            "incident_id": incident_id,
+            "playbook": playbook,
+            "kind": kind,
+            "actor": actor,
+            "role": role,
+            "summary": summary,
+        }
         try:
-            recomputed = content_hash(
-                chain=chain,
-                seq=seq,
-                prev_hash=prev_hash,
-                incident_id=incident_id,
-                playbook=playbook,
-                at_iso=_iso(at),
-                kind=kind,
-                actor=actor,
-                role=role,
-                summary=summary,
-                details=json.loads(details) if isinstance(details, str | bytes) else details,
+            at_iso = _iso(at)
+            # as written (canonical_json: compact, so never `", "` or `": "` between its items), hashed as is;
+            # any other text (older rows, another writer), or a mismatch, is parsed and written canonically
+            recomputed = (
+                content_hash(**fields, at_iso=at_iso, details_json=details)
+                if '", "' not in details and '": ' not in details
+                else None
             )
+            if recomputed != digest:
+                recomputed = content_hash(**fields, at_iso=at_iso, details=json.loads(details))
         except ValueError:  # a time or JSON no writer of ours stores
             recomputed = None
         if recomputed != digest:
             where = _where(event_id, seq, kind, at)
-            return ChainReport(chain, count, prev, f"{where} was changed after it was written", event_id)
+            return _Part(count, prev, expected, f"{where} was changed after it was written", event_id)
         prev, expected = digest, expected + 1
-    head = session.get(ChainHead, chain)
+    return _Part(count, prev, expected)
+
+
+def _report(chain: str, parts: list[_Part], head: ChainHead | None) -> ChainReport:
+    """The parts' checks, in chain order, as one pass would report them: the first problem, counted from the
+    chain's start; else the head must be the last event checked."""
+    count, prev, expected = 0, GENESIS, 1
+    for part in parts:
+        count += part.count
+        if part.last_hash is not None:  # else the part began at a missing event, or read none
+            prev, expected = part.last_hash, part.expected
+        if part.problem is not None:
+            return ChainReport(chain, count, prev, part.problem, part.event_id)
     if head is not None and (head.seq, head.hash) != (expected - 1, prev):
         missing = head.seq - (expected - 1)
         return ChainReport(chain, count, prev, f"the newest {missing} event(s) of the chain are missing (deleted)")
