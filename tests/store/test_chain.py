@@ -213,6 +213,10 @@ print(json.dumps({"forks": len(forks), "chains": out}))
 """
 
 
+_RESPELLED = '{"value": "+Inf", "text": "t8"}'  # the 9th event's details in another spelling
+_FORGED = '{"text":"forged","value":"+Inf"}'  # the 10th's changed, written as the database writes
+
+
 def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: Store) -> None:
     """The CLI checks a long chain's halves at once (events 1-6, and 7-12 after reading the 6th's hash); every
     tampering, at the seam or away from it, is reported exactly as one pass reports it."""
@@ -231,8 +235,8 @@ def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: St
         ],
         "edited early, second half intact": ["update event set summary = 'x' where chain = :c and seq = 3"],
         # the same details written otherwise (spaces, key order) are the same content; other values are not
-        "details respelled": ["update event set details = '{\"value\": \"+Inf\", \"text\": \"t8\"}' where chain = :c and seq = 9"],
-        "details forged": ["update event set details = '{\"text\":\"forged\",\"value\":\"+Inf\"}' where chain = :c and seq = 10"],
+        "details respelled": [f"update event set details = '{_RESPELLED}' where chain = :c and seq = 9"],
+        "details forged": [f"update event set details = '{_FORGED}' where chain = :c and seq = 10"],
     }
     chain_of = {}
     for i, (case, statements) in enumerate(cases.items()):

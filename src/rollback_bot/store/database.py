@@ -20,8 +20,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModu
 from sqlmodel import Session, create_engine
 
 from rollback_bot.errors import DatabaseUnreachable
-from rollback_bot.store.chain import canonical_json
 from rollback_bot.store import models  # noqa: F401  (registers the tables)
+from rollback_bot.store.chain import canonical_json
 
 if TYPE_CHECKING:
     from alembic.config import Config
