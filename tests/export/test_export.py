@@ -250,3 +250,53 @@ def test_display_fields_are_shown_in_every_export(env: Env) -> None:
     assert doc["incident"]["description"] == "Support copilot <v42>"
     assert doc["incident"]["trigger_description"] == "Answers fail"
     assert doc["signal_labels"] == {"errors": "Fatal error rate"}
+
+
+def test_a_long_timeline_written_in_two_halves_is_the_same(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's CSV of a long timeline: its second half is written by a fork while the first is written here;
+    the file is the same, row for row."""
+    from rollback_bot.export import document
+
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")
+    here = export(env, "csv", tz="Europe/Paris")
+    monkeypatch.setattr(document, "SPLIT_AT", 4)  # this incident's few events count as long
+    with env.deps.store.session() as s:
+        events, middle = document.names_of(s, 1), document.middle(s, 1)
+    assert middle is not None and middle > 2
+    halves = export(env, "csv", tz="Europe/Paris", background=True)
+    assert halves == here
+    rows = list(csv.reader(io.StringIO(here.lstrip("\ufeff"))))
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))  # every event once, in order
+    assert events  # the names the fork was given, from before it started
+
+
+def test_many_refusals_are_listed_up_to_a_point_then_counted(env: Env) -> None:
+    """A post-mortem lists the first 25 refusals one by one and counts them all by what and who (someone
+    clicking 30 times without the role is one line with a count, not 30 rows to read); the timeline still
+    has every one."""
+    env.metrics["errors"] = 0.05
+    env.poll()
+    env.clock.advance(timedelta(hours=1))
+    flows.tick(env.deps)
+    for i in range(30):
+        flows.approve(env.deps, 1, "rollback", "UY" if i % 3 == 1 else "UX")
+        env.clock.advance(timedelta(seconds=7))
+    md = export(env, "md")
+    refusals = md.split("## Refusals")[1].split("## Signals fired")[0]
+    listed = [line for line in refusals.splitlines() if line.startswith("| Roll back")]
+    assert "The first 25 of 30 refusals; every one is in the timeline below." in refusals
+    counted = refusals.split("All of them, by what and who:")[1]
+    first, second = [line for line in counted.splitlines() if line.startswith("| Roll back")]
+    assert (
+        first
+        == "| Roll back | Xavier (UX) | approver or safety_lead | 20 | 2026-03-01 10:00:00 | 2026-03-01 10:03:23 |"
+    )
+    assert (
+        second == "| Roll back | UY (UY) | approver or safety_lead | 10 | 2026-03-01 10:00:07 | 2026-03-01 10:03:16 |"
+    )
+    assert len(listed) == 25 + 2  # the listed ones, and the two counted lines
+    assert md.split("## Timeline")[1].count("approval.denied") == 30
+    html = export(env, "html")
+    assert "<p>The first 25 of 30 refusals; every one is in the timeline below." in html
+    assert "<td>Xavier (UX)</td><td>approver or safety_lead</td><td>20</td>" in html

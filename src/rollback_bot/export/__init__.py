@@ -43,10 +43,22 @@ def export_incident(
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
         if fmt == "csv":  # the timeline alone (it has no place for the chain's check: --verify adds nothing)
-            light = document.for_csv(s, incident_id, tz)
-            formats.write_csv(light, iter_timeline(s, incident_id, light["names"], with_details=True), fp)
+            zone = document.opening(s, incident_id, tz)[1]
+            names = document.names_of(s, incident_id)
+            # the CLI: a long timeline's second half is written by a fork on the other core meanwhile
+            middle = document.middle(s, incident_id) if background else None
+            second = _SpooledTimeline(store, incident_id, fmt, zone.key, names, start=middle) if middle else None
+            try:
+                events = iter_timeline(s, incident_id, names, with_details=True, stop=middle)
+                formats.write_csv({"timezone": zone.key}, events, fp)
+                if second is not None:
+                    fp.writelines(second.text())
+            finally:
+                if second is not None:
+                    second.close()
             return {}
         incident, zone = document.opening(s, incident_id, tz)  # no such incident or zone: said before anything
+        names = document.names_of(s, incident_id)  # before the forks: each has them
         pngs: Callable[[], dict[str, bytes]] = dict
         jobs: dict[str, charts.Job] = {}
         if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
@@ -69,9 +81,8 @@ def export_incident(
         checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
         # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
         # (with --verify the other core checks the chain: the timeline is spooled here, while it does)
-        spooled = _SpooledTimeline(store, incident_id, fmt, tz, fork=checked is None) if background else None
+        spooled = _SpooledTimeline(store, incident_id, fmt, tz, names, fork=checked is None) if background else None
         try:
-            names = document.names_of(s, incident_id)
             doc = build(s, incident_id, tz, verify and checked is None, known=names)
             doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
             if checked is not None:
@@ -103,12 +114,23 @@ def export_incident(
 
 
 class _SpooledTimeline:
-    """The timeline as the format writes it (JSON events, or the post-mortem's table rows), written to a
-    temporary file by a forked process on its own connection while the summary is gathered."""
+    """The timeline as the format writes it (JSON events, CSV rows, or the post-mortem's table rows), written
+    to a temporary file by a forked process on its own connection while the summary is gathered; from event
+    number `start` on, where given (the caller writes the rest)."""
 
-    def __init__(self, store: Store, incident_id: int, fmt: str, tz: str, fork: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        incident_id: int,
+        fmt: str,
+        tz: str,
+        names: dict[str, str],
+        fork: bool = True,
+        start: int | None = None,
+    ) -> None:
         """`fork=False`: written here, now."""
-        self.store, self.incident_id, self.fmt, self.tz = store, incident_id, fmt, tz
+        self.store, self.incident_id, self.fmt, self.tz, self.names = store, incident_id, fmt, tz, names
+        self.start = start
         self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (close())
         self.parent = os.getpid()
         self.done: Callable[[], bool] | None = in_fork(self._write) if fork else None
@@ -121,9 +143,11 @@ class _SpooledTimeline:
         self.spool.seek(0)
         self.spool.truncate()  # run here after all, where the child failed
         with self.store.session() as s:
-            events = iter_timeline(s, self.incident_id, document.names_of(s, self.incident_id), self.fmt == "json")
+            events = iter_timeline(s, self.incident_id, self.names, self.fmt in ("json", "csv"), start=self.start)
             if self.fmt == "json":
                 formats.write_json_events(events, self.spool)
+            elif self.fmt == "csv":
+                self.spool.writelines(formats.csv_rows({"timezone": self.tz}, events))
             else:
                 self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, events, self.fmt == "html"))
         self.spool.flush()

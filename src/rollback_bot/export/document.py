@@ -71,11 +71,16 @@ def utc_iso(text: str) -> str:
 
 
 def iter_timeline(
-    session: Session, incident_id: int, names: dict[str, str], with_details: bool
+    session: Session,
+    incident_id: int,
+    names: dict[str, str],
+    with_details: bool,
+    start: int | None = None,
+    stop: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every event in chain order, as light dicts read in batches. Times come as ISO UTC text and
-    `details` as the stored JSON (copied, never parsed, and only read when the format shows it): no
-    per-row type processing."""
+    """Every event in chain order (numbered [start, stop) where given), as light dicts read in batches. Times
+    come as ISO UTC text and `details` as the stored JSON (copied, never parsed, and only read when the format
+    shows it): no per-row type processing."""
     table = Event.__table__  # type: ignore[attr-defined]
     details = sa.cast(table.c.details, sa.Text) if with_details else sa.literal_column("NULL")
     stmt = (
@@ -92,6 +97,10 @@ def iter_timeline(
         .where(table.c.chain == incident_chain(incident_id))
         .order_by(table.c.seq)  # read in the order of the chain's (chain, seq) index: nothing to sort
     )
+    if start is not None:
+        stmt = stmt.where(table.c.seq >= start)
+    if stop is not None:
+        stmt = stmt.where(table.c.seq < stop)
     yield from _event_dicts(stream.rows(session, stmt), names)
 
 
@@ -122,10 +131,13 @@ def opening(session: Session, incident_id: int, tz: str) -> tuple[Incident, Zone
     return incident, zone
 
 
-def for_csv(session: Session, incident_id: int, tz: str) -> dict[str, Any]:
-    """What the CSV shows besides the timeline: the time zone and the names (no summary to gather)."""
-    _, zone = opening(session, incident_id, tz)
-    return {"timezone": zone.key, "names": names_of(session, incident_id)}
+SPLIT_AT = 20_000  # events: a longer timeline is written in two halves at once where the caller can fork
+
+
+def middle(session: Session, incident_id: int) -> int | None:
+    """Where a long timeline is cut in two (the first event of its second half), else None."""
+    head = session.get(ChainHead, incident_chain(incident_id))
+    return head.seq // 2 + 1 if head is not None and head.seq >= SPLIT_AT else None
 
 
 def build(

@@ -105,7 +105,6 @@ class LocalTime:
 
 
 def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
-    local = LocalTime(ZoneInfo(doc["timezone"]))
     fp.write("\ufeff")  # a BOM so Excel reads UTF-8
     writer = csv.writer(fp, lineterminator="\r\n")  # RFC 4180: spreadsheets open it as is
     writer.writerow(
@@ -122,6 +121,12 @@ def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
             "hash",
         ]
     )
+    fp.writelines(csv_rows(doc, events))
+
+
+def csv_rows(doc: dict[str, Any], events: Events) -> Iterator[str]:
+    """The CSV's rows, a thousand at a time."""
+    local = LocalTime(ZoneInfo(doc["timezone"]))
     batch: list[str] = []
     for e in events:
         batch.append(
@@ -130,9 +135,9 @@ def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
             f"{_cell(e['details_json'])},{_cell(e['hash'])}\r\n"
         )
         if len(batch) >= 1000:
-            fp.write("".join(batch))
+            yield "".join(batch)
             batch.clear()
-    fp.write("".join(batch))
+    yield "".join(batch)
 
 
 def _cell(text: str) -> str:
@@ -253,7 +258,27 @@ def _env(templates: Path, html: bool) -> Any:
     env.filters["evidence"] = _evidence
     env.filters["values"] = lambda d: ", ".join(f"{k}={num(v.get('value'))}" for k, v in sorted(d.items()))
     env.filters["rollout"] = lambda doc: "\n".join(rollout_markdown(doc, level="##"))
+    env.filters["refusals_by"] = lambda denials: _counted(denials, ("action", "name", "user", "needed"))
+    env.filters["results_by"] = lambda results: _counted(results, ("action", "stage", "outcome", "http_status"))
     return env
+
+
+LISTED = 25  # refusals and action results a post-mortem lists one by one; beyond, it counts them (all of them)
+
+
+def _counted(records: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The records counted by the values of `keys`, each group with its first and last time: the most
+    frequent first, ties in the order they began."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        key = tuple(v if isinstance(v := r.get(k), str | int | float | None) else repr(v) for k in keys)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {**{k: r.get(k) for k in keys}, "count": 1, "first": r["at"], "last": r["at"]}
+        else:
+            group["count"] += 1
+            group["last"] = r["at"]
+    return sorted(groups.values(), key=lambda g: -g["count"])  # stable: ties keep the order they began
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -283,6 +308,7 @@ def _context(doc: dict[str, Any], events: Events) -> dict[str, Any]:
         "local": local,
         "between": between,
         "tz": doc["timezone"],
+        "listed": LISTED,
     }
 
 
