@@ -10,6 +10,12 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rollback_bot.plotting import Plotter
 
 # every command imports what it needs when it runs: `audit verify` or a CSV export need no pydantic models
 
@@ -146,8 +152,7 @@ SUFFIXES = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".ht
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rollback_bot.export import ExportError, export_incident, export_rollout
-    from rollback_bot.store.database import Store
+    from rollback_bot.plotting import Plotter
 
     out = Path(args.out) if args.out else None
     named = SUFFIXES.get(out.suffix.lower()) if out else None
@@ -155,6 +160,23 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"export: --out {out} names {named} but --format is {args.format}; give one of them", file=sys.stderr)
         return 2
     args.format = args.format or named or "md"
+    # charts to draw: matplotlib is imported in a forked process now, on the other core, while this one imports
+    # the database layer (it is stopped at once if the export has no charts after all)
+    charted = not args.rollout and (args.format == "html" or (args.format == "md" and out is not None))
+    plotter = Plotter() if charted else None
+    try:
+        return _export(args, out, plotter)
+    finally:
+        if plotter is not None:
+            plotter.close()
+
+
+def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None) -> int:
+    from pathlib import Path
+
+    from rollback_bot.export import ExportError, export_incident, export_rollout
+    from rollback_bot.store.database import Store
+
     store = Store(args.database)
     templates = Path(args.templates) if args.templates else None
     partial = out.with_name(out.name + ".partial") if out else None
@@ -174,6 +196,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     templates=templates,
                     verify=args.verify,
                     background=True,  # this process has one thread: the charts may be drawn in a fork
+                    plotter=plotter,
                 )
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)

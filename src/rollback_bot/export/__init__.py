@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from rollback_bot import plotting
 from rollback_bot.export import charts, document, formats, rollout
 from rollback_bot.export.document import ExportError, build, iter_timeline
 from rollback_bot.forked import in_fork
 from rollback_bot.playbook.loader import parse_playbook
+from rollback_bot.plotting import Plot, Plotter
 from rollback_bot.store.chain import incident_chain
 from rollback_bot.store.database import Store
 from rollback_bot.store.verify import verify_in_background
@@ -35,10 +37,12 @@ def export_incident(
     with_charts: bool = True,
     verify: bool = False,
     background: bool = False,
+    plotter: Plotter | None = None,
 ) -> dict[str, bytes]:
     """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
     `background` (single-threaded callers: the CLI): the charts, the timeline and --verify's check of the chain
-    are made in forked processes meanwhile, each waited for before this returns or raises."""
+    are made in forked processes meanwhile, each waited for before this returns or raises. `plotter`: the
+    process that draws the charts, where the caller started one (it is sent the charts, or stopped)."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
@@ -60,7 +64,7 @@ def export_incident(
         incident, zone = document.opening(s, incident_id, tz)  # no such incident or zone: said before anything
         names = document.names_of(s, incident_id)  # before the forks: each has them
         pngs: Callable[[], dict[str, bytes]] = dict
-        jobs: dict[str, charts.Job] = {}
+        jobs: dict[str, Plot] = {}
         if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
             loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
             folder = templates or loaded.templates_dir  # the playbook's falls back to the built-in (formats.py)
@@ -73,8 +77,11 @@ def export_incident(
                 for signal in charts.fired_signals(loaded.playbook, basis["signals_fired"]):
                     found = charts.points(s, loaded.playbook, signal, start, end)
                     if found:
-                        jobs[signal] = (loaded.playbook, signal, found, incident.opened_at, start, end, zone)
-            pngs = charts.in_background(jobs) if background else lambda: {k: charts.draw(*j) for k, j in jobs.items()}
+                        jobs[signal] = charts.plot(loaded.playbook, signal, found, incident.opened_at, start, end, zone)
+            if plotter is not None:  # the CLI's, started before its imports: matplotlib is imported already
+                pngs = plotter.send(jobs)
+            else:
+                pngs = charts.in_background(jobs) if background else functools.partial(plotting.draw_all, jobs)
         pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
         # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
         checked = verify_in_background(store.engine, incident_chain(incident_id)) if verify and background else None

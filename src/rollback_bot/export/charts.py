@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from rollback_bot import plotting
 from rollback_bot.export.thresholds import compares
 from rollback_bot.forked import in_fork
 from rollback_bot.playbook.models import Playbook
+from rollback_bot.plotting import Plot
 from rollback_bot.store.models import ReadingRow
 
 
@@ -81,6 +82,30 @@ def points(session: Session, pb: Playbook, signal: str, start: datetime, end: da
     return [(at, v) for at, v in rows if v is not None]
 
 
+def plot(
+    pb: Playbook,
+    signal: str,
+    points: list[tuple[datetime, float]],
+    opened_at: datetime,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo | None = None,
+) -> Plot:
+    """What the chart of `points` (at least one) shows: the readings (broken at gaps), the signal's
+    thresholds in the playbook's triggers, and the ladder's steps within the window."""
+    steps = [(i + 1, opened_at + step.start) for i, step in enumerate(pb.ladder)]
+    return Plot(
+        signal=signal,
+        unit=pb.signals[signal].unit,
+        points=with_gaps(points),
+        thresholds=thresholds(pb, signal),
+        steps=[(n, at) for n, at in steps if start <= at <= end],
+        start=start,
+        end=end,
+        zone=zone,
+    )
+
+
 def draw(
     pb: Playbook,
     signal: str,
@@ -91,55 +116,15 @@ def draw(
     zone: ZoneInfo | None = None,
 ) -> bytes:
     """The PNG of `points` (at least one): no database needed, so it can be drawn in another process."""
-    # imported here: matplotlib and numpy cost ~55 MB, and only an export draws charts
-    import matplotlib.dates as mdates
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2), dpi=100)  # not pyplot: its global state is unsafe across threads
-    FigureCanvasAgg(fig)  # renders to PNG, never to a screen
-    ax = fig.subplots()
-    drawn = with_gaps(points)
-    xs = mdates.date2num([p[0] for p in drawn])
-    ax.plot(xs, [p[1] for p in drawn], color="#1f4e79", linewidth=1.4, label=signal)
-    for text, value in thresholds(pb, signal):
-        ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")
-    for i, step in enumerate(pb.ladder):
-        at = opened_at + step.start
-        if start <= at <= end:
-            x = mdates.date2num(at)
-            ax.axvline(x, color="#7f8c8d", linewidth=0.8, linestyle=":")
-            ax.annotate(
-                f"{i + 1}",
-                (x, 1.0),
-                xycoords=("data", "axes fraction"),
-                fontsize=8,
-                color="#555",
-                ha="left",
-                va="top",
-                xytext=(2, -2),
-                textcoords="offset points",
-            )
-    ax.set_title(f"{signal} ({pb.signals[signal].unit or 'value'}); dotted lines: ladder steps", fontsize=10)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone or UTC))
-    ax.set_xlabel(zone.key if zone else "UTC")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return plotting.draw(plot(pb, signal, points, opened_at, start, end, zone))
 
 
-Job = tuple[Playbook, str, list[tuple[datetime, float]], datetime, datetime, datetime, ZoneInfo | None]
-
-
-def in_background(jobs: dict[str, Job]) -> Callable[[], dict[str, bytes]]:
+def in_background(plots: dict[str, Plot]) -> Callable[[], dict[str, bytes]]:
     """Draw the charts in a forked process while the caller goes on writing (importing matplotlib and
     drawing take about a second); the returned function waits and gives the PNGs."""
-    if not jobs:
+    if not plots:
         return dict
-    return in_fork(lambda: {signal: draw(*job) for signal, job in jobs.items()})
+    return in_fork(lambda: plotting.draw_all(plots))
 
 
 def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:

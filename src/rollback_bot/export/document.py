@@ -63,6 +63,23 @@ def stored_iso(value: str | datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner json.loads uses
+
+
+def stored_json(stored: str | bytes | Any) -> Any:
+    """A JSON column read raw (SQLite: its text; PostgreSQL: parsed already). Text is parsed by the C scanner
+    that json.loads calls, without its wrappers (tens of thousands of rows); anything else it cannot take
+    whole goes through json.loads, which says what is wrong."""
+    if type(stored) is str:
+        try:
+            value, end = _SCAN(stored, 0)
+        except StopIteration:
+            end = -1
+        if end == len(stored):
+            return value
+    return json.loads(stored) if isinstance(stored, str | bytes) else stored
+
+
 def utc_iso(text: str) -> str:
     """ISO 8601 UTC from the stored text; SQLite's own format is rewritten without parsing."""
     if len(text) == 26 and text[10] == " " and text[19] == ".":  # 2026-03-01 09:00:00.864000 (naive UTC)
@@ -162,7 +179,7 @@ def build(
     recovered_at: str | None = None  # when the last trigger still firing in the incident cleared
     for kind, stored_at, stored, actor in summary_rows:
         at = stored_iso(stored_at)
-        d = json.loads(stored) if isinstance(stored, str | bytes) else stored
+        d = stored_json(stored)
         ev = _Row(kind, at)
         if kind in ("signal.fired", "trigger.attached"):
             firing.add(str(d.get("trigger")))
@@ -344,7 +361,7 @@ def charts_basis(session: Session, incident: Incident) -> dict[str, Any]:
         .where(table.c.incident_id == incident.id, table.c.kind.in_(("signal.fired", "trigger.attached")))
         .order_by(table.c.seq)
     )
-    fired = [{"trigger": (json.loads(d) if isinstance(d, str | bytes) else d).get("trigger")} for (d,) in stored]
+    fired = [{"trigger": stored_json(d).get("trigger")} for (d,) in stored]
     first_breach = _first_breach(incident)
     return {
         "impact_window": {"start": iso(fault_onset(session, incident)) or first_breach},
@@ -368,17 +385,13 @@ class _Row:
 def names_of(session: Session, incident_id: int) -> dict[str, str]:
     """Each person's name as recorded when they first acted in this incident."""
     table = Event.__table__  # type: ignore[attr-defined]
-    first = (
-        sa.select(table.c.actor, sa.func.min(table.c.seq).label("seq"))
-        .where(table.c.incident_id == incident_id, table.c.actor.is_not(None))
+    chain = incident_chain(incident_id)
+    firsts = (  # each person's first event, found along the chain's (chain, seq) index
+        sa.select(sa.func.min(table.c.seq))
+        .where(table.c.chain == chain, table.c.actor.is_not(None))
         .group_by(table.c.actor)
-        .subquery()
     )
-    stmt = (
-        sa.select(table.c.actor, table.c.details)
-        .join(first, (table.c.actor == first.c.actor) & (table.c.seq == first.c.seq))
-        .where(table.c.incident_id == incident_id)
-    )
+    stmt = sa.select(table.c.actor, table.c.details).where(table.c.chain == chain, table.c.seq.in_(firsts))
     return {actor: str((details or {}).get("name") or actor) for actor, details in session.connection().execute(stmt)}
 
 

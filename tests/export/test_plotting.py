@@ -1,0 +1,66 @@
+"""The CLI's charts are drawn by a process forked before its imports (plotting.Plotter): the same charts,
+drawn here where that process is gone, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from rollback_bot import flows
+from rollback_bot.export import export_text
+from rollback_bot.plotting import Plotter
+from tests.export.test_export import drive
+from tests.flows.conftest import Env
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_charts_from_a_plotter_started_first_are_the_same(env: Env, tmp_path: Path, fmt: str) -> None:
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")  # a fixed chart window (an open incident's ends now)
+    out = tmp_path / f"pm.{fmt}"
+    here = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out)
+    plotter = Plotter()
+    pid = plotter.pid
+    assert pid is not None
+    try:
+        drawn = export_text(env.deps.store, 1, fmt, tz="Europe/Paris", out=out, background=True, plotter=plotter)
+    finally:
+        plotter.close()
+    assert drawn == here and (fmt == "html" or set(here[1]) == {"pm-errors.png"})
+    assert _reaped(pid)
+
+
+def test_a_plotter_that_died_leaves_its_charts_to_the_export(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    flows.resolve(env.deps, 1, "UIC")
+    out = tmp_path / "pm.md"
+    here = export_text(env.deps.store, 1, "md", out=out)
+    plotter = Plotter()
+    assert plotter.pid is not None
+    os.kill(plotter.pid, signal.SIGKILL)
+    drawn = export_text(env.deps.store, 1, "md", out=out, background=True, plotter=plotter)
+    assert drawn == here and here[1]["pm-errors.png"].startswith(b"\x89PNG")
+
+
+def test_a_plotter_with_nothing_to_draw_is_stopped(env: Env, tmp_path: Path) -> None:
+    """An export that fails first, or has no charts: the process is stopped and reaped, not left running."""
+    plotter = Plotter()
+    pid = plotter.pid
+    assert pid is not None
+    with pytest.raises(Exception, match="no incident #9"):
+        export_text(env.deps.store, 9, "md", out=tmp_path / "pm.md", background=True, plotter=plotter)
+    plotter.close()
+    assert plotter.pid is None and _reaped(pid)
+    nothing = Plotter()
+    assert nothing.send({})() == {} and nothing.pid is None
