@@ -124,16 +124,16 @@ def test_what_fails_beside_the_template_is_not_blamed_on_it_and_no_fork_is_left(
     and charts waits for both (no process left unwaited, no file open)."""
     import sqlalchemy
 
-    import rollback_bot.export as export_module
+    from rollback_bot.export import document
 
     drive(env)
 
-    def locked(*_a: object, **_k: object) -> Iterator[dict[str, object]]:
+    def locked(*_a: object, **_k: object) -> Iterator[tuple[object, ...]]:
         raise sqlalchemy.exc.OperationalError("select", {}, Exception("database is locked"))
-        yield {}
+        yield ()
 
     with monkeypatch.context() as m:
-        m.setattr(export_module, "iter_timeline", locked)
+        m.setattr(document, "timeline", locked)
         with pytest.raises(sqlalchemy.exc.OperationalError):
             export(env, "md")
     folder = tmp_path / "fails-early"

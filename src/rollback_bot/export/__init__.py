@@ -53,8 +53,8 @@ def export_incident(
             middle = document.middle(s, incident_id) if background else None
             second = _SpooledTimeline(store, incident_id, fmt, zone.key, names, start=middle) if middle else None
             try:
-                events = iter_timeline(s, incident_id, names, with_details=True, stop=middle)
-                formats.write_csv({"timezone": zone.key}, events, fp)
+                rows = document.timeline(s, incident_id, with_details=True, stop=middle)
+                formats.write_csv({"timezone": zone.key}, rows, names, fp)
                 if second is not None:
                     fp.writelines(second.text())
             finally:
@@ -94,22 +94,27 @@ def export_incident(
             doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
             if checked is not None:
                 doc["chain"] = document.chain_section(s, incident_id, checked())
-            events = iter_timeline(s, incident_id, names, with_details=fmt == "json")
-            rows = None if spooled is None else spooled.text()
             if fmt == "json":
-                if rows is None:
-                    formats.write_json(doc, events, fp)
+                if spooled is None:
+                    formats.write_json(doc, document.timeline(s, incident_id, with_details=True), fp)
                 else:
                     formats.write_json_head(doc, fp)
-                    fp.writelines(rows)
+                    fp.writelines(spooled.text())
                     formats.write_json_tail(fp)
                 return {}
-            if fmt == "html":  # the charts embedded
+            events = iter_timeline(s, incident_id, names, with_details=False)  # read only if a template does
+            html = fmt == "html"
+            rows = (
+                spooled.text()
+                if spooled
+                else formats.timeline_rows(doc, document.timeline(s, incident_id, False), names, html)
+            )
+            if html:  # the charts embedded
                 embedded = {k: base64.b64encode(v).decode() for k, v in pngs().items()}
-                formats.write_postmortem(fmt, doc, events, folder, embedded, fp, rows=rows)
+                formats.write_postmortem(fmt, doc, events, folder, embedded, fp, rows)
                 return {}
             shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}  # files beside `out`
-            formats.write_postmortem(fmt, doc, events, folder, shown, fp, rows=rows)
+            formats.write_postmortem(fmt, doc, events, folder, shown, fp, rows)
             return {shown[k]: v for k, v in pngs().items()}
         finally:  # whatever failed on the way: no forked process left unwaited, no file left open
             if spooled is not None:
@@ -150,13 +155,14 @@ class _SpooledTimeline:
         self.spool.seek(0)
         self.spool.truncate()  # run here after all, where the child failed
         with self.store.session() as s:
-            events = iter_timeline(s, self.incident_id, self.names, self.fmt in ("json", "csv"), start=self.start)
+            rows = document.timeline(s, self.incident_id, self.fmt in ("json", "csv"), start=self.start)
             if self.fmt == "json":
-                formats.write_json_events(events, self.spool)
+                formats.write_json_events(rows, self.names, self.spool)
             elif self.fmt == "csv":
-                self.spool.writelines(formats.csv_rows({"timezone": self.tz}, events))
+                self.spool.writelines(formats.csv_rows({"timezone": self.tz}, rows, self.names))
             else:
-                self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, events, self.fmt == "html"))
+                html = self.fmt == "html"
+                self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, rows, self.names, html))
         self.spool.flush()
         return True
 

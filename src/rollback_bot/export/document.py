@@ -87,17 +87,13 @@ def utc_iso(text: str) -> str:
     return _utc(text).isoformat()
 
 
-def iter_timeline(
-    session: Session,
-    incident_id: int,
-    names: dict[str, str],
-    with_details: bool,
-    start: int | None = None,
-    stop: int | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Every event in chain order (numbered [start, stop) where given), as light dicts read in batches. Times
-    come as ISO UTC text and `details` as the stored JSON (copied, never parsed, and only read when the format
-    shows it): no per-row type processing."""
+def timeline(
+    session: Session, incident_id: int, with_details: bool, start: int | None = None, stop: int | None = None
+) -> Iterator[Any]:
+    """Every event in chain order (numbered [start, stop) where given), read in batches, as the driver gives
+    them: (seq, at, kind, actor, role, summary, hash, details), the time as the database's text (utc_iso turns
+    it into ISO UTC) and the details as the stored JSON text (copied, never parsed, and only read when the
+    format shows it; else None): no per-row type processing, and no object per row but the driver's."""
     table = Event.__table__  # type: ignore[attr-defined]
     details = sa.cast(table.c.details, sa.Text) if with_details else sa.literal_column("NULL")
     stmt = (
@@ -118,7 +114,15 @@ def iter_timeline(
         stmt = stmt.where(table.c.seq >= start)
     if stop is not None:
         stmt = stmt.where(table.c.seq < stop)
-    yield from _event_dicts(stream.rows(session, stmt), names)
+    return stream.rows(session, stmt)
+
+
+def iter_timeline(
+    session: Session, incident_id: int, names: dict[str, str], with_details: bool
+) -> Iterator[dict[str, Any]]:
+    """The timeline as dicts (a post-mortem template's `events`): `at` in ISO UTC, `actor_name`, and
+    `details_json` (the stored text)."""
+    yield from _event_dicts(timeline(session, incident_id, with_details), names)
 
 
 def _event_dicts(rows: Iterable[Any], names: dict[str, str]) -> Iterator[dict[str, Any]]:

@@ -15,18 +15,19 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from rollback_bot.builtin import BuiltinMissing, builtin_templates
-from rollback_bot.export.document import ExportError
+from rollback_bot.export.document import ExportError, utc_iso
 from rollback_bot.export.jsontext import write_members_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
 
 FORMATS = ("md", "json", "csv", "html")
 Events = Iterable[dict[str, Any]]
+Rows = Iterable[Any]  # the timeline as document.timeline reads it
 
 
-def write_json(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
+def write_json(doc: dict[str, Any], rows: Rows, fp: TextIO) -> None:
     write_json_head(doc, fp)
-    write_json_events(events, fp)
+    write_json_events(rows, doc["names"], fp)
     write_json_tail(fp)
 
 
@@ -43,18 +44,18 @@ def write_json_tail(fp: TextIO) -> None:
     fp.write("\n ]\n}\n")
 
 
-def write_json_events(events: Events, fp: TextIO) -> None:
+def write_json_events(rows: Rows, names: dict[str, str], fp: TextIO) -> None:
     sep = "\n  "
     batch: list[str] = []
     q = encode_basestring  # seq is an int; at, kind, summary and hash are text (NOT NULL); the rest may be null
-    for e in events:
+    for seq, at, kind, actor, role, summary, digest, details in rows:
         # json.dumps of the event's fields (in this order) with the stored details JSON copied in as is
-        actor, name, role = e["actor"], e["actor_name"], e["role"]
+        name = names.get(actor) if actor else None
         batch.append(
-            f'{sep}{{"seq": {e["seq"]}, "at": {q(e["at"])}, "kind": {q(e["kind"])}, '
+            f'{sep}{{"seq": {seq}, "at": {q(utc_iso(at))}, "kind": {q(kind)}, '
             f'"actor": {"null" if actor is None else q(actor)}, "actor_name": {"null" if name is None else q(name)}, '
-            f'"role": {"null" if role is None else q(role)}, "summary": {q(e["summary"])}, "hash": {q(e["hash"])}, '
-            f'"details": {e["details_json"]}}}'
+            f'"role": {"null" if role is None else q(role)}, "summary": {q(summary)}, "hash": {q(digest)}, '
+            f'"details": {details}}}'
         )
         sep = ",\n  "
         if len(batch) >= 1000:
@@ -104,7 +105,7 @@ class LocalTime:
         return cached
 
 
-def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
+def write_csv(doc: dict[str, Any], rows: Rows, names: dict[str, str], fp: TextIO) -> None:
     fp.write("\ufeff")  # a BOM so Excel reads UTF-8
     writer = csv.writer(fp, lineterminator="\r\n")  # RFC 4180: spreadsheets open it as is
     writer.writerow(
@@ -121,18 +122,19 @@ def write_csv(doc: dict[str, Any], events: Events, fp: TextIO) -> None:
             "hash",
         ]
     )
-    fp.writelines(csv_rows(doc, events))
+    fp.writelines(csv_rows(doc, rows, names))
 
 
-def csv_rows(doc: dict[str, Any], events: Events) -> Iterator[str]:
+def csv_rows(doc: dict[str, Any], rows: Rows, names: dict[str, str]) -> Iterator[str]:
     """The CSV's rows, a thousand at a time."""
     local = LocalTime(ZoneInfo(doc["timezone"]))
     batch: list[str] = []
-    for e in events:
+    for seq, stored_at, kind, actor, role, summary, digest, details in rows:
+        at = utc_iso(stored_at)
+        name = (names.get(actor) or "") if actor else ""
         batch.append(
-            f"{e['seq']},{e['at']},{local(e['at'])},{_cell(e['kind'])},{_cell(e['actor'] or '')},"
-            f"{_cell(e['actor_name'] or '')},{_cell(e['role'] or '')},{_cell(e['summary'])},"
-            f"{_cell(e['details_json'])},{_cell(e['hash'])}\r\n"
+            f"{seq},{at},{local(at)},{_cell(kind)},{_cell(actor or '')},{_cell(name)},{_cell(role or '')},"
+            f"{_cell(summary)},{_cell(details)},{_cell(digest)}\r\n"
         )
         if len(batch) >= 1000:
             yield "".join(batch)
@@ -327,25 +329,26 @@ def html_escape(text: str) -> str:
     return text
 
 
-def timeline_rows(doc: dict[str, Any], events: Events, html: bool, batch: int = 500) -> Iterator[str]:
+def timeline_rows(
+    doc: dict[str, Any], rows: Rows, names: dict[str, str], html: bool, batch: int = 500
+) -> Iterator[str]:
     """The timeline table's rows, formatted here and handed to the template in batches (a 100,000-event
     timeline through a template's attribute lookups is several times slower); the rest of the document
     stays in the template."""
     local = LocalTime(ZoneInfo(doc["timezone"]))
     lines: list[str] = []
-    for e in events:
-        at = local(e["at"], iso=False)
-        utc = e["at"][:19].replace("T", " ")
-        actor = f"{e['actor_name']} ({e['actor']})" if e["actor"] else ""
+    for seq, stored_at, kind, actor_id, role, summary, _, _ in rows:
+        iso = utc_iso(stored_at)
+        at = local(iso, iso=False)
+        utc = iso[:19].replace("T", " ")
+        actor = f"{names.get(actor_id)} ({actor_id})" if actor_id else ""
         if html:
             # one escape per row: the cell separator (a control character) passes through escaping untouched
-            row = "\x1f".join(
-                (str(e["seq"]), at, utc, e["kind"], actor, e["role"] or "", e["summary"].replace("\x1f", " "))
-            )
+            row = "\x1f".join((str(seq), at, utc, kind, actor, role or "", summary.replace("\x1f", " ")))
             lines.append("<tr><td>" + html_escape(row).replace("\x1f", "</td><td>") + "</td></tr>\n")
         else:
-            summary = e["summary"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {e['seq']} | {at} | {utc} | {e['kind']} | {actor} | {e['role'] or ''} | {summary} |\n")
+            shown = summary.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {seq} | {at} | {utc} | {kind} | {actor} | {role or ''} | {shown} |\n")
         if len(lines) >= batch:
             yield "".join(lines)
             lines = []
@@ -360,14 +363,14 @@ def write_postmortem(
     templates: Path,
     charts: dict[str, str],
     fp: TextIO,
-    rows: Iterable[str] | None = None,
+    rows: Iterable[str],
 ) -> None:
     """The Markdown or HTML post-mortem. `charts`: what the template shows for each signal's chart (Markdown:
-    the PNG file's name; HTML: the PNG in base64); `rows`: the timeline's rows already made (timeline_rows),
-    if they were made ahead."""
+    the PNG file's name; HTML: the PNG in base64); `rows`: the timeline's table rows (timeline_rows, or as
+    spooled ahead); `events`: the timeline as dicts, for teams' templates (read only if one loops over them)."""
     html = fmt == "html"
     template = postmortem_template(templates, fmt)
-    made = timeline_rows(doc, events, html) if rows is None else rows
+    made = rows
     if html:
-        made = (Markup(row) for row in made)  # already escaped, cell by cell
+        made = (Markup(row) for row in rows)  # already escaped, cell by cell
     _render(template, fp, **_context(doc, events), timeline=made, charts=charts)
