@@ -62,16 +62,24 @@ def export_incident(
                     second.close()
             return {}
         incident, zone = document.opening(s, incident_id, tz)  # no such incident or zone: said before anything
-        names = document.names_of(s, incident_id)  # before the forks: each has them
-        pngs: Callable[[], dict[str, bytes]] = dict
-        jobs: dict[str, Plot] = {}
-        if fmt in ("md", "html"):  # the template first (a missing one is said at once), then the charts begun
+        if fmt in ("md", "html"):  # the template first: a missing one is said before any process is started
             loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
             folder = templates or loaded.templates_dir  # the playbook's falls back to the built-in (formats.py)
             name = f"postmortem.{fmt}.j2"
             if not any((f / name).exists() for f in ([folder] if templates else formats.template_folders(folder))):
                 raise ExportError(f"template {folder / name} not found; pass --templates DIR")
-            if with_charts and not (fmt == "md" and out is None):  # Markdown on stdout: nowhere to put charts
+        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
+        checked = verify_in_background(store.engine, incident_chain(incident_id)) if verify and background else None
+        checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
+        # the CLI: the timeline is written to a file by a fork on the other core, begun first, while the summary
+        # is gathered (with --verify the other core checks the chain: the timeline is spooled here, while it does)
+        known = None if checked is None else document.names_of(s, incident_id)  # the fork finds its own
+        spooled = _SpooledTimeline(store, incident_id, fmt, tz, known, fork=checked is None) if background else None
+        pngs: Callable[[], dict[str, bytes]] = dict
+        try:
+            names = document.names_of(s, incident_id) if known is None else known
+            jobs: dict[str, Plot] = {}
+            if fmt in ("md", "html") and with_charts and not (fmt == "md" and out is None):  # md on stdout: no charts
                 basis = document.charts_basis(s, incident)
                 start, end = charts.window(basis, datetime.now(UTC))
                 for signal in charts.fired_signals(loaded.playbook, basis["signals_fired"]):
@@ -80,16 +88,9 @@ def export_incident(
                         jobs[signal] = charts.plot(loaded.playbook, signal, found, incident.opened_at, start, end, zone)
             if plotter is not None:  # the CLI's, started before its imports: matplotlib is imported already
                 pngs = plotter.send(jobs)
-            else:
+            elif jobs:
                 pngs = charts.in_background(jobs) if background else functools.partial(plotting.draw_all, jobs)
-        pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
-        # the CLI's --verify: the chain is checked in a fork, on the other core, while the export is gathered
-        checked = verify_in_background(store.engine, incident_chain(incident_id)) if verify and background else None
-        checked = functools.cache(checked) if checked is not None else None  # waited for once, at the latest below
-        # the CLI: the timeline is written to a file by a fork on the other core while the summary is gathered
-        # (with --verify the other core checks the chain: the timeline is spooled here, while it does)
-        spooled = _SpooledTimeline(store, incident_id, fmt, tz, names, fork=checked is None) if background else None
-        try:
+            pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
             doc = build(s, incident_id, tz, verify and checked is None, known=names)
             doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did
             if checked is not None:
@@ -136,11 +137,11 @@ class _SpooledTimeline:
         incident_id: int,
         fmt: str,
         tz: str,
-        names: dict[str, str],
+        names: dict[str, str] | None,
         fork: bool = True,
         start: int | None = None,
     ) -> None:
-        """`fork=False`: written here, now."""
+        """`names`: names_of(), where the caller has them already; `fork=False`: written here, now."""
         self.store, self.incident_id, self.fmt, self.tz, self.names = store, incident_id, fmt, tz, names
         self.start = start
         self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 (close())
@@ -155,14 +156,15 @@ class _SpooledTimeline:
         self.spool.seek(0)
         self.spool.truncate()  # run here after all, where the child failed
         with self.store.session() as s:
+            names = document.names_of(s, self.incident_id) if self.names is None else self.names
             rows = document.timeline(s, self.incident_id, self.fmt in ("json", "csv"), start=self.start)
             if self.fmt == "json":
-                formats.write_json_events(rows, self.names, self.spool)
+                formats.write_json_events(rows, names, self.spool)
             elif self.fmt == "csv":
-                self.spool.writelines(formats.csv_rows({"timezone": self.tz}, rows, self.names))
+                self.spool.writelines(formats.csv_rows({"timezone": self.tz}, rows, names))
             else:
                 html = self.fmt == "html"
-                self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, rows, self.names, html))
+                self.spool.writelines(formats.timeline_rows({"timezone": self.tz}, rows, names, html))
         self.spool.flush()
         return True
 
