@@ -1,4 +1,5 @@
-"""A PNG per signal that fired: its readings over the incident, the threshold, and the ladder steps."""
+"""The charts of an export: a PNG per signal that fired (its readings over the incident, the thresholds, the ladder
+steps), gathered from the database here and drawn by plotting.py."""
 
 from __future__ import annotations
 
@@ -53,20 +54,6 @@ def with_gaps(points: list[tuple[datetime, float]]) -> list[tuple[datetime, floa
     return out
 
 
-def chart(
-    session: Session,
-    pb: Playbook,
-    signal: str,
-    opened_at: datetime,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo | None = None,
-) -> bytes | None:
-    """A PNG of the signal's readings from `start` to `end`, its hours in `zone` (the export's --tz)."""
-    found = points(session, pb, signal, start, end)
-    return draw(pb, signal, found, opened_at, start, end, zone) if found else None
-
-
 def points(session: Session, pb: Playbook, signal: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
     """The signal's readings with a value from `start` to `end`, oldest first."""
     rows = session.exec(
@@ -104,19 +91,6 @@ def plot(
         end=end,
         zone=zone,
     )
-
-
-def draw(
-    pb: Playbook,
-    signal: str,
-    points: list[tuple[datetime, float]],
-    opened_at: datetime,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo | None = None,
-) -> bytes:
-    """The PNG of `points` (at least one): no database needed, so it can be drawn in another process."""
-    return plotting.draw(plot(pb, signal, points, opened_at, start, end, zone))
 
 
 def in_background(plots: dict[str, Plot]) -> Callable[[], dict[str, bytes]]:
