@@ -203,6 +203,10 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
         if partial:
             partial.unlink(missing_ok=True)
         return 2
+    except BaseException:  # anything else, Ctrl-C included: no half-written file left behind either
+        if partial:
+            partial.unlink(missing_ok=True)
+        raise
     finally:
         store.close()
     if out is None or partial is None:
@@ -498,6 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's flush of stdout at exit must not fail again
         return 128 + 13  # as a program killed by SIGPIPE
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (its forked helpers stop with it)
+        print(f"rollback-bot {args.command}: interrupted", file=sys.stderr)
+        return 128 + 2  # as a program killed by SIGINT
 
 
 if __name__ == "__main__":

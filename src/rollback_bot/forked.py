@@ -11,6 +11,7 @@ from typing import TypeVar, cast
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+INTERRUPTED = 130  # a forked child's exit code when Ctrl-C stopped it
 
 
 def in_fork(work: Callable[[], T]) -> Callable[[], T]:
@@ -31,6 +32,8 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(data)
             code = 0
+        except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent is stopping too
+            code = INTERRUPTED
         except BaseException as exc:  # said here (the log is the parent's); the parent does the work itself
             if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
                 log.warning("work in a forked process failed (%s: %s); doing it in the parent", type(exc).__name__, exc)
@@ -42,6 +45,8 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
         with os.fdopen(read_end, "rb") as pipe:
             data = pipe.read()
         _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == INTERRUPTED:
+            raise KeyboardInterrupt  # not redone here: the interrupt was meant for both
         if status != 0 or not data:
             return work()
         return cast(T, pickle.loads(data))  # our own child's bytes

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from rollback_bot.forked import INTERRUPTED
+
 log = logging.getLogger(__name__)
 
 
@@ -88,25 +90,28 @@ class Plotter:
     For single-threaded callers (the CLI), started before their own heavy imports. The plots go through a
     temporary file both processes hold (a pipe would block the sender until the child has finished importing)
     and the PNGs come back through a pipe. Where there is no fork or the process fails, the plots are drawn
-    here, and the log says so."""
+    here, and the log says so. `close()` (always, in a `finally`) stops and reaps whatever is left."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
-        self.sent = False
+        self.go: int | None = None  # the write end of the pipe that says the plots are there
+        self.back: int | None = None  # the read end of the pipe the PNGs come back on
         if not hasattr(os, "fork"):
             return
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        go_read, self.go = os.pipe()
-        self.back, back_write = os.pipe()
+        go_read, go = os.pipe()
+        back, back_write = os.pipe()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                os.close(self.go)
-                os.close(self.back)
+                os.close(go)
+                os.close(back)
                 _warm()
                 code = _serve(go_read, self.file.fileno(), back_write)
+            except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent is stopping too
+                code = INTERRUPTED
             except BaseException as exc:  # said here (the log is the parent's); the parent draws them itself
                 if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
                     log.warning(
@@ -118,14 +123,14 @@ class Plotter:
                 os._exit(code)
         os.close(go_read)
         os.close(back_write)
-        self.pid = pid
+        self.pid, self.go, self.back = pid, go, back
 
     def send(self, plots: dict[str, Plot]) -> Callable[[], dict[str, bytes]]:
-        """Hand the plots over; the returned function waits for their PNGs."""
-        if self.pid is None or self.sent or not plots:
+        """Hand the plots over (once); the returned function waits for their PNGs. No plots: the process is
+        stopped."""
+        if self.pid is None or self.go is None or not plots:
             self.close()
             return lambda: draw_all(plots)
-        self.sent = True
         data = pickle.dumps(plots)
         try:
             self.file.write(data)
@@ -135,32 +140,40 @@ class Plotter:
             pass
         finally:
             os.close(self.go)
+            self.go = None
 
         def wait() -> dict[str, bytes]:
-            with os.fdopen(self.back, "rb") as pipe:
-                drawn = pipe.read()
-            ok = self._reap() == 0 and drawn
-            self.file.close()
-            self.pid = None
-            return pickle.loads(drawn) if ok else draw_all(plots)  # our own child's bytes
+            drawn = b""
+            if self.back is not None:
+                with os.fdopen(self.back, "rb") as pipe:
+                    self.back = None
+                    drawn = pipe.read()
+            status = self._reap()
+            if status is not None and os.waitstatus_to_exitcode(status) == INTERRUPTED:
+                raise KeyboardInterrupt  # not drawn here: the interrupt was meant for both
+            return pickle.loads(drawn) if status == 0 and drawn else draw_all(plots)  # our own child's bytes
 
         return wait
 
     def close(self) -> None:
-        """Stop the process where nothing was sent to it (an export that failed early, or has no charts),
-        without waiting for its imports."""
-        if self.pid is None or self.sent:
-            return
-        os.kill(self.pid, signals.SIGKILL)
-        self._reap()
-        os.close(self.go)
-        os.close(self.back)
-        self.file.close()
-        self.pid = None
+        """Stop the process if it is still there (nothing was sent to it: an export that failed early or has
+        no charts; or its PNGs were not waited for), without waiting for its imports or its drawing."""
+        if self.pid is not None:
+            os.kill(self.pid, signals.SIGKILL)
+            self._reap()
+        for fd in (self.go, self.back):
+            if fd is not None:
+                os.close(fd)
+        self.go = self.back = None
+        if hasattr(self, "file"):
+            self.file.close()
 
-    def _reap(self) -> int:
-        assert self.pid is not None
-        return os.waitpid(self.pid, 0)[1]
+    def _reap(self) -> int | None:
+        """The process's exit status, once it has ended; None where it was reaped already."""
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        return os.waitpid(pid, 0)[1]
 
 
 def _serve(go: int, shared: int, back: int) -> int:

@@ -64,3 +64,22 @@ def test_a_plotter_with_nothing_to_draw_is_stopped(env: Env, tmp_path: Path) -> 
     assert plotter.pid is None and _reaped(pid)
     nothing = Plotter()
     assert nothing.send({})() == {} and nothing.pid is None
+
+
+def test_a_plotter_whose_charts_are_not_waited_for_is_stopped_by_close() -> None:
+    """An export that fails after handing over its charts: close() stops and reaps the drawer; asked later
+    all the same, the charts are drawn here."""
+    from datetime import UTC, datetime, timedelta
+
+    from rollback_bot.plotting import Plot
+
+    t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    points = [(t0 + timedelta(minutes=m), float(m % 5)) for m in range(30)]
+    plot = Plot("errors", "ratio", points, [("errors > 3", 3.0)], [(1, t0)], t0, t0 + timedelta(minutes=30))
+    plotter = Plotter()
+    pid = plotter.pid
+    assert pid is not None
+    wait = plotter.send({"errors": plot})
+    plotter.close()
+    assert plotter.pid is None and _reaped(pid)
+    assert wait()["errors"].startswith(b"\x89PNG")

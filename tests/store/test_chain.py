@@ -233,6 +233,11 @@ def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: St
             "update event set seq = 6 where chain = :c and seq = 7",
             "update event set seq = 7 where chain = :c and seq = 100",
         ],
+        "the two before the seam deleted": ["delete from event where chain = :c and seq in (5, 6)"],
+        "all up to the seam deleted": ["delete from event where chain = :c and seq <= 6"],
+        "deleted across the seam": ["delete from event where chain = :c and seq between 4 and 8"],
+        "head changed": ["update chain_head set hash = 'f00d' where chain = :c"],
+        "head behind": ["update chain_head set seq = 10 where chain = :c"],
         "edited early, second half intact": ["update event set summary = 'x' where chain = :c and seq = 3"],
         # the same details written otherwise (spaces, key order) are the same content; other values are not
         "details respelled": [f"update event set details = '{_RESPELLED}' where chain = :c and seq = 9"],
@@ -259,5 +264,11 @@ def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: St
         one, halves, same = result["chains"][chain]
         assert same, f"{case}: one pass says {one!r}, two halves say {halves!r}"
         assert ("chain intact" in one) == (case in ("untouched", "details respelled")), f"{case}: {one}"
-    assert "no. 6 of the chain is missing" in result["chains"][chain_of["deleted last of the first half"]][0]
-    assert "newest 6 event(s)" in result["chains"][chain_of["second half deleted"]][0]
+    said = {case: result["chains"][chain][0] for case, chain in chain_of.items()}
+    assert "no. 6 of the chain is missing" in said["deleted last of the first half"]
+    assert "no. 5 of the chain is missing (deleted); next is event" in said["the two before the seam deleted"]
+    assert "no. 1 of the chain is missing" in said["all up to the seam deleted"]
+    assert "no. 4 of the chain is missing" in said["deleted across the seam"]
+    assert "newest 6 event(s)" in said["second half deleted"]
+    assert said["head changed"].endswith("hash is not its newest event's (no. 12): the head was changed")
+    assert "the chain head (no. 10) is behind its newest event (no. 12)" in said["head behind"]

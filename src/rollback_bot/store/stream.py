@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,8 +41,9 @@ def _driver_rows(conn: sa.Connection, sql: str, values: list[Any], batch: int) -
         cursor.execute(sql, values)
         while part := cursor.fetchmany(batch):
             yield from part
-    finally:
-        cursor.close()
+    finally:  # also where the reader stopped early (an export interrupted), perhaps after the connection closed
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed with it: nothing left to free
+            cursor.close()
 
 
 def raw(column: Any) -> Any:

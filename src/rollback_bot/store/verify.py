@@ -40,13 +40,14 @@ SPLIT_AT = 20_000  # events: a longer chain is checked in two halves at once whe
 
 
 def verify_chain(session: Session, chain: str, engine: Engine | None = None) -> ChainReport:
-    """Streamed: one pass over the chain in batches, each event checked against the one before it.
-    `engine` (single-threaded callers: the CLI): a long chain's second half is checked in a forked process on
-    its own connection meanwhile; the report is the same as one pass would give."""
-    head = session.get(ChainHead, chain)
-    if engine is None or head is None or head.seq < SPLIT_AT:
-        return _report(chain, [_check(session, chain, None, None)], head)
-    middle = head.seq // 2 + 1
+    """Streamed: one pass over the chain in batches, each event checked against the one before it, then the
+    chain head against the last. `engine` (single-threaded callers: the CLI): a long chain's second half is
+    checked in a forked process on its own connection meanwhile, and the report is the one a single pass
+    gives."""
+    head = session.exec(select(ChainHead.seq).where(ChainHead.chain == chain)).first()  # how long, roughly
+    if engine is None or head is None or head < SPLIT_AT:
+        return _report(chain, [_check(session, chain, None, None)])
+    middle = head // 2 + 1
     parent = os.getpid()
 
     def second_half() -> _Part:
@@ -60,7 +61,7 @@ def verify_chain(session: Session, chain: str, engine: Engine | None = None) -> 
         first = _check(session, chain, None, middle)
     finally:
         second = rest()  # waited for even where the first half failed: no process left behind
-    return _report(chain, [first, second], head)
+    return _report(chain, [first, second])
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,17 @@ class _Part:
     expected: int  # the number the next event must have
     problem: str | None = None
     event_id: int | None = None
+    # a part that began mid-chain where the event before it is missing: its first event, which follows the
+    # part before's last (the report names the first missing one, which only the part before knows)
+    after_a_gap: str | None = None
+    head: tuple[int, str] | None = None  # the chain head, read after the last part's events
 
 
 def _check(session: Session, chain: str, start: int | None, stop: int | None) -> _Part:
     """Every event numbered [start, stop) checked against its content and the one before it. A part that
     begins mid-chain reads the event before it too (`start - 1`), for the hash its first event must follow;
-    where that event is missing, the part's first event is reported as following a missing one, as one pass
-    over the whole chain would."""
+    where that event is missing, the part stops at its first event and says so (after_a_gap). The last part
+    (no `stop`) reads the chain head after its events, as one pass does."""
     table = Event.__table__  # type: ignore[attr-defined]
     c = table.c
     # the details as stored: the text the database wrote (canonical_json), hashed without parsing it
@@ -92,15 +97,17 @@ def _check(session: Session, chain: str, start: int | None, stop: int | None) ->
     expected, count = 1, 0
     if start is not None:
         stmt = stmt.where(c.seq >= start - 1)
-        prev, expected = None, start - 1  # the event before the part: the hash to follow, or missing
+        prev, expected = None, start - 1  # the event before the part: the hash to follow
     if stop is not None:
         stmt = stmt.where(c.seq < stop)
     for event_id, seq, prev_hash, incident_id, playbook, at, kind, actor, role, summary, details, digest in rows(
         session, stmt
     ):
-        if prev is None and seq == expected:  # the event before this part: checked by the part before
-            prev, expected = digest, seq + 1
-            continue
+        if prev is None:
+            if seq == expected:  # the event before this part: checked by the part before
+                prev, expected = digest, seq + 1
+                continue
+            return _Part(1, None, expected, event_id=event_id, after_a_gap=_where(event_id, seq, kind, at))
         count += 1
         if seq != expected:
             what = "is missing (deleted)" if seq > expected else "appears twice"
@@ -122,12 +129,10 @@ def _check(session: Session, chain: str, start: int | None, stop: int | None) ->
         }
         try:
             at_iso = _iso(at)
-            # as written (canonical_json: compact, so never `", "` or `": "` between its items), hashed as is;
-            # any other text (older rows, another writer), or a mismatch, is parsed and written canonically
+            # text as canonical_json writes it is hashed as it is (a match proves it is what was hashed when it
+            # was written); other text (older rows, another writer), or a mismatch, is parsed and re-encoded
             recomputed = (
-                content_hash(**fields, at_iso=at_iso, details_json=details)
-                if '", "' not in details and '": ' not in details
-                else None
+                content_hash(**fields, at_iso=at_iso, details_json=details) if _canonical_looking(details) else None
             )
             if recomputed != digest:
                 recomputed = content_hash(**fields, at_iso=at_iso, details=json.loads(details))
@@ -137,22 +142,45 @@ def _check(session: Session, chain: str, start: int | None, stop: int | None) ->
             where = _where(event_id, seq, kind, at)
             return _Part(count, prev, expected, f"{where} was changed after it was written", event_id)
         prev, expected = digest, expected + 1
-    return _Part(count, prev, expected)
+    head = None
+    if stop is None:
+        found = session.exec(select(ChainHead.seq, ChainHead.hash).where(ChainHead.chain == chain)).first()
+        head = (found[0], found[1]) if found is not None else None
+    return _Part(count, prev, expected, head=head)
 
 
-def _report(chain: str, parts: list[_Part], head: ChainHead | None) -> ChainReport:
+def _canonical_looking(text: str) -> bool:
+    """Whether stored JSON looks as canonical_json writes it: no space after its first key (json.dumps's
+    default writes `"key": value`). Only which way is tried first; the hash decides."""
+    at = text.find('":')
+    return at < 0 or text[at + 2 : at + 3] != " "
+
+
+def _report(chain: str, parts: list[_Part]) -> ChainReport:
     """The parts' checks, in chain order, as one pass would report them: the first problem, counted from the
     chain's start; else the head must be the last event checked."""
     count, prev, expected = 0, GENESIS, 1
     for part in parts:
         count += part.count
-        if part.last_hash is not None:  # else the part began at a missing event, or read none
+        if part.after_a_gap is not None:  # the events from `expected` up to this part's first are missing
+            problem = f"event no. {expected} of the chain is missing (deleted); next is {part.after_a_gap}"
+            return ChainReport(chain, count, prev, problem, part.event_id)
+        if part.last_hash is not None:  # else the part read no event
             prev, expected = part.last_hash, part.expected
         if part.problem is not None:
             return ChainReport(chain, count, prev, part.problem, part.event_id)
-    if head is not None and (head.seq, head.hash) != (expected - 1, prev):
-        missing = head.seq - (expected - 1)
-        return ChainReport(chain, count, prev, f"the newest {missing} event(s) of the chain are missing (deleted)")
+    head = parts[-1].head
+    if head is not None and head != (expected - 1, prev):
+        if head[0] < expected - 1:
+            problem = (
+                f"the chain head (no. {head[0]}) is behind its newest event (no. {expected - 1}): events were "
+                "written during the check, or the head was changed; check again"
+            )
+        elif head[0] == expected - 1:
+            problem = f"the chain head's hash is not its newest event's (no. {head[0]}): the head was changed"
+        else:
+            problem = f"the newest {head[0] - (expected - 1)} event(s) of the chain are missing (deleted)"
+        return ChainReport(chain, count, prev, problem)
     return ChainReport(chain, count, prev)
 
 
