@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy
 from alembic import command
@@ -272,3 +273,20 @@ def test_a_long_chain_checked_in_two_halves_reports_what_one_pass_does(store: St
     assert "newest 6 event(s)" in said["second half deleted"]
     assert said["head changed"].endswith("hash is not its newest event's (no. 12): the head was changed")
     assert "the chain head (no. 10) is behind its newest event (no. 12)" in said["head behind"]
+
+
+def test_content_that_is_not_text_where_text_belongs_hashes_as_json_writes_it() -> None:
+    """The hash is written out in one piece for the usual text; anything else (a number where a name
+    belongs) takes the general way, and the result is still the documented sha256 of the JSON."""
+    import hashlib
+
+    from rollback_bot.store.chain import content_hash
+
+    fields: dict[str, Any] = {"chain": "c", "seq": 2, "prev_hash": "0", "incident_id": None, "playbook": 7}
+    odd: dict[str, Any] = {"kind": ["k"], "role": 1.5}  # not text, where text belongs
+    got = content_hash(**fields, **odd, at_iso="t", actor=None, summary="s", details={"b": 1})
+    content: dict[str, Any] = {"actor": None, "at": "t", "chain": "c", "details": {"b": 1}, "incident": None}
+    content["kind"] = ["k"]
+    content |= {"playbook": 7, "prev": "0", "role": 1.5, "seq": 2, "summary": "s"}
+    data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert got == hashlib.sha256(data.encode()).hexdigest()

@@ -106,33 +106,42 @@ def content_hash(
     in that sorted order here (a quarter of the cost of a verify was json sorting the same keys again).
     `details_json`: the details as canonical_json already wrote them (as the database stores them), instead
     of `details`."""
-    data = "".join(
-        (
-            '{"actor":',
-            _text(actor),
-            ',"at":',
-            _str(at_iso),
-            ',"chain":',
-            _str(chain),
-            ',"details":',
-            _dumps(details) if details_json is None else details_json,
-            ',"incident":',
-            "null" if incident_id is None else _int(incident_id),
-            ',"kind":',
-            _str(kind),
-            ',"playbook":',
-            _str(playbook),
-            ',"prev":',
-            _str(prev_hash),
-            ',"role":',
-            _text(role),
-            ',"seq":',
-            _int(seq),
-            ',"summary":',
-            _str(summary),
-            "}",
+    q, details_text = encode_basestring, _dumps(details) if details_json is None else details_json
+    try:  # the text content of an event has (str, and int or None where numbers): written out in one piece
+        data = (
+            f'{{"actor":{"null" if actor is None else q(actor)},"at":{q(at_iso)},"chain":{q(chain)},'
+            f'"details":{details_text},"incident":{"null" if incident_id is None else _int(incident_id)},'
+            f'"kind":{q(kind)},"playbook":{q(playbook)},"prev":{q(prev_hash)},'
+            f'"role":{"null" if role is None else q(role)},"seq":{_int(seq)},"summary":{q(summary)}}}'
         )
-    )
+    except TypeError:  # something else where text belongs (encode_basestring takes str only): as json writes it
+        data = "".join(
+            (
+                '{"actor":',
+                _text(actor),
+                ',"at":',
+                _str(at_iso),
+                ',"chain":',
+                _str(chain),
+                ',"details":',
+                details_text,
+                ',"incident":',
+                "null" if incident_id is None else _int(incident_id),
+                ',"kind":',
+                _str(kind),
+                ',"playbook":',
+                _str(playbook),
+                ',"prev":',
+                _str(prev_hash),
+                ',"role":',
+                _text(role),
+                ',"seq":',
+                _int(seq),
+                ',"summary":',
+                _str(summary),
+                "}",
+            )
+        )
     return hashlib.sha256(data.encode()).hexdigest()
 
 
