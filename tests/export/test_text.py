@@ -61,9 +61,13 @@ def test_csv_cells_are_csv_writer() -> None:
     assert ",".join(_cell(t) for t in AWKWARD) + "\r\n" == buf.getvalue()
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"])
+ZONES = ["UTC", "Europe/Paris", "America/New_York", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe"]
+
+
+@pytest.mark.parametrize("zone", ZONES)
 def test_local_times_are_the_zones_own(zone: str) -> None:
-    """Across DST changes, and again from the per-minute cache."""
+    """Across DST changes (Newfoundland's at half past a UTC hour), and again from the per-minute cache; also
+    from the database's own text, as the post-mortem's table shows them."""
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
@@ -78,6 +82,12 @@ def test_local_times_are_the_zones_own(zone: str) -> None:
             want = at.astimezone(ZoneInfo(zone)).replace(microsecond=0)
             assert local(utc) == want.isoformat()
             assert local(utc, iso=False) == want.replace(tzinfo=None).isoformat(sep=" ")
+            stored = at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")  # SQLite's text
+            shown = (
+                want.replace(tzinfo=None).isoformat(sep=" "),
+                at.replace(microsecond=0, tzinfo=None).isoformat(sep=" "),
+            )
+            assert local.shown(stored) == shown
 
 
 def test_html_escape_is_markupsafe() -> None:

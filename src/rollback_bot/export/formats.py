@@ -83,6 +83,22 @@ class LocalTime:
         self.zone = zone
         self._offsets: dict[str, tuple[timedelta, str]] = {}
         self._minutes: dict[tuple[str, bool], tuple[str, str]] = {}
+        self._shown: dict[str, tuple[str, str]] = {}  # SQLite's stored minute -> its local and UTC minute
+
+    def shown(self, stored: str) -> tuple[str, str]:
+        """A time as the database gave it (utc_iso reads it), as a post-mortem's two columns, to the second:
+        local and UTC. SQLite's text (naive UTC) is looked up by its minute without parsing."""
+        sqlite = len(stored) == 26 and stored[10] == " " and stored[19] == "."
+        if sqlite:
+            cached = self._shown.get(stored[:16])
+            if cached is not None:
+                second = stored[16:19]
+                return cached[0] + second, cached[1] + second
+        iso = utc_iso(stored)
+        local, utc = self(iso, iso=False), iso[:19].replace("T", " ")
+        if sqlite and (iso[:16], False) in self._minutes:  # a whole-minute offset: the minute's text holds
+            self._shown[stored[:16]] = (local[:16], utc[:16])
+        return local, utc
 
     def __call__(self, utc: str, iso: bool = True) -> str:
         cached = self._minutes.get((utc[:16], iso))
@@ -96,12 +112,14 @@ class LocalTime:
         return text
 
     def _offset(self, utc: str) -> tuple[timedelta, str]:
-        hour = utc[:13]
-        cached = self._offsets.get(hour)
+        """The zone's offset in this UTC minute (not hour: Newfoundland's and Lord Howe's changes fall at half
+        past a UTC hour)."""
+        minute = utc[:16]
+        cached = self._offsets.get(minute)
         if cached is None:
             offset = datetime.fromisoformat(utc).astimezone(self.zone).utcoffset() or timedelta(0)
             sign, total = ("-" if offset < timedelta(0) else "+"), abs(int(offset.total_seconds()))
-            cached = self._offsets[hour] = (offset, f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}")
+            cached = self._offsets[minute] = (offset, f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}")
         return cached
 
 
@@ -338,9 +356,7 @@ def timeline_rows(
     local = LocalTime(ZoneInfo(doc["timezone"]))
     lines: list[str] = []
     for seq, stored_at, kind, actor_id, role, summary, _, _ in rows:
-        iso = utc_iso(stored_at)
-        at = local(iso, iso=False)
-        utc = iso[:19].replace("T", " ")
+        at, utc = local.shown(stored_at)
         actor = f"{names.get(actor_id)} ({actor_id})" if actor_id else ""
         if html:
             # one escape per row: the cell separator (a control character) passes through escaping untouched
