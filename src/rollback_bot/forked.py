@@ -7,11 +7,27 @@ import logging
 import os
 import pickle
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import NoReturn, TypeVar, cast
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 INTERRUPTED = 130  # a forked child's exit code when Ctrl-C stopped it
+
+
+def child(work: Callable[[], int], parent: int, what: str) -> NoReturn:
+    """In a forked child: run `work` and leave with its exit code by os._exit (none of the parent's cleanup,
+    buffered output or database connections, runs twice). Ctrl-C, which reaches the whole group, leaves with
+    INTERRUPTED; a failure is said in the log while the parent is alive to do `what` itself."""
+    code = 1
+    try:
+        code = work()
+    except KeyboardInterrupt:
+        code = INTERRUPTED
+    except BaseException as exc:  # said here (the log is the parent's); the parent does the work itself
+        if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
+            log.warning("%s in a forked process failed (%s: %s); doing it in the parent", what, type(exc).__name__, exc)
+    finally:
+        os._exit(code)
 
 
 def in_fork(work: Callable[[], T]) -> Callable[[], T]:
@@ -25,20 +41,15 @@ def in_fork(work: Callable[[], T]) -> Callable[[], T]:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
+
+        def send() -> int:
             os.close(read_end)
             data = pickle.dumps(work())
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(data)
-            code = 0
-        except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent is stopping too
-            code = INTERRUPTED
-        except BaseException as exc:  # said here (the log is the parent's); the parent does the work itself
-            if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
-                log.warning("work in a forked process failed (%s: %s); doing it in the parent", type(exc).__name__, exc)
-        finally:
-            os._exit(code)
+            return 0
+
+        child(send, parent, "work")
     os.close(write_end)
 
     def wait() -> T:

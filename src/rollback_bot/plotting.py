@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from rollback_bot.forked import INTERRUPTED
+from rollback_bot.forked import INTERRUPTED, child
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +104,14 @@ class Plotter:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
+
+            def serve() -> int:
                 os.close(go)
                 os.close(back)
                 _warm()
-                code = _serve(go_read, self.file.fileno(), back_write)
-            except KeyboardInterrupt:  # Ctrl-C reached the whole group: the parent is stopping too
-                code = INTERRUPTED
-            except BaseException as exc:  # said here (the log is the parent's); the parent draws them itself
-                if os.getppid() == parent:  # not when the parent is gone (killed): nobody waits for it
-                    log.warning(
-                        "drawing charts in a forked process failed (%s: %s); drawing them in the parent",
-                        type(exc).__name__,
-                        exc,
-                    )
-            finally:
-                os._exit(code)
+                return _serve(go_read, self.file.fileno(), back_write)
+
+            child(serve, parent, "drawing charts")
         os.close(go_read)
         os.close(back_write)
         self.pid, self.go, self.back = pid, go, back
