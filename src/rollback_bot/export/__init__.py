@@ -105,11 +105,10 @@ def export_incident(
                 return {}
             events = iter_timeline(s, incident_id, names, with_details=False)  # read only if a template does
             html = fmt == "html"
-            rows = (
-                spooled.text()
-                if spooled
-                else formats.timeline_rows(doc, document.timeline(s, incident_id, False), names, html)
-            )
+            if spooled is not None:
+                rows = spooled.text()
+            else:
+                rows = formats.timeline_rows(doc, document.timeline(s, incident_id, False), names, html)
             if html:  # the charts embedded
                 embedded = {k: base64.b64encode(v).decode() for k, v in pngs().items()}
                 formats.write_postmortem(fmt, doc, events, folder, embedded, fp, rows)
