@@ -68,8 +68,11 @@ def test_bad_logging_settings_are_refused_in_one_line() -> None:
 
 def test_export_into_a_pipe_closed_early_ends_quietly(env: Env, tmp_path: Path) -> None:
     drive(env)
-    for i in range(400):  # more than a pipe holds, so the export is still writing when the reader goes
-        flows.add_note(env.deps, 1, "URESP", f"note {i}: " + "x" * 200)
+    with env.deps.store.session() as s:  # more than a pipe holds, so the export is still writing when the reader goes
+        for i in range(400):
+            text = f"note {i}: " + "x" * 200
+            audit.record(s, playbook="test-release", incident_id=1, kind="note", at=env.clock.now(), summary=text)
+        s.commit()
     url = env.deps.store.url
     proc = subprocess.Popen(
         [sys.executable, "-m", "rollback_bot.cli", "export", "1", "--format", "csv", "--database", url],

@@ -24,6 +24,11 @@ def _reaped(pid: int) -> bool:
     return False
 
 
+# the drawer's life does not depend on the database (the exports themselves are tested on both): SQLite only
+ON_SQLITE = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
+@ON_SQLITE
 @pytest.mark.parametrize("fmt", ["md", "html"])
 def test_charts_from_a_plotter_started_first_are_the_same(env: Env, tmp_path: Path, fmt: str) -> None:
     drive(env)
@@ -41,6 +46,7 @@ def test_charts_from_a_plotter_started_first_are_the_same(env: Env, tmp_path: Pa
     assert _reaped(pid)
 
 
+@ON_SQLITE
 def test_a_plotter_that_died_leaves_its_charts_to_the_export(env: Env, tmp_path: Path) -> None:
     drive(env)
     flows.resolve(env.deps, 1, "UIC")
@@ -53,6 +59,7 @@ def test_a_plotter_that_died_leaves_its_charts_to_the_export(env: Env, tmp_path:
     assert drawn == here and here[1]["pm-errors.png"].startswith(b"\x89PNG")
 
 
+@ON_SQLITE
 def test_a_plotter_with_nothing_to_draw_is_stopped(env: Env, tmp_path: Path) -> None:
     """An export that fails first, or has no charts: the process is stopped and reaped, not left running."""
     plotter = Plotter()
