@@ -256,13 +256,14 @@ def test_a_long_timeline_written_in_two_halves_is_the_same(env: Env, monkeypatch
     """The CLI's CSV of a long timeline: its second half is written by a fork while the first is written here;
     the file is the same, row for row."""
     from rollback_bot.export import document
+    from rollback_bot.store import stream
 
     drive(env)
     flows.resolve(env.deps, 1, "UIC")
     here = export(env, "csv", tz="Europe/Paris")
-    monkeypatch.setattr(document, "SPLIT_AT", 4)  # this incident's few events count as long
+    monkeypatch.setattr(stream, "SPLIT_AT", 4)  # this incident's few events count as long
     with env.deps.store.session() as s:
-        events, middle = document.names_of(s, 1), document.middle(s, 1)
+        events, middle = document.names_of(s, 1), stream.halfway(s, "incident:1")
     assert middle is not None and middle > 2
     halves = export(env, "csv", tz="Europe/Paris", background=True)
     assert halves == here

@@ -200,8 +200,8 @@ def test_the_hash_is_sha256_of_the_sorted_compact_json_of_the_content() -> None:
 # a subprocess: the CLI's split check forks, which a test worker (with threads of its own) must not do
 _BOTH_WAYS = """
 import json, sys
-from rollback_bot.store import Store, verify
-verify.SPLIT_AT, forks, fork = 4, [], verify.in_fork
+from rollback_bot.store import Store, stream, verify
+stream.SPLIT_AT, forks, fork = 4, [], verify.in_fork
 verify.in_fork = lambda work: forks.append(1) or fork(work)
 store = Store(sys.argv[1])
 out = {}

@@ -19,7 +19,8 @@ from rollback_bot.forked import in_fork
 from rollback_bot.playbook.loader import parse_playbook
 from rollback_bot.plotting import Plot, Plotter
 from rollback_bot.store.chain import incident_chain
-from rollback_bot.store.database import Store
+from rollback_bot.store.database import Store, own_session
+from rollback_bot.store.stream import halfway
 from rollback_bot.store.verify import verify_in_background
 
 __all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
@@ -50,7 +51,7 @@ def export_incident(
             zone = document.opening(s, incident_id, tz)[1]
             names = document.names_of(s, incident_id)
             # the CLI: a long timeline's second half is written by a fork on the other core meanwhile
-            middle = document.middle(s, incident_id) if background else None
+            middle = halfway(s, incident_chain(incident_id)) if background else None
             second = _SpooledTimeline(store, incident_id, fmt, zone.key, names, start=middle) if middle else None
             try:
                 rows = document.timeline(s, incident_id, with_details=True, stop=middle)
@@ -150,11 +151,9 @@ class _SpooledTimeline:
             self._write()
 
     def _write(self) -> bool:
-        if os.getpid() != self.parent:
-            self.store.engine.dispose(close=False)  # in the child: the parent's pooled connections stay its own
         self.spool.seek(0)
         self.spool.truncate()  # run here after all, where the child failed
-        with self.store.session() as s:
+        with own_session(self.store.engine, self.parent) as s:
             names = document.names_of(s, self.incident_id) if self.names is None else self.names
             rows = document.timeline(s, self.incident_id, self.fmt in ("json", "csv"), start=self.start)
             if self.fmt == "json":

@@ -152,15 +152,6 @@ def opening(session: Session, incident_id: int, tz: str) -> tuple[Incident, Zone
     return incident, zone
 
 
-SPLIT_AT = 20_000  # events: a longer timeline is written in two halves at once where the caller can fork
-
-
-def middle(session: Session, incident_id: int) -> int | None:
-    """Where a long timeline is cut in two (the first event of its second half), else None."""
-    head = session.get(ChainHead, incident_chain(incident_id))
-    return head.seq // 2 + 1 if head is not None and head.seq >= SPLIT_AT else None
-
-
 def build(
     session: Session, incident_id: int, tz: str = "UTC", verify: bool = False, known: dict[str, str] | None = None
 ) -> dict[str, Any]:

@@ -138,6 +138,15 @@ class Store:
             self._writer.close()
 
 
+def own_session(engine: Engine, parent: int) -> Session:
+    """A session for reading in work that may run in a forked child of process `parent` (forked.in_fork):
+    there, the parent's pooled connections are dropped from this copy of the pool, not closed, and stay the
+    parent's; the child opens its own."""
+    if os.getpid() != parent:
+        engine.dispose(close=False)
+    return Session(engine)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(

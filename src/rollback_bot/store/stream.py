@@ -9,9 +9,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
+
+from rollback_bot.store.models import ChainHead
 
 BATCH = 5000
+SPLIT_AT = 20_000  # events: a longer chain is read in two halves at once where the caller can fork (the CLI)
+
+
+def halfway(session: Session, chain: str) -> int | None:
+    """Where a long chain is cut in two (the number of the first event of its second half, from the chain
+    head), else None."""
+    head = session.exec(select(ChainHead.seq).where(ChainHead.chain == chain)).first()
+    return head // 2 + 1 if head is not None and head >= SPLIT_AT else None
 
 
 def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator[Any]:

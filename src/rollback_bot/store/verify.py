@@ -14,8 +14,9 @@ from sqlmodel import Session, select
 
 from rollback_bot.forked import in_fork
 from rollback_bot.store.chain import GENESIS, content_hash, incident_chain
+from rollback_bot.store.database import own_session
 from rollback_bot.store.models import ChainHead, Event
-from rollback_bot.store.stream import raw, rows
+from rollback_bot.store.stream import halfway, raw, rows
 
 
 @dataclass(frozen=True)
@@ -36,24 +37,18 @@ class ChainReport:
         return f"{self.chain}: BROKEN: {self.problem}"
 
 
-SPLIT_AT = 20_000  # events: a longer chain is checked in two halves at once where a caller can fork (the CLI)
-
-
 def verify_chain(session: Session, chain: str, engine: Engine | None = None) -> ChainReport:
     """Streamed: one pass over the chain in batches, each event checked against the one before it, then the
     chain head against the last. `engine` (single-threaded callers: the CLI): a long chain's second half is
     checked in a forked process on its own connection meanwhile, and the report is the one a single pass
     gives."""
-    head = session.exec(select(ChainHead.seq).where(ChainHead.chain == chain)).first()  # how long, roughly
-    if engine is None or head is None or head < SPLIT_AT:
+    middle = halfway(session, chain) if engine is not None else None
+    if engine is None or middle is None:
         return _report(chain, [_check(session, chain, None, None)])
-    middle = head // 2 + 1
     parent = os.getpid()
 
     def second_half() -> _Part:
-        if os.getpid() != parent:
-            engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
-        with Session(engine) as own:
+        with own_session(engine, parent) as own:
             return _check(own, chain, middle, None)
 
     rest = in_fork(second_half)
@@ -211,9 +206,7 @@ def verify_in_background(engine: Engine, chain: str) -> Callable[[], ChainReport
     parent = os.getpid()
 
     def work() -> ChainReport:
-        if os.getpid() != parent:
-            engine.dispose(close=False)  # in the child: the parent's pooled connections stay the parent's
-        with Session(engine) as session:
+        with own_session(engine, parent) as session:
             return verify_chain(session, chain)
 
     return in_fork(work)
