@@ -4,7 +4,6 @@ without being held in memory."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring
@@ -62,17 +61,6 @@ def write_json_events(rows: Rows, names: dict[str, str], fp: TextIO) -> None:
             fp.write("".join(batch))
             batch.clear()
     fp.write("".join(batch))
-
-
-def _json(value: Any) -> str:
-    """json.dumps(value, ensure_ascii=False) of a scalar, without building an encoder per call."""
-    if type(value) is str:
-        return encode_basestring(value)
-    if value is None:
-        return "null"
-    if type(value) is int:
-        return int.__repr__(value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 class LocalTime:
