@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rollback_bot.export.formats import _cell, _json
+from rollback_bot.export.formats import _cell, write_json_events
 from rollback_bot.export.jsontext import dumps_indent1
 
 
@@ -50,9 +50,21 @@ def test_indented_json_is_json_dumps(value: object) -> None:
     assert dumps_indent1(value) == json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
-@pytest.mark.parametrize("value", [*AWKWARD, None, 0, -7, 10**20])
-def test_json_scalars_are_json_dumps(value: object) -> None:
-    assert _json(value) == json.dumps(value, ensure_ascii=False)
+@pytest.mark.parametrize("text", AWKWARD)
+@pytest.mark.parametrize("seq", [0, 7, 10**20])
+def test_json_events_are_json_dumps(text: str, seq: int) -> None:
+    """Each event's line is json.dumps of its fields, written by hand: awkward text in every text field, null
+    where a field may be null, and the stored details copied in as they are."""
+    names = {text: text}
+    for actor, role in [(text, text), (None, None)]:
+        row = (seq, "2026-03-01 09:00:00.864000", text, actor, role, text, text, '{"b": [1, "é"]}')
+        buf = io.StringIO()
+        write_json_events([row, row], names, buf)
+        want = {"seq": seq, "at": "2026-03-01T09:00:00.864000+00:00", "kind": text, "actor": actor}
+        want |= {"actor_name": names[actor] if actor else None, "role": role, "summary": text, "hash": text}
+        want["details"] = {"b": [1, "é"]}
+        line = json.dumps(want, ensure_ascii=False)
+        assert buf.getvalue() == f"\n  {line},\n  {line}"
 
 
 def test_csv_cells_are_csv_writer() -> None:
