@@ -140,6 +140,7 @@ class Plotter:
                     self.back = None
                     drawn = pipe.read()
             status = self._reap()
+            self.close()  # nothing left of it to stop: its file is closed
             if status is not None and os.waitstatus_to_exitcode(status) == INTERRUPTED:
                 raise KeyboardInterrupt  # not drawn here: the interrupt was meant for both
             return pickle.loads(drawn) if status == 0 and drawn else draw_all(plots)  # our own child's bytes

@@ -43,7 +43,8 @@ def export_incident(
     """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
     `background` (single-threaded callers: the CLI): the charts, the timeline and --verify's check of the chain
     are made in forked processes meanwhile, each waited for before this returns or raises. `plotter`: the
-    process that draws the charts, where the caller started one (it is sent the charts, or stopped)."""
+    process that draws the charts, where the caller started one (it is sent the charts, or stopped); else, in
+    the background, one is started when there are charts."""
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
@@ -87,10 +88,12 @@ def export_incident(
                     found = charts.points(s, loaded.playbook, signal, start, end)
                     if found:
                         jobs[signal] = charts.plot(loaded.playbook, signal, found, incident.opened_at, start, end, zone)
+            if plotter is None and background and jobs:  # drawn in a fork all the same, started only now
+                plotter = Plotter()
             if plotter is not None:  # the CLI's, started before its imports: matplotlib is imported already
                 pngs = plotter.send(jobs)
             elif jobs:
-                pngs = charts.in_background(jobs) if background else functools.partial(plotting.draw_all, jobs)
+                pngs = functools.partial(plotting.draw_all, jobs)
             pngs = functools.cache(pngs)  # waited for once: by the document or, where it failed first, at the end
             doc = build(s, incident_id, tz, verify and checked is None, known=names)
             doc["rollout"] = rollout.for_incident(s, incident_id)  # the rollout that opened it, if one did

@@ -4,7 +4,6 @@ steps), gathered from the database here and drawn by plotting.py."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -12,9 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from rollback_bot import plotting
 from rollback_bot.export.thresholds import compares
-from rollback_bot.forked import in_fork
 from rollback_bot.playbook.models import Playbook
 from rollback_bot.plotting import Plot
 from rollback_bot.store.models import ReadingRow
@@ -91,14 +88,6 @@ def plot(
         end=end,
         zone=zone,
     )
-
-
-def in_background(plots: dict[str, Plot]) -> Callable[[], dict[str, bytes]]:
-    """Draw the charts in a forked process while the caller goes on writing (importing matplotlib and
-    drawing take about a second); the returned function waits and gives the PNGs."""
-    if not plots:
-        return dict
-    return in_fork(lambda: plotting.draw_all(plots))
 
 
 def window(doc: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
