@@ -135,3 +135,32 @@ def test_records_are_written_one_compact_item_per_line() -> None:
     assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 3]] == rows[:2]
     assert lines[start + 3] == '  {"d": NaN}' and lines[start + 4] == " ],"
     assert ' "empty": [],' in lines
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-03-08 00:00:00.864000",  # SQLite's own text
+        "2026-03-08 00:00:00.864+00",  # PostgreSQL's, to the millisecond: as long as SQLite's
+        "2026-03-07 19:00:00.864-05",  # ... in another session time zone
+        "2026-03-08 05:30:00.864+05:30",
+        "2026-03-08 00:00:00.864123+00",
+        "2026-03-08 00:00:00.86+00",
+        "2026-03-08 00:00:00+00",
+    ],
+)
+def test_stored_times_of_either_database_are_read_as_the_same_instant(stored: str) -> None:
+    """Each database's text of 2026-03-08 00:00:00(.864) UTC is that instant in every export: PostgreSQL's
+    text to the millisecond is as long as SQLite's, and once was taken for it."""
+    from zoneinfo import ZoneInfo
+
+    from rollback_bot.export.document import stored_iso, utc_iso
+    from rollback_bot.export.formats import LocalTime
+
+    instant = datetime.fromisoformat(stored)
+    instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+    for read in (utc_iso, stored_iso):
+        assert datetime.fromisoformat(read(stored)) == instant
+    local = LocalTime(ZoneInfo("Asia/Kolkata"))
+    for _ in range(2):  # and again from the per-minute cache
+        assert local.shown(stored) == ("2026-03-08 05:30:00", "2026-03-08 00:00:00")

@@ -55,7 +55,7 @@ def stored_iso(value: str | datetime) -> str:
     """iso() of a time read raw (SQLite: its own text, naive UTC; PostgreSQL: a datetime), without parsing
     SQLite's text."""
     if isinstance(value, str):
-        if len(value) == 26 and value[10] == " " and value[19] == ".":
+        if stream.sqlite_time(value):
             if value.endswith(".000000"):  # isoformat() leaves out zero microseconds
                 return f"{value[:10]}T{value[11:19]}+00:00"
             return f"{value[:10]}T{value[11:]}+00:00"
@@ -82,7 +82,7 @@ def stored_json(stored: str | bytes | Any) -> Any:
 
 def utc_iso(text: str) -> str:
     """ISO 8601 UTC from the stored text; SQLite's own format is rewritten without parsing."""
-    if len(text) == 26 and text[10] == " " and text[19] == ".":  # 2026-03-01 09:00:00.864000 (naive UTC)
+    if stream.sqlite_time(text):  # 2026-03-01 09:00:00.864000 (naive UTC)
         return f"{text[:10]}T{text[11:]}+00:00"
     return _utc(text).isoformat()
 

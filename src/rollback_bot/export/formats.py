@@ -18,6 +18,7 @@ from rollback_bot.export.document import ExportError, utc_iso
 from rollback_bot.export.jsontext import write_members_indent1
 from rollback_bot.export.rollout import markdown as rollout_markdown
 from rollback_bot.playbook.durations import format_duration
+from rollback_bot.store.stream import sqlite_time
 
 FORMATS = ("md", "json", "csv", "html")
 Events = Iterable[dict[str, Any]]
@@ -76,7 +77,7 @@ class LocalTime:
     def shown(self, stored: str) -> tuple[str, str]:
         """A time as the database gave it (utc_iso reads it), as a post-mortem's two columns, to the second:
         local and UTC. SQLite's text (naive UTC) is looked up by its minute without parsing."""
-        sqlite = len(stored) == 26 and stored[10] == " " and stored[19] == "."
+        sqlite = sqlite_time(stored)
         if sqlite:
             cached = self._shown.get(stored[:16])
             if cached is not None:

@@ -17,6 +17,13 @@ BATCH = 5000
 SPLIT_AT = 20_000  # events: a longer chain is read in two halves at once where the caller can fork (the CLI)
 
 
+def sqlite_time(text: str) -> bool:
+    """Whether a time read as text is SQLite's own (naive UTC, `2026-03-01 09:00:00.864000`), which readers
+    rewrite without parsing. PostgreSQL's text of a time to the millisecond has the same length and shape up to
+    its offset (`2026-03-01 09:00:00.864+00`): only SQLite's ends in six digits."""
+    return len(text) == 26 and text[10] == " " and text[19] == "." and text[20:].isdigit()
+
+
 def halfway(session: Session, chain: str) -> int | None:
     """Where a long chain is cut in two (the number of the first event of its second half, from the chain
     head), else None."""

@@ -16,7 +16,7 @@ from rollback_bot.forked import in_fork
 from rollback_bot.store.chain import GENESIS, content_hash, incident_chain
 from rollback_bot.store.database import own_session
 from rollback_bot.store.models import ChainHead, Event
-from rollback_bot.store.stream import halfway, raw, rows
+from rollback_bot.store.stream import halfway, raw, rows, sqlite_time
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _iso(at: str | datetime) -> str:
     """A stored time as the hash has it: ISO 8601 UTC with microseconds. SQLite's own text (naive UTC,
     `2026-03-01 09:00:00.864000`) is rewritten without parsing."""
     if isinstance(at, str):
-        if len(at) == 26 and at[10] == " " and at[19] == ".":
+        if sqlite_time(at):
             return f"{at[:10]}T{at[11:]}+00:00"
         at = datetime.fromisoformat(at)
     if at.tzinfo is None:  # SQLite keeps UTC without its zone
