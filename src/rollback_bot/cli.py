@@ -177,11 +177,19 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
     from rollback_bot.export import ExportError, export_incident, export_rollout
     from rollback_bot.store.database import Store
 
-    store = Store(args.database)
     templates = Path(args.templates) if args.templates else None
     partial = out.with_name(out.name + ".partial") if out else None
+    try:  # before any work: a file that cannot be written is said at once
+        target = partial.open("w", encoding="utf-8", newline="") if partial else nullcontext(sys.stdout)
+    except OSError as exc:
+        print(
+            f"export: cannot write --out {out}: {exc.strerror or exc} (is its folder there and writable?)",
+            file=sys.stderr,
+        )
+        return 2
+    store = Store(args.database)
     try:
-        with partial.open("w", encoding="utf-8", newline="") if partial else nullcontext(sys.stdout) as fp:
+        with target as fp:
             if args.rollout:
                 export_rollout(store, args.incident, args.format, fp)
                 files = {}
@@ -203,6 +211,15 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
         if partial:
             partial.unlink(missing_ok=True)
         return 2
+    except OSError as exc:
+        if partial is None:  # stdout: a reader gone away (`| head`) is main's to end quietly
+            raise
+        partial.unlink(missing_ok=True)
+        if exc.filename not in (None, str(partial)):  # not the file written (a template, say)
+            print(f"export: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        else:  # a full disk, say
+            print(f"export: cannot write {out}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
+        return 2
     except BaseException:  # anything else, Ctrl-C included: no half-written file left behind either
         if partial:
             partial.unlink(missing_ok=True)
@@ -211,9 +228,19 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
         store.close()
     if out is None or partial is None:
         return 0
-    partial.replace(out)  # a complete file or none
-    for name, data in files.items():
-        (out.parent / name).write_bytes(data)
+    written: list[Path] = []
+    try:  # the charts first: the export itself appears only once complete, and with its charts
+        for name, data in files.items():
+            written.append(out.parent / name)
+            written[-1].write_bytes(data)
+        partial.replace(out)
+    except OSError as exc:  # a full disk, say
+        for path in [partial, *written]:
+            path.unlink(missing_ok=True)
+        print(
+            f"export: cannot write {exc.filename or out}: {exc.strerror or exc}; nothing was written", file=sys.stderr
+        )
+        return 2
     print(f"wrote {out}" + (f" and {len(files)} chart(s)" if files else ""), file=sys.stderr)
     return 0
 

@@ -180,6 +180,44 @@ def test_export_takes_its_format_from_out_and_refuses_a_contradiction(env: Env, 
     assert not (tmp_path / "pm.csv").exists()
 
 
+def test_an_out_file_that_cannot_be_written_is_said_in_one_line_before_any_work(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    here = tmp_path / "out"
+    here.mkdir()
+    (here / "a-file").write_text("")
+    for out in (here / "no-such-folder" / "pm.md", here / "a-file" / "pm.md"):
+        done = run("export", "1", "--database", env.deps.store.url, "--out", str(out))
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith(f"export: cannot write --out {out}: ") and "folder" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert [p.name for p in here.rglob("*")] == ["a-file"]
+
+
+def test_a_disk_that_fills_up_leaves_no_export_and_says_so(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chart does not fit: neither the Markdown nor the charts already written stay behind (a draft
+    without its charts would look complete)."""
+    import errno
+
+    from rollback_bot import cli
+
+    drive(env)
+    here = tmp_path / "out"
+    here.mkdir()
+    real = Path.write_bytes
+
+    def full(path: Path, data: bytes) -> int:
+        real(path, data[:10])  # what fitted
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    assert cli.main(["export", "1", "--database", env.deps.store.url, "--out", str(here / "pm.md")]) == 2
+    said = capsys.readouterr().err
+    assert said == f"export: cannot write {here / 'pm-errors.png'}: No space left on device; nothing was written\n"
+    assert list(here.iterdir()) == []
+
+
 def test_serve_reads_the_playbooks_init_wrote_where_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`rollback-bot init` writes the playbook into the current folder; serve, unset, reads it there (and
     playbooks/ where that folder exists, as in the repository)."""
