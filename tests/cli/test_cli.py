@@ -85,6 +85,7 @@ def test_export_into_a_pipe_closed_early_ends_quietly(env: Env, tmp_path: Path) 
     proc.stdout.readline()  # `head -1`
     proc.stdout.close()
     err = proc.stderr.read()
+    proc.stderr.close()
     assert proc.wait(timeout=60) == 141
     assert err == "", err
 

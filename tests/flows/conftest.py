@@ -72,6 +72,7 @@ class Env:
     notifier: RecordingNotifier
     path: Path
     metrics: dict[str, Any] = field(default_factory=lambda: {"errors": 0.0, "latency": 300.0})
+    restarted: list[Store] = field(default_factory=list)  # the stores restart() opened: closed at teardown
 
     def poll(self) -> None:
         from rollback_bot import flows
@@ -100,9 +101,11 @@ class Env:
     def restart(self) -> Env:
         """A new process: a new engine on the same database, new notifier, nothing in memory."""
         store = Store(self.deps.store.url)
+        self.restarted.append(store)
         notifier = RecordingNotifier()
         deps = Deps(store, self.clock, loopback_session(), self.deps.directory, notifier, sleep=lambda s: None)
-        return Env(deps, load_playbook(self.path), self.clock, self.http, notifier, self.path, self.metrics)
+        loaded = load_playbook(self.path)
+        return Env(deps, loaded, self.clock, self.http, notifier, self.path, self.metrics, self.restarted)
 
 
 def answer_ok(rec: Recorded) -> tuple[int, Any]:
@@ -125,3 +128,5 @@ def env(store: Store, clock: FakeClock, fake_http: FakeHTTP, tmp_path: Path) -> 
     fake_http.routes["/lock"] = answer_ok
     fake_http.routes["/rollback"] = answer_ok
     yield e
+    for opened in e.restarted:
+        opened.close()

@@ -290,3 +290,19 @@ def test_content_that_is_not_text_where_text_belongs_hashes_as_json_writes_it() 
     content |= {"playbook": 7, "prev": "0", "role": 1.5, "seq": 2, "summary": "s"}
     data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert got == hashlib.sha256(data.encode()).hexdigest()
+
+
+def test_a_long_read_stopped_early_leaves_no_cursor_open(store: Store) -> None:
+    """A chain check that stops at a changed event stops reading there: PostgreSQL's server-side cursor is
+    closed at once (not left to the garbage collector), and the session can go on."""
+    from rollback_bot.store import stream
+
+    fill(store, 12)
+    with store.session() as s:
+        stmt = sqlalchemy.select(Event.__table__.c.seq).order_by(Event.__table__.c.seq)  # type: ignore[attr-defined]
+        read = stream.rows(s, stmt, batch=5)
+        assert [next(read)[0] for _ in range(3)] == [1, 2, 3]
+        del read  # a reader that stopped early
+        if store.engine.dialect.name == "postgresql":
+            assert s.connection().exec_driver_sql("select count(*) from pg_cursors").scalar() == 0
+        assert len(list(stream.rows(s, stmt, batch=5))) == 12

@@ -43,8 +43,12 @@ def rows(session: Session, stmt: sa.Select[Any], batch: int = BATCH) -> Iterator
             return
     # per statement: Connection.execution_options() would change the session's connection for good
     result = conn.execute(stmt.execution_options(yield_per=batch))
-    for part in result.partitions():
-        yield from part
+    try:
+        for part in result.partitions():
+            yield from part
+    finally:  # also where the reader stopped early: PostgreSQL's server-side cursor is closed, not left to GC
+        with contextlib.suppress(sa.exc.DBAPIError, sa.exc.ResourceClosedError):  # its connection went first
+            result.close()
 
 
 _PLAIN = (int, str, float)
