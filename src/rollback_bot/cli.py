@@ -9,8 +9,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -160,30 +160,45 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"export: --out {out} names {named} but --format is {args.format}; give one of them", file=sys.stderr)
         return 2
     args.format = args.format or named or "md"
+    through = None  # a device, FIFO or socket (/dev/stdout, a named pipe): written to as it is, like stdout
+    if out is not None:
+        if out.is_dir():
+            print(f"export: --out {out} is a folder; name a file in it", file=sys.stderr)
+            return 2
+        if out.exists() and not out.is_file():
+            through, out = out, None
+        elif out.is_symlink():  # to a file: the file it points at is replaced; the link stays
+            out = out.resolve()
     # charts to draw: matplotlib is imported in a forked process now, on the other core, while this one imports
     # the database layer (it is stopped at once if the export has no charts after all)
     charted = not args.rollout and (args.format == "html" or (args.format == "md" and out is not None))
     plotter = Plotter() if charted else None
     try:
-        return _export(args, out, plotter)
+        return _export(args, out, through, plotter)
     finally:
         if plotter is not None:
             plotter.close()
 
 
-def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None) -> int:
+def _export(args: argparse.Namespace, out: Path | None, through: Path | None, plotter: Plotter | None) -> int:
+    """Written to `out` by way of a file of this process's own beside it, renamed over `out` only once complete
+    (two exports at once do not share it); or to `through` (a device or pipe), or stdout, as it goes."""
     from pathlib import Path
 
-    from rollback_bot.export import ExportError, export_incident, export_rollout
+    from rollback_bot.export import Exported, ExportError, export_incident, export_rollout
     from rollback_bot.store.database import Store
 
     templates = Path(args.templates) if args.templates else None
-    partial = out.with_name(out.name + ".partial") if out else None
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial") if out else None
     try:  # before any work: a file that cannot be written is said at once
-        target = partial.open("w", encoding="utf-8", newline="") if partial else nullcontext(sys.stdout)
+        target: AbstractContextManager[TextIO] = nullcontext(sys.stdout)
+        if partial is not None:
+            target = partial.open("x", encoding="utf-8", newline="")
+        elif through is not None:
+            target = through.open("w", encoding="utf-8", newline="")
     except OSError as exc:
         print(
-            f"export: cannot write --out {out}: {exc.strerror or exc} (is its folder there and writable?)",
+            f"export: cannot write --out {out or through}: {exc.strerror or exc} (is its folder there and writable?)",
             file=sys.stderr,
         )
         return 2
@@ -192,9 +207,9 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
         with target as fp:
             if args.rollout:
                 export_rollout(store, args.incident, args.format, fp)
-                files = {}
+                done = Exported({}, None)
             else:
-                files = export_incident(
+                done = export_incident(
                     store,
                     args.incident,
                     args.format,
@@ -212,11 +227,14 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
             partial.unlink(missing_ok=True)
         return 2
     except OSError as exc:
-        if partial is None:  # stdout: a reader gone away (`| head`) is main's to end quietly
+        if partial is None and through is None:  # stdout: a reader gone away (`| head`) is main's to end quietly
             raise
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         if exc.filename not in (None, str(partial)):  # not the file written (a template, say)
             print(f"export: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        elif through is not None:
+            print(f"export: cannot write {through}: {exc.strerror or exc}; the export is incomplete", file=sys.stderr)
         else:  # a full disk, say
             print(f"export: cannot write {out}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
         return 2
@@ -226,22 +244,25 @@ def _export(args: argparse.Namespace, out: Path | None, plotter: Plotter | None)
         raise
     finally:
         store.close()
-    if out is None or partial is None:
-        return 0
-    written: list[Path] = []
-    try:  # the charts first: the export itself appears only once complete, and with its charts
-        for name, data in files.items():
-            written.append(out.parent / name)
-            written[-1].write_bytes(data)
-        partial.replace(out)
-    except OSError as exc:  # a full disk, say
-        for path in [partial, *written]:
-            path.unlink(missing_ok=True)
-        print(
-            f"export: cannot write {exc.filename or out}: {exc.strerror or exc}; nothing was written", file=sys.stderr
-        )
-        return 2
-    print(f"wrote {out}" + (f" and {len(files)} chart(s)" if files else ""), file=sys.stderr)
+    if out is not None and partial is not None:
+        written: list[Path] = []
+        try:  # the charts first: the export itself appears only once complete, and with its charts
+            for name, data in done.files.items():
+                written.append(out.parent / name)
+                written[-1].write_bytes(data)
+            partial.replace(out)
+        except OSError as exc:  # a full disk, say
+            for path in [partial, *written]:
+                path.unlink(missing_ok=True)
+            print(
+                f"export: cannot write {exc.filename or out}: {exc.strerror or exc}; nothing was written",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"wrote {out}" + (f" and {len(done.files)} chart(s)" if done.files else ""), file=sys.stderr)
+    if done.broken is not None:  # the export is written all the same (it is the evidence), and says so too
+        print(f"export: the timeline's chain is BROKEN: {done.broken}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -440,7 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write (Markdown charts are written beside it)")
     export.add_argument("--tz", default="UTC", help="time zone for times shown (IANA name, default UTC)")
     export.add_argument("--templates", help="folder with postmortem.md.j2 / .html.j2 (default: the playbook's)")
-    export.add_argument("--verify", action="store_true", help="recompute the audit chain (slower on long timelines)")
+    export.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute the audit chain; exit 1 if it is broken (the export is still written)",
+    )
     export.add_argument("--database", help="database URL (default: DATABASE_URL)")
     export.set_defaults(func=cmd_export)
 

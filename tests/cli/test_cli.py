@@ -234,3 +234,39 @@ def test_serve_reads_the_playbooks_init_wrote_where_it_runs(tmp_path: Path, monk
     assert Settings(slack_bot_token=SecretStr(TOKEN), slack_signing_secret=SecretStr(SECRET)).playbook_paths == [
         "playbooks"
     ]
+
+
+def test_a_broken_chain_exported_with_verify_exits_1_and_says_so_in_every_format(env: Env, tmp_path: Path) -> None:
+    import sqlalchemy
+
+    drive(env)
+    url = env.deps.store.url
+    for fmt in ("md", "csv"):
+        done = run("export", "1", "--verify", "--database", url, "--out", str(tmp_path / f"ok.{fmt}"))
+        assert done.returncode == 0 and "BROKEN" not in done.stderr, done.stderr
+    with env.deps.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("update event set summary = 'nothing happened' where seq = 3 and incident_id = 1"))
+    for fmt in ("md", "json", "csv", "html"):
+        done = run("export", "1", "--verify", "--database", url, "--out", str(tmp_path / f"pm.{fmt}"))
+        assert done.returncode == 1, (fmt, done.stderr)
+        assert "export: the timeline's chain is BROKEN: event #3 (no. 3 of the chain" in done.stderr
+        assert "was changed after it was written" in done.stderr and (tmp_path / f"pm.{fmt}").exists()
+
+
+def test_out_through_a_link_a_pipe_or_at_once(env: Env, tmp_path: Path) -> None:
+    """A link keeps pointing at its file, which is replaced; a device or pipe (/dev/stdout) is written as it
+    goes; exports at once to one file each finish, none in another's way."""
+    drive(env)
+    url = env.deps.store.url
+    (tmp_path / "kept.md").write_text("old")
+    (tmp_path / "link.md").symlink_to("kept.md")
+    done = run("export", "1", "--database", url, "--out", str(tmp_path / "link.md"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "link.md").is_symlink() and (tmp_path / "kept.md").read_text().startswith("# Post-mortem")
+    done = run("export", "1", "--format", "json", "--database", url, "--out", "/dev/stdout")  # a pipe, here
+    assert done.returncode == 0 and json.loads(done.stdout)["incident"]["id"] == 1, done.stderr
+    cmd = [sys.executable, "-m", "rollback_bot.cli", "export", "1", "--database", url, "--out", str(tmp_path / "a.csv")]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    said = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], said
+    assert not list(tmp_path.glob("*.partial"))

@@ -8,9 +8,10 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rollback_bot import plotting
 from rollback_bot.export import charts, document, formats, rollout
@@ -21,9 +22,25 @@ from rollback_bot.plotting import Plot, Plotter
 from rollback_bot.store.chain import incident_chain
 from rollback_bot.store.database import Store, own_session
 from rollback_bot.store.stream import halfway
-from rollback_bot.store.verify import verify_in_background
+from rollback_bot.store.verify import verify_chain, verify_in_background
 
-__all__ = ["ExportError", "export_incident", "export_rollout", "export_text"]
+__all__ = ["ExportError", "Exported", "export_incident", "export_rollout", "export_text"]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote besides its text: the chart files the Markdown references (named after `out`),
+    and the document's `chain` section (final_hash, verified, intact, problem); None for a CSV not verified."""
+
+    files: dict[str, bytes]
+    chain: dict[str, Any] | None
+
+    @property
+    def broken(self) -> str | None:
+        """Why the timeline cannot be trusted, where it was found broken; else None."""
+        if self.chain is None or self.chain["intact"] is not False:
+            return None
+        return str(self.chain["problem"])
 
 
 def export_incident(
@@ -39,8 +56,9 @@ def export_incident(
     verify: bool = False,
     background: bool = False,
     plotter: Plotter | None = None,
-) -> dict[str, bytes]:
-    """Write the export to `fp`; return the chart files the Markdown references (named after `out`).
+) -> Exported:
+    """Write the export to `fp`; return the chart files the Markdown references (named after `out`) and the
+    document's chain section (with `verify`, from a full check of the chain; a CSV has one only then).
     `background` (single-threaded callers: the CLI): the charts, the timeline and --verify's check of the chain
     are made in forked processes meanwhile, each waited for before this returns or raises. `plotter`: the
     process that draws the charts, where the caller started one (it is sent the charts, or stopped); else, in
@@ -48,10 +66,11 @@ def export_incident(
     if fmt not in formats.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
     with store.session() as s:
-        if fmt == "csv":  # the timeline alone (it has no place for the chain's check: --verify adds nothing)
+        if fmt == "csv":  # the timeline alone: it has no place for the chain's check (the caller says it)
             zone = document.opening(s, incident_id, tz)[1]
             names = document.names_of(s, incident_id)
-            # the CLI: a long timeline's second half is written by a fork on the other core meanwhile
+            # the CLI: a long timeline's second half is written by a fork on the other core meanwhile (and with
+            # --verify, the chain is checked in another meanwhile; where both are, they take turns)
             middle = halfway(s, incident_chain(incident_id)) if background else None
             second = _SpooledTimeline(store, incident_id, fmt, zone.key, names, start=middle) if middle else None
             try:
@@ -62,7 +81,10 @@ def export_incident(
             finally:
                 if second is not None:
                     second.close()
-            return {}
+            if not verify:
+                return Exported({}, None)
+            report = verify_chain(s, incident_chain(incident_id), store.engine if background else None)
+            return Exported({}, document.chain_section(s, incident_id, report))
         incident, zone = document.opening(s, incident_id, tz)  # no such incident or zone: said before anything
         if fmt in ("md", "html"):  # the template first: a missing one is said before any process is started
             loaded = parse_playbook(incident.playbook_text, incident.playbook_path)
@@ -106,7 +128,7 @@ def export_incident(
                     formats.write_json_head(doc, fp)
                     fp.writelines(spooled.text())
                     formats.write_json_tail(fp)
-                return {}
+                return Exported({}, doc["chain"])
             events = iter_timeline(s, incident_id, names, with_details=False)  # read only if a template does
             html = fmt == "html"
             if spooled is not None:
@@ -116,10 +138,10 @@ def export_incident(
             if html:  # the charts embedded
                 embedded = {k: base64.b64encode(v).decode() for k, v in pngs().items()}
                 formats.write_postmortem(fmt, doc, events, folder, embedded, fp, rows)
-                return {}
+                return Exported({}, doc["chain"])
             shown = {signal: f"{out.stem}-{signal}.png" for signal in jobs} if out else {}  # files beside `out`
             formats.write_postmortem(fmt, doc, events, folder, shown, fp, rows)
-            return {shown[k]: v for k, v in pngs().items()}
+            return Exported({shown[k]: v for k, v in pngs().items()}, doc["chain"])
         finally:  # whatever failed on the way: no forked process left unwaited, no file left open
             if spooled is not None:
                 spooled.close()
@@ -189,7 +211,7 @@ class _SpooledTimeline:
 def export_text(store: Store, incident_id: int, fmt: str, **kw: object) -> tuple[str, dict[str, bytes]]:
     """The export as a string (small incidents: Slack uploads, tests)."""
     buf = io.StringIO()
-    files = export_incident(store, incident_id, fmt, buf, **kw)  # type: ignore[arg-type]
+    files = export_incident(store, incident_id, fmt, buf, **kw).files  # type: ignore[arg-type]
     return buf.getvalue(), files
 
 
