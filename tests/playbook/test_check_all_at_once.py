@@ -73,3 +73,67 @@ def test_every_mistake_in_one_run(tmp_path: Path) -> None:
     for file, line, part in expected:
         assert any(f == file and n == line and part in m for f, n, m in said), (file, line, part, said)
     assert len(said) == len(expected), said  # nothing more: not 'pricey' for the cut signal 'cost'
+
+
+WORSE = """\
+name: svc
+service: svc
+channel: "#ops"
+sources:
+  prometheus: not-a-url
+acknowledge:
+  requires: [ghost_role]
+  within: 15 minutes
+roles:
+  commander: {users: [U1, not-a-user-id]}
+resolve: {requires: [commander]}
+hold: {requires: [commander]}
+signals:
+  err: {prometheus: "sum(rate(x[5m]))", every: 30s, unit: 12}
+triggers:
+  t1: {when: err > 1e400, severity: catastrophic}
+  t2: {all: [], severity: major}
+  t3: {when: err > 0.5}
+ladder:
+  - name: Step one
+    window: 2h-1h
+    actions:
+      - id: a1
+        label: Do
+        requires: [nobody]
+        stages: [50, 10, 200]
+        webhook: {url: "ftp://x", body: {p: "{{ stage "}}
+  - name: Step one
+    window: 1h-3h
+"""
+
+
+def test_a_broken_field_does_not_hide_what_holds_it(tmp_path: Path) -> None:
+    """A failing field is cut alone (its default or a stand-in takes its place), so the roles its section names,
+    the rest of its step's action and the step names are still checked in the same run; pydantic's own words
+    are said in ours; a number too large for a float is refused, not read as infinity."""
+    path = tmp_path / "pb.yaml"
+    path.write_text(WORSE)
+    loaded, errors = check_file(path, env=False)
+    assert loaded is None
+    said = [(e.line, e.message) for e in errors]
+    expected = [
+        (5, "sources.prometheus.url: 'not-a-url' is not an http:// or https:// URL"),
+        (7, "role 'ghost_role' is used but not defined under roles"),
+        (8, "acknowledge.within: bad duration '15 minutes'"),
+        (10, "roles.commander.users.1: 'not-a-user-id' is not allowed here: use a Slack user ID"),
+        (14, "signals.err.unit: expected text (put it in quotes where YAML reads it as a number"),
+        (16, "triggers.t1.when: 'err > 1e400': 1e400 is too large a number (it would read as infinity)"),
+        (16, "triggers.t1.severity: 'catastrophic' is not one of: critical, major, minor"),
+        (17, "triggers.t2: 'all' needs a non-empty list of conditions"),
+        (21, "ladder.0.window: window '2h-1h' ends before it starts"),
+        (25, "role 'nobody' is used but not defined under roles"),
+        (26, "stages must increase, e.g. [1, 10, 50, 100]; stages are percentages of traffic between 0 and 100"),
+        (27, "ladder.0.actions.0.webhook.url: 'ftp://x' is not an http:// or https:// URL"),
+        (27, "webhook of 'a1': body.p does not render"),
+        (28, "step name 'Step one' is used twice"),
+    ]
+    for line, part in expected:
+        assert any(n == line and part in m for n, m in said), (line, part, said)
+    assert len(said) == len(expected), said
+    assert not any("Input should" in m for _, m in said)

@@ -78,11 +78,11 @@ BROKEN = [
     ("fail_fast: p95_latency_ms > 5000", "fail_fast: p95_latncy > 5000", "unknown signal 'p95_latncy'", "p95_latncy"),
     ("    for: 10m ", "    breaches: 2 of 3\n    for: 10m ", "either 'for'", "degradation:"),
     ("hold_below: 0.65", "hold_below: 0.55", "hold_below must be at least 'below'", "kpi-gate:"),
-    ("stages: [1, 10, 50, 100]", "stages: [1, 50, 10]", "stages must increase", "- id: rollback"),
+    ("stages: [1, 10, 50, 100]", "stages: [1, 50, 10]", "stages must increase", "stages: [1, 50, 10]"),
     (
         "  prometheus: http://prometheus.internal:9090",
         "  prometheus:\n    url: http://prometheus.internal:9090\n    tls: {verify: maybe}",
-        "sources.prometheus.tls.verify: Input should be a valid boolean",
+        "sources.prometheus.tls.verify: expected true or false, got 'maybe'",
         "tls: {verify: maybe}",
     ),
     (
@@ -118,7 +118,7 @@ BROKEN = [
     (
         "json: anomaly_score, every: 1m}",
         'json: anomaly_score, every: 1m, numeric_strings: "yes"}',
-        "signals.anomaly_score.numeric_strings: Input should be a valid boolean",
+        "signals.anomaly_score.numeric_strings: expected true or false, got 'yes'",
         "anomaly_score:",
     ),
 ]

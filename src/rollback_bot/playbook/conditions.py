@@ -105,6 +105,14 @@ def _num(x: float) -> str:
     return repr(x)
 
 
+def _finite(number: str, text: str) -> float:
+    """A number written in a condition; one too large for a float (1e400) is refused, not read as infinity."""
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"'{text}': {number} is too large a number (it would read as infinity)")
+    return value
+
+
 def parse_comparison(text: object) -> Compare:
     """'signal op number' (used by watch lists, which only compare)."""
     if not isinstance(text, str):
@@ -115,7 +123,7 @@ def parse_comparison(text: object) -> Compare:
     name, op, number, pct = m.groups()
     if pct:
         raise ValueError(f"'{text}': write percentages as plain numbers in the signal's own unit")
-    return Compare(name, op, float(number))
+    return Compare(name, op, _finite(number, text))
 
 
 def parse_condition(value: object) -> Condition:
@@ -126,10 +134,10 @@ def parse_condition(value: object) -> Condition:
         m = _JUMP.match(value)
         if m:
             name, pct, within, rise = m.groups()
-            percent = float(pct)
+            percent = _finite(pct, value)
             if percent <= 0:
                 raise ValueError(f"'{value}': a jump must be a positive percentage")
-            min_rise = None if rise is None else float(rise)
+            min_rise = None if rise is None else _finite(rise, value)
             if min_rise is not None and min_rise <= 0:
                 raise ValueError(f"'{value}': 'by at least' needs a positive amount in the signal's unit")
             return Jump(name, percent, parse_duration(within), min_rise)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rollback_bot.playbook.conditions import signals_in
 from rollback_bot.playbook.durations import format_duration
 from rollback_bot.playbook.models import BUILTIN_SIGNALS, VERSION, Playbook
-from rollback_bot.playbook.partial import Cut, cut_out
+from rollback_bot.playbook.partial import Cut, Failure, cut_out
 from rollback_bot.playbook.yamlsource import MAX_BYTES, TOO_LARGE, LineMap, YamlSyntaxError, load_with_lines
 
 
@@ -102,17 +102,28 @@ def _the_rest(
 ) -> tuple[LoadedPlaybook | None, list[PlaybookError]]:
     """The playbook without the parts that failed, and the problems of the rest (unknown names, windows), each
     at its line in the file; nothing the cut itself caused."""
-    cut = Cut()
-    rest = cut_out(data, [(_path(err), err["type"]) for err in exc.errors()], cut)
-    if rest is None:
-        return None, []
-    try:
-        playbook = Playbook.model_validate(rest, context=_context(source))
-    except ValidationError as again:
-        moved: list[dict[str, Any]] = [{**err, "loc": cut.original(_path(err))} for err in again.errors()]
-        kept = [err for err in moved if not cut.covers(err["loc"], str(err["msg"]))]
-        return None, _errors(kept, source, lines)
-    return LoadedPlaybook(playbook, source, text, lines), _semantic(playbook, source, lines, cut)
+    failures: list[Failure] = [(_path(err), err["type"], True) for err in exc.errors()]  # the fields alone first
+    found: list[dict[str, Any]] = []  # problems the rest shows of its own (checks that run once the fields pass)
+    for _ in range(5):  # each round cuts more; a playbook is rarely more than two deep
+        cut = Cut()
+        rest = cut_out(data, failures, cut)
+        if rest is None:
+            break
+        try:
+            playbook = Playbook.model_validate(rest, context=_context(source))
+        except ValidationError as again:
+            for err in again.errors():
+                moved: dict[str, Any] = {**err, "loc": cut.original(_path(err))}
+                own = not cut.covers(moved["loc"], str(moved["msg"]))
+                if own:
+                    found.append(moved)
+                # an entry that fails without the field cut from it goes whole; a problem of its own, as little
+                failures.append((moved["loc"], moved["type"], own))
+            continue
+        return LoadedPlaybook(playbook, source, text, lines), _errors(found, source, lines) + _semantic(
+            playbook, source, lines, cut
+        )
+    return None, _errors(found, source, lines)
 
 
 def _semantic(playbook: Playbook, source: str, lines: LineMap, cut: Cut) -> list[PlaybookError]:
@@ -151,6 +162,24 @@ PATTERNS = {
     "(e.g. 'revert-traffic')",
     r"^[A-Za-z_][A-Za-z0-9_]*$": "use a label name: letters, digits and '_', not starting with a digit "
     "(e.g. 'urgency')",
+    r"^[UW][A-Z0-9]+$": "use a Slack user ID, e.g. U024BE7LH (in Slack: the person's profile, ⋮, Copy member ID)",
+    r"^S[A-Z0-9]+$": "use a Slack user group ID, e.g. S0614TZR7 (in Slack: the group's page, ⋮, Copy group ID)",
+}
+
+# pydantic's words for a value of the wrong kind, in ours: what was expected
+KINDS = {
+    "string_type": "text (put it in quotes where YAML reads it as a number, a date or true/false)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list, e.g. [a, b]",
+    "dict_type": "a mapping (name: value lines)",
+    "model_type": "a mapping (name: value lines)",
+    "model_attributes_type": "a mapping (name: value lines)",
 }
 
 
@@ -164,6 +193,11 @@ def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookEr
             msg = "required field is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field; check its spelling against playbooks/README.md"
+        elif err["type"] == "literal_error":
+            expected = str((err.get("ctx") or {}).get("expected", "")).replace("'", "")
+            msg = f"{err.get('input')!r} is not one of: {expected.replace(' or ', ', ')}"
+        elif err["type"] in KINDS:
+            msg = f"expected {KINDS[err['type']]}, got {err.get('input')!r}"
         elif err["type"] == "string_pattern_mismatch":
             pattern = str((err.get("ctx") or {}).get("pattern", ""))
             msg = f"{err.get('input')!r} is not allowed here: " + PATTERNS.get(
@@ -221,8 +255,12 @@ def semantic_errors(pb: Playbook) -> Iterable[Issue]:
                     "define a signal without segments for the trigger",
                 )
     seen_actions: dict[str, int] = {}
+    seen_steps: set[str] = set()
     expected_start = format_duration(pb.ladder[0].start)
     for i, step in enumerate(pb.ladder):
+        if step.name.strip().lower() in seen_steps:  # the alert, the thread and the exports name steps
+            yield ("ladder", i, "name"), f"step name '{step.name}' is used twice: name each step once"
+        seen_steps.add(step.name.strip().lower())
         if i == 0 and step.start:
             yield ("ladder", 0, "window"), f"the first step must start at 0h, not {expected_start}"
         if i > 0:

@@ -62,9 +62,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+_USER_ID = r"^[UW][A-Z0-9]+$"
+_GROUP_ID = r"^S[A-Z0-9]+$"
+
+
 class RoleSpec(Strict):
-    users: list[str] = []
-    groups: list[str] = []
+    users: list[Annotated[str, Field(pattern=_USER_ID)]] = []
+    groups: list[Annotated[str, Field(pattern=_GROUP_ID)]] = []
 
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -81,6 +85,16 @@ def env_references(value: str) -> str:
 
 
 EnvText = Annotated[str, AfterValidator(env_references)]
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL, or one that begins with a ${VAR} or a {{ template }} (which give the rest)."""
+    if not re.match(r"(?i)^(https?://[^/\s]+|\$\{|\{\{)", value.strip()):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. http://host:9090)")
+    return value
+
+
+HttpUrl = Annotated[EnvText, AfterValidator(http_url)]
 
 
 class TlsSpec(Strict):
@@ -136,7 +150,7 @@ def _url_or_mapping(value: object) -> object:
 
 
 class PrometheusSpec(ConnectionSpec):
-    url: EnvText = Field(min_length=1, description="base URL, e.g. http://prometheus:9090 or https://.../api/prom")
+    url: HttpUrl = Field(min_length=1, description="base URL, e.g. http://prometheus:9090 or https://.../api/prom")
 
 
 class SourcesSpec(Strict):
@@ -292,6 +306,9 @@ class TriggerSpec(Strict):
             raise ValueError("a trigger needs exactly one of 'when', 'all', 'any', 'at_least' + 'of', or 'kpi'")
         if "at_least" in forms:
             parse_condition({"at_least": self.at_least, "of": self.of})
+        for form in ("all", "any"):  # an empty list is no condition
+            if getattr(self, form) is not None:
+                parse_condition({form: list(getattr(self, form))})
         if self.kpi is not None:
             if not self.kpi:
                 raise ValueError("'kpi' needs at least one signal: weight")
@@ -370,7 +387,7 @@ class WebhookSpec(Strict):
     """Where an action goes. Url, header values and body strings may use ${ENV_VAR} (expanded when sent,
     required at start-up, never recorded); url and body strings are Jinja2 first."""
 
-    url: EnvText
+    url: HttpUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     body: Annotated[dict[str, Any], AfterValidator(_env_references_in)] = {}
     headers: Headers = Field({}, description="values may use ${ENV_VAR}; never logged")
@@ -420,14 +437,18 @@ class ActionSpec(Strict):
     webhook: WebhookSpec
     lapse: LapseSpec = LapseSpec()
 
-    @model_validator(mode="after")
-    def _stages_increase(self) -> ActionSpec:
-        if self.stages is not None:
-            if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)):
-                raise ValueError("stages must increase, e.g. [1, 10, 50, 100]")
-            if any(not 0 < s <= 100 for s in self.stages):
-                raise ValueError("stages are percentages of traffic between 0 and 100")
-        return self
+    @field_validator("stages")
+    @classmethod
+    def _stages_increase(cls, stages: list[float] | None) -> list[float] | None:
+        if stages is not None:
+            problems = []  # both at once: every problem in one run of `check`
+            if any(b <= a for a, b in itertools.pairwise(stages)):
+                problems.append("stages must increase, e.g. [1, 10, 50, 100]")
+            if any(not 0 < s <= 100 for s in stages):
+                problems.append("stages are percentages of traffic between 0 and 100")
+            if problems:
+                raise ValueError("; ".join(problems))
+        return stages
 
     @property
     def stage_list(self) -> list[float]:

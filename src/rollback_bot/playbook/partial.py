@@ -15,6 +15,11 @@ NAMED = ("signals", "triggers", "roles")  # mappings of named entries: a failing
 STEP_PARTS = ("actions", "comms", "watch")  # lists inside a ladder step: a failing item is cut out whole
 # required text fields that nothing refers to: a failing one is replaced by a stand-in
 STAND_INS = {"name": "playbook", "service": "-", "channel": "-"}
+# fields whose failing value is replaced by one that passes, so what holds them is still checked: a step's
+# window (how the windows tile is then not judged), and a URL (a webhook's, a source's)
+LEAF_STAND_INS = {"window": "0h-1h", "url": "http://stand-in.invalid"}
+
+Failure = tuple[Path, str, bool]  # where, pydantic's error type, and whether to cut as little as can be
 
 
 @dataclass
@@ -38,18 +43,29 @@ class Cut:
         """Whether an issue found in the rest is only a consequence of the cut (not a problem of its own)."""
         if any(path[: len(p)] == p or p[: len(path)] == path for p in self.paths):
             return True
+        if any(".".join(map(str, p)) in message for p in self.paths if len(p) > 1):  # "sources.prometheus is not set"
+            return True
         if self.steps and len(path) >= 3 and path[0] == "ladder" and path[2] == "window":
             return True
         return any(f"'{name}'" in message for name in self.names)
 
 
-def cut_out(data: dict[str, Any], failures: Iterable[tuple[Path, str]], cut: Cut) -> dict[str, Any] | None:
-    """A copy of `data` without what failed (each a path and pydantic's error type), or None when a failure
-    cannot be cut out (the rest would not be a playbook)."""
+def cut_out(data: dict[str, Any], failures: Iterable[Failure], cut: Cut) -> dict[str, Any] | None:
+    """A copy of `data` without what failed, or None when a failure cannot be cut out (the rest would not be
+    a playbook). A `fine` failure takes only the field that failed (its default stands in), so the rest of its
+    entry or section is still checked; where the entry then fails without it, the caller cuts again, whole."""
     out = copy.deepcopy(data)
     targets: list[Path] = []
-    for path, kind in failures:
-        target = _target(path, kind)
+    for path, kind, fine in failures:
+        holder = _at(out, path[:-1]) if path else None
+        if fine and kind != "extra_forbidden" and path[-1] in LEAF_STAND_INS and isinstance(holder, dict):
+            holder[str(path[-1])] = LEAF_STAND_INS[str(path[-1])]
+            cut.paths.append(path)  # what is said about the stand-in is not said
+            cut.steps = cut.steps or path[-1] == "window"
+            continue
+        target = _target(path, kind, fine)
+        if fine and target is not None and not _exists(out, target):  # not there as written (a URL for a mapping)
+            target = _target(path, kind, False)
         if target is None:
             return None
         if len(target) == 1 and target[0] in STAND_INS:
@@ -72,29 +88,47 @@ def cut_out(data: dict[str, Any], failures: Iterable[tuple[Path, str]], cut: Cut
     return out
 
 
-def _length(doc: Any, path: Path) -> int | None:
+def _at(doc: Any, path: Path) -> Any:
     for part in path:
         try:
             doc = doc[part]
         except (KeyError, IndexError, TypeError):
             return None
-    return len(doc) if isinstance(doc, list) else None
+    return doc
 
 
-def _target(path: Path, kind: str) -> Path | None:
+def _exists(doc: Any, path: Path) -> bool:
+    holder = _at(doc, path[:-1])
+    if isinstance(holder, dict):
+        return path[-1] in holder
+    return isinstance(holder, list) and isinstance(path[-1], int) and 0 <= path[-1] < len(holder)
+
+
+def _length(doc: Any, path: Path) -> int | None:
+    found = _at(doc, path)
+    return len(found) if isinstance(found, list) else None
+
+
+def _target(path: Path, kind: str, fine: bool) -> Path | None:
+    """What to cut for a failure at `path`: `fine`, the field itself (where it is missing, what should hold it),
+    no shallower than a named entry's or a step's field; else the whole entry, step item, step or section."""
     if not path:
         return None
     if kind == "extra_forbidden":  # an unknown field: it goes, and nothing else
         return path
     head = path[0]
+    if head in STAND_INS and len(path) == 1:
+        return path
+    if fine:
+        target = path[:-1] if kind == "missing" else path
+        if len(target) >= (3 if head in ("signals", "triggers", "roles", "ladder") else 1):
+            return target
     if head in NAMED and len(path) >= 2:
         return path[:2]
     if head == "ladder" and len(path) >= 4 and path[2] in STEP_PARTS and isinstance(path[3], int):
         return path[:4]
     if head == "ladder" and len(path) >= 2 and isinstance(path[1], int):
         return path[:2]
-    if head in STAND_INS and len(path) == 1:
-        return path
     if head not in ("signals", "triggers", "roles", "ladder"):  # an optional section: its defaults stand in
         return path[:1]
     return None
