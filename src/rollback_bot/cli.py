@@ -49,6 +49,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def incident_number(text: str) -> int:
+    """N or #N, as the argument of a command: a positive whole number the database can hold."""
+    try:
+        number = int(text.lstrip("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number: write N or #N, e.g. 12") from None
+    if not 0 < number < 2**63:
+        why = "they count from 1" if number < 1 else "it is too large"
+        raise argparse.ArgumentTypeError(f"{text!r} is not an incident number: {why}")
+    return number
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -56,12 +68,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     from rollback_bot.starter import PLAYBOOK, StarterExists, write_starter
 
     dest = Path(args.dir)
+    if dest.exists() and not dest.is_dir():
+        print(f"init: {dest} is a file; name a folder (it is made where missing)", file=sys.stderr)
+        return 2
     try:
         written = write_starter(dest, force=args.force)
     except StarterExists as exc:
         for path in exc.paths:
             print(f"{path} exists already", file=sys.stderr)
         print(f"init: wrote nothing; --force overwrites these {len(exc.paths)} file(s)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"init: cannot write {exc.filename or dest}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     for path in written:
         print(f"wrote {path}")
@@ -202,7 +220,7 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
             file=sys.stderr,
         )
         return 2
-    store = Store(args.database)
+    store = Store(args.database, create=False)
     try:
         with target as fp:
             if args.rollout:
@@ -270,7 +288,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from rollback_bot.store.database import Store
     from rollback_bot.store.verify import chains, verify_chain
 
-    store = Store(args.database)
+    store = Store(args.database, create=False)
     try:
         with store.session() as s:
             # a long chain's halves are checked at once, on the two cores
@@ -280,6 +298,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.incident is not None and reports and reports[0].events == 0:
         print(f"no incident #{args.incident} in the database", file=sys.stderr)
         return 2
+    if not reports:  # said, not silent: a database with nothing in it (the wrong one?) checks out trivially
+        print(f"no events in {store.shown_url}: nothing to check", file=sys.stderr)
     for report in reports:
         print(report, file=sys.stdout if report.ok else sys.stderr)
     return 0 if all(r.ok for r in reports) else 1
@@ -293,7 +313,7 @@ def cmd_playbook_history(args: argparse.Namespace) -> int:
     from rollback_bot.store.database import Store
     from rollback_bot.store.incidents import playbook_versions
 
-    store = Store(args.database)
+    store = Store(args.database, create=False)
     try:
         with store.session() as s:
             versions = playbook_versions(s, playbook=args.name)
@@ -377,7 +397,7 @@ def _what_if(args: argparse.Namespace) -> int:
         for err in exc.errors:
             print(err, file=sys.stderr)
         return 1
-    store = Store(args.database)
+    store = Store(args.database, create=False)
     try:
         result = what_if(store, args.incident, edited, args.days)
     except WhatIfError as exc:
@@ -453,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.set_defaults(func=cmd_drill)
 
     export = sub.add_parser("export", help="an incident's post-mortem record: md, json, csv or html")
-    export.add_argument("incident", type=lambda v: int(v.lstrip("#")))
+    export.add_argument("incident", type=incident_number)
     export.add_argument(
         "--format", choices=["md", "json", "csv", "html"], help="default: from --out's extension, else md"
     )
@@ -472,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="check the tamper-evident timeline")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="recompute every hash; name the first event that does not match")
-    verify.add_argument("incident", nargs="?", type=lambda v: int(v.lstrip("#")), help="one incident (default: all)")
+    verify.add_argument("incident", nargs="?", type=incident_number, help="one incident (default: all)")
     verify.add_argument("--database", help="database URL (default: DATABASE_URL)")
     verify.set_defaults(func=cmd_audit_verify)
 
@@ -496,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--to", dest="end", help="end (ISO 8601, UTC if no zone; or Unix s)")
     backtest.add_argument(
         "--incident",
-        type=lambda v: int(v.lstrip("#")),
+        type=incident_number,
         help="what if: replay the readings stored around incident N under the playbook as it was and as it is now",
     )
     backtest.add_argument("--days", type=float, default=3.0, help="with --incident: days around it (default 3)")

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rollback_bot.checking import default_playbooks
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
 from rollback_bot.playbook.durations import parse_duration
+from rollback_bot.playbook.loader import KINDS
 from rollback_bot.slack.client import DEFAULT_API_URL
 
 _PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     rollback_playbooks: str = Field(default_factory=default_playbooks)
     readings_retention: Annotated[timedelta, BeforeValidator(parse_duration)] = timedelta(days=30)
     rollback_host: str = "127.0.0.1"
-    rollback_port: int = 3000
+    rollback_port: int = Field(default=3000, ge=1, le=65535)
     # `serve --scheduler-only`: GET /healthz (leader or standby, polling) and GET /metrics on this port; 0: none
     rollback_scheduler_port: int = Field(default=3001, ge=0, le=65535)
     # the scheduler lease: the leader renews it; a standby takes over once it runs out (leadership.py)
@@ -142,9 +143,15 @@ def load_settings() -> Settings:
         for err in exc.errors():
             name = "_".join(str(p) for p in err["loc"]).upper() or "configuration"
             msg = str(err["msg"]).removeprefix("Value error, ")
+            ctx = err.get("ctx") or {}
             if err["type"] == "missing":
                 msg = "is not set"
-            problems.append(f"{name} {msg}" if name != "configuration" else msg)
+            elif err["type"] in KINDS:
+                msg = f"={err.get('input')}: expected {KINDS[err['type']]}"
+            elif err["type"] in ("less_than_equal", "greater_than_equal"):
+                bound = f"at most {ctx.get('le')}" if err["type"] == "less_than_equal" else f"at least {ctx.get('ge')}"
+                msg = f"={err.get('input')}: must be {bound}"
+            problems.append(msg if name == "configuration" else f"{name}{msg}" if msg[0] == "=" else f"{name} {msg}")
         # the model-wide check does not run when a field failed; say it anyway, so one pass fixes all
         if (
             not any(os.environ.get(v) for v in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"))

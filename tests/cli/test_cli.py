@@ -46,7 +46,7 @@ def test_version_and_a_help_that_says_what_the_tool_is() -> None:
     [
         ("postgresql+psycopg://rollback@nohost.invalid/rollback", "failed to resolve host 'nohost.invalid'"),
         ("postgresql+psycopg://nobody@127.0.0.1:5432/nodb", 'role "nobody" does not exist'),
-        ("sqlite:////nonexistent/folder/rollback.db", "No such file or directory"),
+        ("sqlite:////nonexistent/folder/rollback.db", "no database at /nonexistent/folder/rollback.db"),
         ("mysql://db/rollback", "is not a database URL rollback-bot can open"),
     ],
 )
@@ -270,3 +270,51 @@ def test_out_through_a_link_a_pipe_or_at_once(env: Env, tmp_path: Path) -> None:
     said = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], said
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["export", "99999999999999999999999"], "'99999999999999999999999' is not an incident number: it is too large"),
+        (["export", "abc"], "'abc' is not an incident number: write N or #N, e.g. 12"),
+        (["audit", "verify", "0"], "'0' is not an incident number: they count from 1"),
+    ],
+)
+def test_an_incident_number_that_is_none_is_refused_in_words(args: list[str], said: str) -> None:
+    out = run(*args)
+    assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_init_into_a_file_or_where_nothing_can_be_written_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for where, said in [
+        (tmp_path / "afile", f"init: {tmp_path / 'afile'} is a file; name a folder"),
+        (Path("/proc/no-such-folder"), "init: cannot write /proc/no-such-folder"),
+    ]:
+        out = run("init", str(where))
+        assert out.returncode == 2 and out.stderr.startswith(said) and "Traceback" not in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_reading_a_database_that_is_not_there_says_so_and_makes_none(tmp_path: Path) -> None:
+    """No DATABASE_URL where no bot has run: exports and checks say where they looked, and leave no empty
+    database behind; a database with no events says there was nothing to check."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    for args in (["export", "1"], ["audit", "verify"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "rollback_bot.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert (
+            out.stderr.strip()
+            == f"no database at {tmp_path / 'rollback-bot.db'}: set DATABASE_URL (or --database) to the bot's database"
+        )
+    assert list(tmp_path.iterdir()) == []
+    from rollback_bot.store import Store
+
+    Store(f"sqlite:///{tmp_path / 'empty.db'}").close()
+    out = run("audit", "verify", "--database", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert (
+        out.returncode == 0
+        and out.stderr.strip() == f"no events in sqlite:///{tmp_path / 'empty.db'}: nothing to check"
+    )

@@ -136,12 +136,21 @@ GOOD = {"SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdefghijkl", "SLACK_SIGNING_SECRET"
         ({**GOOD, "SLACK_APP_TOKEN": "xapp-..."}, "SLACK_APP_TOKEN must be an app-level token"),
         ({**GOOD, "SLACK_API_URL": "slack.local"}, "SLACK_API_URL must be an http(s) URL"),
         ({**GOOD, "READINGS_RETENTION": "30"}, "READINGS_RETENTION bad duration '30'"),
+        ({**GOOD, "ROLLBACK_PORT": "99999"}, "ROLLBACK_PORT=99999: must be at most 65535"),
+        ({**GOOD, "ROLLBACK_PORT": "http"}, "ROLLBACK_PORT=http: expected a whole number"),
     ],
 )
 def test_settings_refuse_missing_and_placeholder_values(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "READINGS_RETENTION"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "READINGS_RETENTION",
+        "ROLLBACK_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)

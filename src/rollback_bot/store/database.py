@@ -89,7 +89,9 @@ def _at_head(engine: Engine, location: Path = MIGRATIONS) -> bool:
 class Store:
     """Owns the engine; hands out sessions. The schema is migrated to the newest version on open."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """`create=False` (commands that only read: exports, checks): a SQLite file that is not there is said,
+        not made (an empty database would answer "nothing here" for the wrong reason)."""
         self.url = url or database_url()
         try:
             self.engine = make_engine(self.url)
@@ -98,12 +100,23 @@ class Store:
                 f"DATABASE_URL is not a database URL rollback-bot can open ({exc}): use sqlite:///FILE or "
                 "postgresql+psycopg://USER@HOST/DB"
             ) from None
+        missing = _sqlite_file(self.engine) if self.engine.dialect.name == "sqlite" else None
+        if not create and missing is not None and not os.path.exists(missing):
+            self.engine.dispose()
+            raise DatabaseUnreachable(
+                f"no database at {missing}: set DATABASE_URL (or --database) to the bot's database"
+            )
         try:
             self._writer = _OneWriter(_sqlite_file(self.engine)) if self.engine.dialect.name == "sqlite" else None
             migrate(self.engine)
         except (OperationalError, InterfaceError, OSError) as exc:  # host unknown, refused, password, no folder
             self.engine.dispose()
             raise _unreachable(self.url, exc) from None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be shown: without its password."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
