@@ -33,6 +33,11 @@ class Plot:
     start: datetime
     end: datetime
     zone: ZoneInfo | None = None  # the hours' time zone (the export's --tz); None: UTC
+    label: str = ""  # the signal's display name in the playbook, if it has one
+
+    @property
+    def shown(self) -> str:
+        return f"{self.label} ({self.signal})" if self.label else self.signal
 
 
 def draw(plot: Plot) -> bytes:
@@ -46,7 +51,7 @@ def draw(plot: Plot) -> bytes:
     FigureCanvasAgg(fig)  # renders to PNG, never to a screen
     ax = fig.subplots()
     xs = mdates.date2num([p[0] for p in plot.points])
-    ax.plot(xs, [p[1] for p in plot.points], color="#1f4e79", linewidth=1.4, label=plot.signal)
+    ax.plot(xs, [p[1] for p in plot.points], color="#1f4e79", linewidth=1.4, label=plot.shown)
     for text, value in plot.thresholds:
         ax.axhline(value, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold: {text}")
     for number, at in plot.steps:
@@ -63,7 +68,7 @@ def draw(plot: Plot) -> bytes:
             xytext=(2, -2),
             textcoords="offset points",
         )
-    ax.set_title(f"{plot.signal} ({plot.unit or 'value'}); dotted lines: ladder steps", fontsize=10)
+    ax.set_title(f"{plot.shown}, {plot.unit or 'value'}; dotted lines: ladder steps", fontsize=10)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=plot.zone or UTC))
     ax.set_xlabel(plot.zone.key if plot.zone else "UTC")
     ax.grid(alpha=0.3)

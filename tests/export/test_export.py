@@ -320,3 +320,50 @@ def test_times_to_the_millisecond_are_exported_as_they_happened(env: Env) -> Non
     assert first in export(env, "md", tz="Asia/Kolkata")
     html = first.strip("| ").replace(" | ", "</td><td>")
     assert f"<tr><td>{html}</td>" in export(env, "html", tz="Asia/Kolkata")
+
+
+def test_mitigated_detection_in_both_drafts_and_peoples_text_kept_in_its_cell(env: Env) -> None:
+    """The first action that succeeded is the mitigation, in the JSON, the Markdown and the HTML (which has the
+    Detection table too); a note's `|`, inline HTML and control characters stay text in the Markdown's cell."""
+    drive(env)
+    flows.add_note(env.deps, 1, "URESP", "a|b <script>alert(1)</script> \x1b[31mred\x07")
+    doc = json.loads(export(env, "json"))
+    assert doc["detection"]["mitigated"] == "2026-03-01T10:03:00+00:00"
+    assert doc["detection"]["mitigated_by"] == "Roll back 10%"
+    md = export(env, "md")
+    assert "- Mitigated (the first action that succeeded): 2026-03-01 10:03:00 (Roll back 10%)" in md
+    assert "| Mitigated (first action succeeded) | 2026-03-01 10:03:00 | - |" in md
+    assert "a\\|b &lt;script>alert(1)&lt;/script> \ufffd[31mred\ufffd |" in md and "\x1b" not in md
+    html = export(env, "html")
+    assert (
+        "<h2>Detection</h2>" in html
+        and "<td>Mitigated (first action succeeded)</td><td>2026-03-01 10:03:00</td>" in html
+    )
+    assert "channel #ops" in html and "still open (" in html and " so far)" in html
+
+
+def test_an_incident_nobody_acknowledged_says_so_in_words(env: Env) -> None:
+    env.metrics["errors"] = 0.05
+    env.poll()
+    for fmt in ("md", "html"):
+        text = export(env, fmt)
+        assert "not acknowledged; still open." in text, fmt
+        assert "acknowledged - by -" not in text and "No action succeeded" not in text
+        assert "Mitigated (the first action that succeeded): no action succeeded" in text
+
+
+def test_a_chart_is_titled_with_the_signals_label() -> None:
+    from datetime import UTC, datetime
+
+    from rollback_bot.export import charts
+    from rollback_bot.playbook.loader import parse_playbook
+
+    pb = parse_playbook(
+        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
+        'signals:\n  errors: {http: "http://127.0.0.1:9/k", json: errors, every: 1m, label: Fatal error rate}\n'
+        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
+        "x.yaml",
+    ).playbook
+    t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    plot = charts.plot(pb, "errors", [(t0, 0.01)], t0, t0, t0 + timedelta(hours=1))
+    assert plot.shown == "Fatal error rate (errors)"

@@ -47,7 +47,7 @@ def test_thresholds_say_what_each_rule_saw_and_suggest(env: Env) -> None:
     assert "latency > 750.5; check it first" in slow["suggestion"]
     markdown = export_text(env.deps.store, incident.id, "md")[0]
     assert "## Thresholds" in markdown
-    assert "| slow | `latency > 800` | no | 600.0 | - | 790.0 at 2026-03-01 09:01:30 | came within 1% " in markdown, (
+    assert "| slow | `latency > 800` | no | 600 | - | 790 at 2026-03-01 09:01:30 | came within 1% " in markdown, (
         markdown[markdown.index("## Thresholds") :][:900]
     )
 
@@ -72,4 +72,28 @@ def test_a_suggestion_to_fire_at_the_onset_when_a_threshold_would_tell_it_apart(
     assert row["suggestion"] == (
         "errors >= 0.015 would have fired at the fault's onset, 5m before the first breach of errors > 0.02; check "
         "it first: rollback-bot backtest PLAYBOOK --incident 7 (false alarms)"
+    )
+
+
+def test_without_a_known_fault_onset_nothing_is_said_at_it() -> None:
+    """Outside drills the fault's onset is not known: the column is empty and no suggestion is drawn from a
+    moment that is only the first breach under another name."""
+    from datetime import UTC, datetime
+
+    from rollback_bot.export.thresholds import section
+    from rollback_bot.playbook.loader import parse_playbook
+
+    pb = parse_playbook(
+        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
+        'signals:\n  errors: {http: "http://127.0.0.1:9/k", json: errors, every: 1m}\n'
+        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
+        "x.yaml",
+    ).playbook
+    t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    points = [(t0 + timedelta(minutes=i), v) for i, v in enumerate([0.01, 0.03, 0.052181239170210045])]
+    [row] = section(pb, {"errors": points}, {"fatal"}, None, 7)
+    assert row["at_onset"] is None and row["first_breach"]["value"] == 0.03
+    assert (
+        row["suggestion"]
+        == "errors > 0.02 fired; the fault's onset is not known (drills record it), so nothing to compare"
     )

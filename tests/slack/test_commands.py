@@ -87,7 +87,7 @@ def test_status_ack_note_timeline_resolve_without_naming_the_only_incident(slack
     draft = env.slack.uploaded()["incident-1-postmortem.md"].decode()
     assert draft.startswith("# Post-mortem: svc incident #1 (critical)")
     assert "**This incident is still open.**" in draft
-    assert 'note by Rui (URESP): the payload service is down "again" :fire: <b>' in draft
+    assert 'note by Rui (URESP): the payload service is down "again" :fire: &lt;b>' in draft  # shown, not HTML
     assert "acknowledged by Rui (URESP) as responder after 5.0 min" in draft
     assert any(
         name.endswith("-errors.png") and data.startswith(b"\x89PNG") for name, data in env.slack.uploaded().items()

@@ -87,6 +87,7 @@ def plot(
         start=start,
         end=end,
         zone=zone,
+        label=pb.signals[signal].label or "",
     )
 
 

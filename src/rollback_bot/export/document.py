@@ -235,6 +235,7 @@ def build(
                 }
             )
     fault_at = fault_onset(session, incident)
+    mitigated = next((r for r in results if r["outcome"] == "succeeded"), None)  # the first action that took effect
     approvals = [
         {
             "action": a.action_id,
@@ -289,7 +290,7 @@ def build(
         session, playbook=incident.playbook, start=onset - timedelta(minutes=30), end=until + timedelta(minutes=10)
     )
     fired_names = {str(f["trigger"]) for f in fired}
-    learned = thresholds.section(pb, points, fired_names, onset, incident_id)
+    learned = thresholds.section(pb, points, fired_names, onset if fault_at else None, incident_id)
     return {
         "schema": SCHEMA,
         "version": VERSION,
@@ -321,6 +322,13 @@ def build(
             "fault_onset": iso(fault_at),
             "first_breach": first_breach,
             "incident_opened": iso(incident.opened_at),
+            "mitigated": mitigated["at"] if mitigated else None,
+            "mitigated_by": (
+                f"{_label(pb, str(mitigated['action'])) if mitigated['action'] else 'an action'} "
+                f"{_stage(mitigated['stage'])}%"
+                if mitigated
+                else None
+            ),
             "recovered": recovered_at,
         },
         "ladder": ladder,
@@ -410,6 +418,10 @@ def chain_section(session: Session, incident_id: int, report: ChainReport | None
             problem=None if consistent else "the newest event does not match the chain head",
         )
     return out
+
+
+def _stage(stage: Any) -> str:
+    return f"{stage:g}" if isinstance(stage, int | float) else str(stage or 100)
 
 
 def _label(pb: Any, action_id: str) -> str:

@@ -262,6 +262,7 @@ def _env(templates: Path, html: bool) -> Any:
     )
     env.filters["dur"] = lambda s: "-" if s is None else format_duration_s(float(s))
     env.filters["num"] = num
+    env.filters["cell"] = lambda text: md_cell(str(text)) if text is not None else "-"
     # `t | local` is local(t) without the sandbox's checks of a call (tens of thousands of rows)
     env.filters["local"] = pass_context(lambda context, value: context["local"](value))
     env.filters["evidence"] = _evidence
@@ -336,6 +337,23 @@ def html_escape(text: str) -> str:
     return text
 
 
+# what a Markdown table cell must not hold as it is: a cell separator, a line break, the start of inline HTML
+# (a note saying <script> is shown, not run, wherever the draft is rendered), control characters (a terminal
+# would act on them)
+_MD_CELL = {c: "\ufffd" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {
+    ord("|"): "\\|",
+    ord("\n"): " ",
+    ord("<"): "&lt;",
+}
+
+
+def md_cell(text: str) -> str:
+    """Text from people (notes, names) as a Markdown table cell shows it."""
+    if text.isprintable() and "|" not in text and "<" not in text:  # most text: nothing to do
+        return text
+    return text.translate(_MD_CELL)
+
+
 def timeline_rows(
     doc: dict[str, Any], rows: Rows, names: dict[str, str], html: bool, batch: int = 500
 ) -> Iterator[str]:
@@ -352,8 +370,7 @@ def timeline_rows(
             row = "\x1f".join((str(seq), at, utc, kind, actor, role or "", summary.replace("\x1f", " ")))
             lines.append("<tr><td>" + html_escape(row).replace("\x1f", "</td><td>") + "</td></tr>\n")
         else:
-            shown = summary.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {seq} | {at} | {utc} | {kind} | {actor} | {role or ''} | {shown} |\n")
+            lines.append(f"| {seq} | {at} | {utc} | {kind} | {md_cell(actor)} | {role or ''} | {md_cell(summary)} |\n")
         if len(lines) >= batch:
             yield "".join(lines)
             lines = []

@@ -32,10 +32,11 @@ def section(
     pb: Playbook,
     readings: Mapping[str, Sequence[Point]],
     fired: set[str],
-    onset: datetime,
+    onset: datetime | None,
     incident_id: int,
 ) -> list[dict[str, Any]]:
-    """One row per comparison of each trigger (KPI gates and jumps are in the timeline, not here)."""
+    """One row per comparison of each trigger (KPI gates and jumps are in the timeline, not here). `onset`: the
+    fault's, where known (a drill's); else nothing is said at it, and nothing is suggested from it."""
     rows: list[dict[str, Any]] = []
     for name, trigger in pb.triggers.items():
         for rule in compares(trigger.condition):
@@ -45,7 +46,13 @@ def section(
 
 
 def _row(
-    trigger: str, rule: Compare, points: list[Point], fired: bool, onset: datetime, incident_id: int, for_s: float
+    trigger: str,
+    rule: Compare,
+    points: list[Point],
+    fired: bool,
+    onset: datetime | None,
+    incident_id: int,
+    for_s: float,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "trigger": trigger,
@@ -62,7 +69,7 @@ def _row(
     if not points:
         row["suggestion"] = f"no readings of {rule.signal} kept for this incident: nothing to learn here"
         return row
-    at_onset = next((p for p in points if p[0] >= onset), None)
+    at_onset = next((p for p in points if p[0] >= onset), None) if onset is not None else None
     breach = next((p for p in points if rule.holds(p[1])), None)
     peak = _peak(rule, points)
     row["at_onset"] = _point(at_onset)
@@ -70,10 +77,14 @@ def _row(
     row["peak"] = _point(peak)
     again = f"check it first: rollback-bot backtest PLAYBOOK --incident {incident_id}"
     if fired:
-        if breach is not None and at_onset is not None and breach[0] > at_onset[0] and rule.op in RISING + FALLING:
+        if onset is None:  # no moment before the breach to learn from
+            row["suggestion"] = (
+                f"{rule} fired; the fault's onset is not known (drills record it), so nothing to compare"
+            )
+        elif breach is not None and at_onset is not None and breach[0] > at_onset[0] and rule.op in RISING + FALLING:
             late = _duration((breach[0] - at_onset[0]).total_seconds())
             op = ">=" if rule.op in RISING else "<="
-            earlier = [p[1] for p in points if p[0] < onset]
+            earlier = [p[1] for p in points if onset is not None and p[0] < onset]
             already = any(v >= at_onset[1] if op == ">=" else v <= at_onset[1] for v in earlier)
             if already or at_onset[1] == (min if op == ">=" else max)(p[1] for p in points):
                 row["suggestion"] = (
