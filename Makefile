@@ -56,8 +56,9 @@ check: $(VENV)/.installed
 	$(BIN)/rollback-bot check playbooks/
 
 # the next schema migration, from the models: make migration m="add incident labels"
-migration: $(VENV)/.installed
+migration:  # the message first: nothing is installed for a command that cannot run
 	@test -n "$(m)" || { echo 'say what it changes: make migration m="add incident labels"'; exit 2; }
+	@$(MAKE) --no-print-directory $(VENV)/.installed
 	$(BIN)/rollback-bot db revision -m "$(m)"
 
 # the wheel a team installs with pip (templates and example playbooks inside): dist/rollback_bot-*.whl
