@@ -201,6 +201,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace, out: Path | None, through: Path | None, plotter: Plotter | None) -> int:
     """Written to `out` by way of a file of this process's own beside it, renamed over `out` only once complete
     (two exports at once do not share it); or to `through` (a device or pipe), or stdout, as it goes."""
+    import shutil
+    import tempfile
     from pathlib import Path
 
     from rollback_bot.export import Exported, ExportError, export_incident, export_rollout
@@ -209,20 +211,25 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
     templates = Path(args.templates) if args.templates else None
     partial = out.with_name(f"{out.name}.{os.getpid()}.partial") if out else None
     try:  # before any work: a file that cannot be written is said at once
-        target: AbstractContextManager[TextIO] = nullcontext(sys.stdout)
+        opened = None
         if partial is not None:
-            target = partial.open("x", encoding="utf-8", newline="")
+            opened = partial.open("x", encoding="utf-8", newline="")
         elif through is not None:
-            target = through.open("w", encoding="utf-8", newline="")
+            opened = through.open("w", encoding="utf-8", newline="")
+        target: AbstractContextManager[TextIO] = opened if opened is not None else nullcontext(sys.stdout)
     except OSError as exc:
         print(
             f"export: cannot write --out {out or through}: {exc.strerror or exc} (is its folder there and writable?)",
             file=sys.stderr,
         )
         return 2
+    # a draft to a stream is made aside first: a template that fails halfway (a team's own) leaves nothing half
+    # written where the reader is, only the one-line error
+    made_aside = partial is None and args.format in ("md", "html")
+    spool = tempfile.TemporaryFile("w+") if made_aside else None  # noqa: SIM115  (closed below, in finally)
     store = Store(args.database, create=False)
     try:
-        with target as fp:
+        with target if spool is None else nullcontext(spool) as fp:
             if args.rollout:
                 export_rollout(store, args.incident, args.format, fp)
                 done = Exported({}, None)
@@ -239,6 +246,10 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
                     background=True,  # this process has one thread: the charts may be drawn in a fork
                     plotter=plotter,
                 )
+        if spool is not None:
+            spool.seek(0)
+            with target as fp:
+                shutil.copyfileobj(spool, fp, 1 << 16)
     except ExportError as exc:
         print(f"export: {exc}", file=sys.stderr)
         if partial:
@@ -262,6 +273,10 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
         raise
     finally:
         store.close()
+        if spool is not None:
+            spool.close()
+        if opened is not None:
+            opened.close()  # where a failure came before it was written to
     if out is not None and partial is not None:
         written: list[Path] = []
         try:  # the charts first: the export itself appears only once complete, and with its charts

@@ -318,3 +318,14 @@ def test_reading_a_database_that_is_not_there_says_so_and_makes_none(tmp_path: P
         out.returncode == 0
         and out.stderr.strip() == f"no events in sqlite:///{tmp_path / 'empty.db'}: nothing to check"
     )
+
+
+def test_a_template_that_fails_halfway_leaves_nothing_on_stdout(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "ours" / "postmortem.md.j2").write_text("# {{ i.service }}\n{{ nope.x }}\n")
+    out = run("export", "1", "--database", env.deps.store.url, "--templates", str(tmp_path / "ours"))
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert out.stderr.startswith(f"export: {tmp_path / 'ours' / 'postmortem.md.j2'}:2: 'nope' is undefined")
+    out = run("export", "1", "--database", env.deps.store.url)
+    assert out.returncode == 0 and out.stdout.startswith("# Post-mortem: svc incident #1")
