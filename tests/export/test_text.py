@@ -164,3 +164,13 @@ def test_stored_times_of_either_database_are_read_as_the_same_instant(stored: st
     local = LocalTime(ZoneInfo("Asia/Kolkata"))
     for _ in range(2):  # and again from the per-minute cache
         assert local.shown(stored) == ("2026-03-08 05:30:00", "2026-03-08 00:00:00")
+
+
+def test_a_name_that_is_a_formula_is_not_one_in_the_csv() -> None:
+    from rollback_bot.export.formats import csv_rows
+
+    row = (1, "2026-03-01 09:00:00.000000", "note", "U1", None, "note by x", "h", "{}")
+    names = {"U1": '=HYPERLINK("http://evil.example","Ada")', "U2": "Ben"}
+    text = "".join(csv_rows({"timezone": "UTC"}, [row, (*row[:3], "U2", *row[4:])], names))
+    [first, second] = list(csv.reader(io.StringIO(text)))
+    assert first[5] == "'" + names["U1"] and second[5] == "Ben"

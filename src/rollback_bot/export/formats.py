@@ -135,6 +135,7 @@ def write_csv(doc: dict[str, Any], rows: Rows, names: dict[str, str], fp: TextIO
 def csv_rows(doc: dict[str, Any], rows: Rows, names: dict[str, str]) -> Iterator[str]:
     """The CSV's rows, a thousand at a time."""
     local = LocalTime(ZoneInfo(doc["timezone"]))
+    names = {k: _inert(v) for k, v in names.items() if v}
     batch: list[str] = []
     for seq, stored_at, kind, actor, role, summary, digest, details in rows:
         at = utc_iso(stored_at)
@@ -147,6 +148,13 @@ def csv_rows(doc: dict[str, Any], rows: Rows, names: dict[str, str]) -> Iterator
             yield "".join(batch)
             batch.clear()
     yield "".join(batch)
+
+
+def _inert(name: str) -> str:
+    """A person's name (theirs to choose, in Slack) as a spreadsheet cell that is not a formula: one starting
+    with = + - @ is read as one by Excel and its kin (CSV injection), so it starts with ' instead, as OWASP
+    advises."""
+    return f"'{name}" if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
 def _cell(text: str) -> str:
