@@ -74,8 +74,10 @@ def test_an_alert_without_fingerprint_gets_one_from_its_labels() -> None:
         (b"{", "not JSON"),
         (b"[]", "not a JSON object"),
         (b"[" * 100000, "nested too deeply"),
-        (payload(alert(), version="3"), "only version '4'"),
-        (b'{"status": "firing"}', "only version '4'"),
+        (payload(alert(), version="3"), 'payload version "3": only version "4" is understood'),
+        (payload(alert(), version=5), 'payload version 5: only version "4" is understood'),
+        (payload(alert(), version="four"), 'version "four": only version "4" is understood .a string, as Alertm'),
+        (b'{"status": "firing"}', 'payload version missing: only version "4"'),
         (payload(alert(status="pending")), "alerts.0.status"),
         (payload(alert(labels={})), "alerts.0.labels"),
         (payload(alert(labels={"alertname": 5})), "alerts.0.labels.alertname"),
@@ -89,6 +91,11 @@ def test_malformed_payloads_are_refused_with_one_line(body: bytes, reason: str) 
     with pytest.raises(ValueError, match=reason) as exc:
         parse(body)
     assert "\n" not in str(exc.value)
+
+
+def test_version_4_as_a_json_number_is_taken_as_the_string() -> None:
+    (a,) = stored(payload(alert(), version=4))
+    assert a.fingerprint == "c0ffee"
 
 
 def test_a_nul_or_a_lone_surrogate_is_made_u_fffd_wherever_it_is() -> None:

@@ -153,8 +153,12 @@ def parse(body: bytes) -> Payload:
         raise ValueError(f"body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(doc, dict):
         raise ValueError("body is not a JSON object")
-    if doc.get("version") != "4":
-        raise ValueError(f"payload version {str(doc.get('version'))[:20]!r}: only version '4' is understood")
+    version = doc.get("version")
+    if version == 4 and not isinstance(version, bool):  # Alertmanager sends the string; a number means the same
+        doc["version"] = version = "4"
+    if version != "4":
+        given = "missing" if version is None else json.dumps(version)[:20]
+        raise ValueError(f'payload version {given}: only version "4" is understood (a string, as Alertmanager sends)')
     try:
         return Payload.model_validate(doc)
     except ValidationError as exc:  # the first problem, in one line
