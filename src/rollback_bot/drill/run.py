@@ -19,7 +19,8 @@ from rollback_bot import flows
 from rollback_bot.checking import load_checked
 from rollback_bot.clock import ScaledClock
 from rollback_bot.drill.console import ConsoleNotifier, hhmm
-from rollback_bot.drill.pace import plan
+from rollback_bot.drill.pace import DrillRefused as DrillRefused  # raised here too; callers import it from run
+from rollback_bot.drill.pace import plan, speed_problem
 from rollback_bot.drill.people import Cue, drill_directory, script
 from rollback_bot.drill.report import Timings, render
 from rollback_bot.drill.sandbox import ModelState, Sandbox
@@ -39,11 +40,6 @@ from rollback_bot.store.incidents import open_incident
 from rollback_bot.store.models import Event, Incident, TriggerStateRow
 
 Out = Callable[[str], None]
-
-
-class DrillRefused(Exception):
-    pass
-
 
 KEY_METRICS = ("fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score")
 
@@ -84,10 +80,14 @@ def run_drill(
     fault_trigger: str | None = None,
     database_url: str | None = None,
     min_real_interval: float = 0.2,
+    long: bool = False,
     out: Out = print,
 ) -> int:
     """Run the drill; 0 when every target was met, 1 when one was missed. A playbook with a rollout plays
-    the rollout (see drill/rollout.py); any other, its incident ladder, at `speed` or the pace.plan default."""
+    the rollout (see drill/rollout.py); any other, its incident ladder, at `speed` or the pace.plan default.
+    DrillRefused for a speed out of range, or a ladder drill over pace.LONGEST of real time without `long`."""
+    if speed is not None and (problem := speed_problem(speed)):
+        raise DrillRefused(problem)
     original = load_checked(path, env=False)  # webhooks go to the sandbox, without their headers
     if original.playbook.rollout is not None:
         from rollback_bot.drill.rollout import ROLLOUT_SPEED, run_rollout_drill
@@ -99,7 +99,7 @@ def run_drill(
             min_real_interval=min_real_interval,
             out=out,
         )
-    pace = plan(original.playbook, fault_after, speed, min_real_interval)
+    pace = plan(original.playbook, fault_after, speed, min_real_interval, long=long)
     speed = pace.speed
     clock = ScaledClock(speed)
     state = ModelState(clock.now)
