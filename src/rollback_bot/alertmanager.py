@@ -2,9 +2,11 @@
 
 Bearer token from ALERTMANAGER_TOKEN, compared in constant time; without it the route is off (404, saying so).
 The alerts are stored in the request, before the 200 (flows/alerts.receive), so a 200 means they are durable;
-when they cannot be stored the answer is 503 and Alertmanager sends them again. Storing is idempotent and never
-moves an alert back, so a replay or a late retry changes nothing. The scheduler's leader reads them at each
-poll of the signals that match them, in whatever process that is.
+when they cannot be stored the answer is 503 and Alertmanager sends them again, unless the database refuses
+their values (422, saying why: sent again they would fail again). Text no database stores (NUL, a lone
+surrogate) is made U+FFFD as the payload is read (metrics/alertmanager.safe_text): an odd character never drops
+an alert. Storing is idempotent and never moves an alert back, so a replay or a late retry changes nothing. The
+scheduler's leader reads them at each poll of the signals that match them, in whatever process that is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.exc import DataError
 
 from rollback_bot.flows import alerts
 from rollback_bot.httpio import Rejected, StartResponse, answer, read_body
@@ -55,6 +59,13 @@ class AlertmanagerEndpoint:
             with self.store.session() as s:
                 stored = alerts.receive(s, payload, self.now())
                 s.commit()
+        except (DataError, UnicodeError) as exc:  # the database refuses these values: sent again, they fail again
+            why = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            log.error(
+                "cannot store alerts from Alertmanager: the database refuses them (%s: %s)", type(exc).__name__, why
+            )
+            reason = f"the database refuses these alerts ({why}); sending them again will not help"
+            return _answer(start_response, 422, {"error": reason})
         except Exception as exc:  # nothing was stored: a 5xx makes Alertmanager send the alerts again
             log.error("cannot store alerts from Alertmanager (%s: %s)", type(exc).__name__, str(exc)[:200])
             reason = f"cannot store the alerts right now ({type(exc).__name__}); send them again"

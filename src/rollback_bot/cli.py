@@ -97,6 +97,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
+    from rollback_bot.drill.pace import speed_problem
     from rollback_bot.drill.run import DrillRefused, run_drill
     from rollback_bot.playbook.durations import parse_duration
     from rollback_bot.playbook.loader import PlaybookInvalid
@@ -106,8 +107,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--fault-after: {exc}", file=sys.stderr)
         return 2
-    if args.speed is not None and args.speed <= 0:
-        print("--speed must be positive", file=sys.stderr)
+    if args.speed is not None and (problem := speed_problem(args.speed)):
+        print(problem, file=sys.stderr)
         return 2
     try:
         return run_drill(
@@ -116,6 +117,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
             fault_after=fault_after,
             fault_trigger=args.fault_trigger,
             database_url=args.database,
+            long=args.long,
         )
     except PlaybookInvalid as exc:
         for err in exc.errors:
@@ -471,7 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drill.add_argument("playbook")
     drill.add_argument(
-        "--speed", type=float, help="clock speed-up (default 1440 for a ladder: 24h in 1 min; 600 for a rollout)"
+        "--speed",
+        type=float,
+        help="clock speed-up, 1 to 5000 (default for a ladder: the fastest, up to 1440 or 24h in 1 min, at which "
+        "the playbook's polls keep their `every`; 600 for a rollout)",
+    )
+    drill.add_argument(
+        "--long", action="store_true", help="run a ladder drill that takes more than an hour of real time"
     )
     drill.add_argument(
         "--fault-after",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rollback_bot.metrics.alertmanager import Alert, alerts_of, matching, parse, reading
+from rollback_bot.metrics.alertmanager import Alert, alerts_of, matches, matching, parse, reading, safe_text
 from rollback_bot.playbook import PlaybookInvalid, load_playbook
 from rollback_bot.playbook.models import AlertmanagerSpec
 
@@ -74,8 +74,10 @@ def test_an_alert_without_fingerprint_gets_one_from_its_labels() -> None:
         (b"{", "not JSON"),
         (b"[]", "not a JSON object"),
         (b"[" * 100000, "nested too deeply"),
-        (payload(alert(), version="3"), "only version '4'"),
-        (b'{"status": "firing"}', "only version '4'"),
+        (payload(alert(), version="3"), 'payload version "3": only version "4" is understood'),
+        (payload(alert(), version=5), 'payload version 5: only version "4" is understood'),
+        (payload(alert(), version="four"), 'version "four": only version "4" is understood .a string, as Alertm'),
+        (b'{"status": "firing"}', 'payload version missing: only version "4"'),
         (payload(alert(status="pending")), "alerts.0.status"),
         (payload(alert(labels={})), "alerts.0.labels"),
         (payload(alert(labels={"alertname": 5})), "alerts.0.labels.alertname"),
@@ -89,6 +91,31 @@ def test_malformed_payloads_are_refused_with_one_line(body: bytes, reason: str) 
     with pytest.raises(ValueError, match=reason) as exc:
         parse(body)
     assert "\n" not in str(exc.value)
+
+
+def test_version_4_as_a_json_number_is_taken_as_the_string() -> None:
+    (a,) = stored(payload(alert(), version=4))
+    assert a.fingerprint == "c0ffee"
+
+
+def test_a_nul_or_a_lone_surrogate_is_made_u_fffd_wherever_it_is() -> None:
+    body = payload(
+        alert(
+            labels={"alertname": "ModelErrorRate", "service": "svc", "po\ud800d": "a\x00b"},
+            annotations={"summary": "\udfff"},
+            generatorURL="http://p/\x00",
+            fingerprint="c0\ud83d",
+        ),
+        receiver="bot\x00",
+    )
+    assert b"\\ud800" in body and b"\\u0000" in body
+    payload_ = parse(body)
+    (a,) = alerts_of(payload_, T0)
+    assert dict(a.labels) == {"alertname": "ModelErrorRate", "service": "svc", "po\ufffdd": "a\ufffdb"}
+    assert (a.annotations["summary"], a.generator_url, a.fingerprint) == ("\ufffd", "http://p/\ufffd", "c0\ufffd")
+    assert a.receiver == "bot\ufffd"
+    assert matches(SPEC, a.labels)
+    assert safe_text("plain, caf\u00e9 \U0001f600") == "plain, caf\u00e9 \U0001f600"  # a pair is one character
 
 
 def test_matching_needs_every_label_of_the_signal() -> None:

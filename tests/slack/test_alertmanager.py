@@ -194,7 +194,7 @@ def test_the_scheme_is_case_insensitive(env: SlackEnv) -> None:
         (b"not json", 400, "body is not JSON"),
         (b"\xff", 400, "not UTF-8"),
         (payload(alert(status="pending")), 400, "alerts.0.status"),
-        (json.dumps({"version": "3", "alerts": []}).encode(), 400, "only version '4'"),
+        (json.dumps({"version": "3", "alerts": []}).encode(), 400, 'only version "4" is understood'),
         (b"{" + b" " * (4 * 1024 * 1024 + 1) + b"}", 413, "set max_alerts"),
     ],
 )
@@ -284,3 +284,86 @@ def test_the_real_scheduler_opens_the_incident_within_seconds_of_the_webhook(env
             time.sleep(0.1)
     finally:
         sched.shutdown(wait=True)
+
+
+ODD = [
+    pytest.param({"annotations": {"summary": "\ud800 rate"}}, id="lone-surrogate-in-annotation"),
+    pytest.param({"labels": {"alertname": "ModelErrorRate", "service": "svc", "pod": "a\udfffb"}}, id="in-label-value"),
+    pytest.param({"labels": {"alertname": "ModelErrorRate", "service": "svc", "p\ud83d": "x"}}, id="in-label-name"),
+    pytest.param({"labels": {"alertname": "ModelErrorRate", "service": "svc", "pod": "a\x00b"}}, id="nul-in-label"),
+    pytest.param({"annotations": {"summary": "x\x00"}, "generatorURL": "http://p/\ud800"}, id="nul-and-surrogate"),
+]
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_an_alert_with_an_odd_character_is_stored_made_safe_and_matches(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock, store: Store, odd: dict[str, Any]
+) -> None:
+    """A lone surrogate or a NUL in one string must not drop the alert: a 503 would make Alertmanager send it
+    again forever and it would never arrive. Stored with U+FFFD in their place, the same on both databases."""
+    web = am_env(tmp_path, fake_slack, fake_http, clock, store.url)
+    try:
+        answer = send(web, payload(alert(**odd)))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"stored": 1, "signals": ["test-release/model_errors"]}
+        clock.advance(30)
+        web.poll()
+        assert web.deps.polled["test-release"]["model_errors"].value == 1.0
+        assert "incident.opened" in kinds(web)
+        with web.deps.store.session() as s:
+            [row] = s.exec(select(AlertRow))
+        stored = json.dumps([row.labels, row.annotations, row.generator_url], ensure_ascii=False)
+        assert "\ufffd" in stored and "\x00" not in stored
+        assert stored.encode()  # no lone surrogate left: it is UTF-8
+    finally:
+        web.server.shutdown()
+        web.service.close()
+
+
+def test_values_the_database_refuses_get_a_422_that_says_why_not_a_503_loop(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock, store: Store
+) -> None:
+    if not store.url.startswith("postgresql"):
+        pytest.skip("needs a column type SQLite does not enforce")
+    web = am_env(tmp_path, fake_slack, fake_http, clock, store.url)
+    try:
+        with web.deps.store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE alertmanager_alert ALTER COLUMN receiver TYPE varchar(3)"))
+        answer = send(web, payload(alert()))
+        assert answer.status_code == 422
+        assert answer.json()["error"] == (
+            "the database refuses these alerts (value too long for type character varying(3)); "
+            "sending them again will not help"
+        )
+    finally:
+        web.server.shutdown()
+        web.service.close()
+
+
+def test_an_alert_stored_with_a_nul_before_it_was_made_safe_is_read_safe(
+    tmp_path: Path, fake_slack: FakeSlack, fake_http: FakeHTTP, clock: FakeClock, store: Store
+) -> None:
+    """PostgreSQL's json column kept a NUL that its text columns refuse: the poll that records the alert's
+    firing in the timeline failed at every poll."""
+    web = am_env(tmp_path, fake_slack, fake_http, clock, store.url)
+    try:
+        with web.deps.store.session() as s:
+            s.add(
+                AlertRow(
+                    fingerprint="c0ffee",
+                    alertname="ModelErrorRate",
+                    status="firing",
+                    starts_at=clock.now(),
+                    received_at=clock.now(),
+                    labels={"alertname": "ModelErrorRate", "service": "svc", "pod": "a\x00b"},
+                    annotations={"summary": "\x00"},
+                )
+            )
+            s.commit()
+        clock.advance(30)
+        web.poll()
+        assert web.deps.polled["test-release"]["model_errors"].value == 1.0
+        assert "incident.opened" in kinds(web)
+    finally:
+        web.server.shutdown()
+        web.service.close()

@@ -3,6 +3,7 @@ fault -> detection -> acknowledgement -> approval -> rollback executed -> metric
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,7 +72,9 @@ def evaluate(pb: Playbook, t: Timings) -> list[Line]:
     return lines
 
 
-def render(pb: Playbook, t: Timings, speed: float) -> tuple[list[str], bool]:
+def render(pb: Playbook, t: Timings, speed: float, notes: Sequence[str] = ()) -> tuple[list[str], bool]:
+    """The report's lines, and whether every target was met. `notes`: what made the drill's times read late
+    (its polls further apart than the playbook's), said under the table."""
     lines = evaluate(pb, t)
     out = ["", f"Drill report: {pb.name} ({pb.service}), clock x{speed:g}, {t.real_seconds:.1f} s real time", ""]
     width = max(len(line.what) for line in lines) + 2
@@ -80,6 +83,7 @@ def render(pb: Playbook, t: Timings, speed: float) -> tuple[list[str], bool]:
         out.append(f"  {line.what:<{width}}{line.target:<20}{line.actual:<32}{'ok' if line.ok else 'MISSED'}")
     missed = [line for line in lines if not line.ok]
     out.append("")
+    out.extend(f"Note: {note}." for note in notes)
     out.append(
         "All targets met." if not missed else f"{len(missed)} target(s) missed: " + "; ".join(m.what for m in missed)
     )

@@ -19,6 +19,8 @@ from rollback_bot import flows
 from rollback_bot.checking import load_checked
 from rollback_bot.clock import ScaledClock
 from rollback_bot.drill.console import ConsoleNotifier, hhmm
+from rollback_bot.drill.pace import DrillRefused as DrillRefused  # raised here too; callers import it from run
+from rollback_bot.drill.pace import plan, speed_problem
 from rollback_bot.drill.people import Cue, drill_directory, script
 from rollback_bot.drill.report import Timings, render
 from rollback_bot.drill.sandbox import ModelState, Sandbox
@@ -39,13 +41,7 @@ from rollback_bot.store.models import Event, Incident, TriggerStateRow
 
 Out = Callable[[str], None]
 
-
-LADDER_SPEED = 1440.0  # a 24h ladder in a minute
 KEY_METRICS = ("fatal_error_rate", "error_rate", "p95_latency_ms", "traffic_reverted_pct", "anomaly_score")
-
-
-class DrillRefused(Exception):
-    pass
 
 
 def redirect(loaded: LoadedPlaybook, base: str) -> LoadedPlaybook:
@@ -84,10 +80,14 @@ def run_drill(
     fault_trigger: str | None = None,
     database_url: str | None = None,
     min_real_interval: float = 0.2,
+    long: bool = False,
     out: Out = print,
 ) -> int:
     """Run the drill; 0 when every target was met, 1 when one was missed. A playbook with a rollout plays
-    the rollout (see drill/rollout.py); any other, its incident ladder."""
+    the rollout (see drill/rollout.py); any other, its incident ladder, at `speed` or the pace.plan default.
+    DrillRefused for a speed out of range, or a ladder drill over pace.LONGEST of real time without `long`."""
+    if speed is not None and (problem := speed_problem(speed)):
+        raise DrillRefused(problem)
     original = load_checked(path, env=False)  # webhooks go to the sandbox, without their headers
     if original.playbook.rollout is not None:
         from rollback_bot.drill.rollout import ROLLOUT_SPEED, run_rollout_drill
@@ -99,7 +99,8 @@ def run_drill(
             min_real_interval=min_real_interval,
             out=out,
         )
-    speed = speed or LADDER_SPEED
+    pace = plan(original.playbook, fault_after, speed, min_real_interval, long=long)
+    speed = pace.speed
     clock = ScaledClock(speed)
     state = ModelState(clock.now)
     try:
@@ -128,6 +129,10 @@ def run_drill(
         f"Drill: {pb.name} on a sandboxed {pb.service} at {sandbox.url}; clock x{speed:g} "
         f"(the {pb.duration.total_seconds() / 3600:g}h ladder takes ~{pb.duration.total_seconds() / speed:.0f}s)"
     )
+    if pace.late_polls:
+        out(f"  WARNING: {pace.late_polls}")
+    elif pace.slowed:
+        out(f"  pace: {pace.slowed}")
     out(f"  signals: {len(pb.signals)}, triggers: {', '.join(pb.triggers)}; fault injected at T+{hhmm(fault_after)}")
     if sandbox.synthetic is not None:
         staged = ", ".join(sorted(sandbox.staged)) or None
@@ -154,7 +159,7 @@ def run_drill(
         store.close()
         tmp.cleanup()
     timings.real_seconds = time.monotonic() - real0
-    lines, ok = render(pb, timings, speed)
+    lines, ok = render(pb, timings, speed, [pace.late_polls] if pace.late_polls else [])
     for line in lines:
         out(line)
     return 0 if ok else 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -126,10 +127,24 @@ def fingerprint_of(labels: Mapping[str, str]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(sorted(labels.items())).encode()).hexdigest()[:32]
 
 
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """`text` with what no database stores as text made U+FFFD: NUL (PostgreSQL refuses it) and a lone UTF-16
+    surrogate (not UTF-8; JSON's \\ud800 gives one). Refusing the alert would drop it: it is kept, made safe."""
+    return _UNSAFE.sub("\ufffd", text)
+
+
+def _safe_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {safe_text(k): safe_text(v) if isinstance(v, str) else v for k, v in pairs}
+
+
 def parse(body: bytes) -> Payload:
-    """The payload, or ValueError with a one-line reason."""
+    """The payload, or ValueError with a one-line reason. Its text made safe to store (`safe_text`): only an
+    escape (\\u0000, \\ud800) gives a NUL or a lone surrogate, so a body without one is read as it is."""
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = json.loads(body.decode("utf-8"), object_pairs_hook=_safe_object if b"\\u" in body else None)
     except UnicodeDecodeError as exc:
         raise ValueError(f"body is not UTF-8 (byte 0x{body[exc.start]:02x} at {exc.start})") from None
     except RecursionError:
@@ -138,8 +153,12 @@ def parse(body: bytes) -> Payload:
         raise ValueError(f"body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(doc, dict):
         raise ValueError("body is not a JSON object")
-    if doc.get("version") != "4":
-        raise ValueError(f"payload version {str(doc.get('version'))[:20]!r}: only version '4' is understood")
+    version = doc.get("version")
+    if version == 4 and not isinstance(version, bool):  # Alertmanager sends the string; a number means the same
+        doc["version"] = version = "4"
+    if version != "4":
+        given = "missing" if version is None else json.dumps(version)[:20]
+        raise ValueError(f'payload version {given}: only version "4" is understood (a string, as Alertmanager sends)')
     try:
         return Payload.model_validate(doc)
     except ValidationError as exc:  # the first problem, in one line

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, delete, select
 
-from rollback_bot.metrics.alertmanager import Alert
+from rollback_bot.metrics.alertmanager import Alert, safe_text
 from rollback_bot.store.database import insert_for
 from rollback_bot.store.models import AlertRow
 
@@ -67,11 +67,11 @@ def to_alert(row: AlertRow) -> Alert:
     return Alert(
         row.fingerprint,
         row.status,
-        {str(k): str(v) for k, v in row.labels.items()},
+        {safe_text(str(k)): safe_text(str(v)) for k, v in row.labels.items()},
         row.starts_at,
         row.ends_at,
         row.received_at,
-        {str(k): str(v) for k, v in row.annotations.items()},
+        {safe_text(str(k)): safe_text(str(v)) for k, v in row.annotations.items()},
         row.generator_url,
         row.receiver,
     )
