@@ -356,14 +356,9 @@ def test_a_chart_is_titled_with_the_signals_label() -> None:
     from datetime import UTC, datetime
 
     from rollback_bot.export import charts
-    from rollback_bot.playbook.loader import parse_playbook
+    from tests.export.test_thresholds import tiny_playbook
 
-    pb = parse_playbook(
-        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
-        'signals:\n  errors: {http: "http://127.0.0.1:9/k", json: errors, every: 1m, label: Fatal error rate}\n'
-        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
-        "x.yaml",
-    ).playbook
+    pb = tiny_playbook(", label: Fatal error rate")
     t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     plot = charts.plot(pb, "errors", [(t0, 0.01)], t0, t0, t0 + timedelta(hours=1))
     assert plot.shown == "Fatal error rate (errors)"

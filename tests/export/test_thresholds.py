@@ -7,8 +7,20 @@ import json
 from datetime import timedelta
 
 from rollback_bot.export import export_text
+from rollback_bot.playbook.loader import parse_playbook
+from rollback_bot.playbook.models import Playbook
 from rollback_bot.store import audit
 from tests.flows.conftest import Env
+
+
+def tiny_playbook(signal: str = "") -> Playbook:
+    """One signal, `errors` (with `signal`'s further fields), one trigger on it, one step."""
+    return parse_playbook(
+        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
+        f'signals:\n  errors: {{http: "http://127.0.0.1:9/k", json: errors, every: 1m{signal}}}\n'
+        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
+        "x.yaml",
+    ).playbook
 
 
 def test_thresholds_say_what_each_rule_saw_and_suggest(env: Env) -> None:
@@ -56,14 +68,8 @@ def test_a_suggestion_to_fire_at_the_onset_when_a_threshold_would_tell_it_apart(
     from datetime import UTC, datetime
 
     from rollback_bot.export.thresholds import section
-    from rollback_bot.playbook.loader import parse_playbook
 
-    pb = parse_playbook(
-        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
-        'signals:\n  errors: {http: "http://127.0.0.1:9/k", json: errors, every: 1m}\n'
-        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
-        "x.yaml",
-    ).playbook
+    pb = tiny_playbook()
     t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     values = [0.01, 0.01, 0.015, 0.017, 0.019, 0.02, 0.02, 0.021, 0.03]  # the fault begins at minute 2
     points = [(t0 + timedelta(minutes=i), v) for i, v in enumerate(values)]
@@ -81,14 +87,8 @@ def test_without_a_known_fault_onset_nothing_is_said_at_it() -> None:
     from datetime import UTC, datetime
 
     from rollback_bot.export.thresholds import section
-    from rollback_bot.playbook.loader import parse_playbook
 
-    pb = parse_playbook(
-        'name: x\nservice: s\nchannel: "#ops"\nroles: {incident_commander: {users: [U1]}, responder: {users: [U2]}}\n'
-        'signals:\n  errors: {http: "http://127.0.0.1:9/k", json: errors, every: 1m}\n'
-        "triggers:\n  fatal: {when: errors > 0.02}\nladder:\n  - {name: Flag, window: 0h-1h}\n",
-        "x.yaml",
-    ).playbook
+    pb = tiny_playbook()
     t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     points = [(t0 + timedelta(minutes=i), v) for i, v in enumerate([0.01, 0.03, 0.052181239170210045])]
     [row] = section(pb, {"errors": points}, {"fatal"}, None, 7)
