@@ -81,14 +81,14 @@ def postmortem_notes(loaded: LoadedPlaybook) -> list[str]:
     return [
         f"{shown_path(str(p))} not found: exports use the built-in post-mortem template"
         for p in _postmortems(loaded).values()
-        if not p.is_file()
+        if not _is_file(p)
     ]
 
 
 def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
     """The post-mortem templates of the playbook's own (not the built-in ones, which the export tests render)
     render a sample incident; errors at the template's line."""
-    own = {fmt: path for fmt, path in _postmortems(loaded).items() if path.is_file() and not _is_builtin(path)}
+    own = {fmt: path for fmt, path in _postmortems(loaded).items() if _is_file(path) and not _is_builtin(path)}
     if not own:
         return []
     from rollback_bot.export.formats import TemplateFailed
@@ -106,6 +106,15 @@ def check_postmortem(loaded: LoadedPlaybook) -> list[PlaybookError]:
 
 def _postmortems(loaded: LoadedPlaybook) -> dict[str, Path]:
     return {fmt: loaded.templates_dir / f"postmortem.{fmt}.j2" for fmt in ("md", "html")}
+
+
+def _is_file(path: Path) -> bool:
+    """Whether a file is there; False for a path no file can have (a name too long: the folder is said missing
+    where the comms templates are looked for)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _is_builtin(path: Path) -> bool:

@@ -137,3 +137,60 @@ def test_a_broken_field_does_not_hide_what_holds_it(tmp_path: Path) -> None:
         assert any(n == line and part in m for n, m in said), (line, part, said)
     assert len(said) == len(expected), said
     assert not any("Input should" in m for _, m in said)
+
+
+def _check_variant(tmp_path: Path, source: str, *edits: tuple[str, str]) -> list[tuple[int, str]]:
+    text = Path(source).read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "playbooks" / "variant.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    (tmp_path / "templates").symlink_to(Path("templates").resolve())
+    return [(e.line, e.message) for e in check_file(path, env=False)[1]]
+
+
+def test_no_nan_or_infinity_in_any_number(tmp_path: Path) -> None:
+    said = _check_variant(
+        tmp_path,
+        "playbooks/copilot-rollout.yaml",
+        (
+            "    - {signal: override_rate, worse: higher, by: 0.05}",
+            "    - {signal: override_rate, worse: higher, by: .inf}",
+        ),
+        ("  rollback: {requires: [release_manager, incident_commander]}", "  rollback: {requires: [nobody]}"),
+        ("  diagnostics: [p95_latency_ms]", "  diagnostics: [nosuch]"),
+    )
+    # the rest of the rollout is still checked: the hold is cut alone, not the whole section
+    assert said == [
+        (42, "role 'nobody' is used but not defined under roles"),
+        (53, "rollout.holds.0.by: expected a finite number (not .nan or .inf), got inf"),
+        (56, "diagnostic uses unknown signal 'nosuch'; define it under signals"),
+    ]
+    gate = _check_variant(
+        tmp_path / "gate", "playbooks/copilot-rollout.yaml", ("    hold_below: -0.02", "    hold_below: .nan")
+    )
+    assert gate == [(48, "rollout.gate.hold_below: expected a finite number (not .nan or .inf), got nan")]
+    weight = _check_variant(tmp_path / "weight", "playbooks/genai-release.yaml", ("accuracy: 0.40", "accuracy: .inf"))
+    assert weight and "expected a finite number (not .nan or .inf), got inf" in weight[0][1], weight
+
+
+def test_a_source_written_as_its_url_alone_is_one_message(tmp_path: Path) -> None:
+    """`prometheus: URL` that is no http(s) URL: that, and not 'sources.prometheus is not set' for each of its
+    signals; an http signal's URL is checked too."""
+    said = _check_variant(
+        tmp_path,
+        "playbooks/genai-release.yaml",
+        ("  prometheus: http://prometheus.internal:9090", "  prometheus: ftp://prometheus.internal:9090"),
+        (
+            '{http: "http://monitor.internal/kpi", json: anomaly_score',
+            '{http: "ftp://monitor.internal/kpi", json: anomaly_score',
+        ),
+    )
+    assert said[0][1] == (
+        "sources.prometheus.url: 'ftp://prometheus.internal:9090' is not an http:// or https:// URL (e.g. http://host:9090)"
+    )
+    assert not any("is not set" in m for _, m in said), said
+    assert any("'ftp://monitor.internal/kpi' is not an http:// or https:// URL" in m for _, m in said), said
+    assert len(said) == 2, said

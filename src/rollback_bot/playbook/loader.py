@@ -180,7 +180,20 @@ KINDS = {
     "dict_type": "a mapping (name: value lines)",
     "model_type": "a mapping (name: value lines)",
     "model_attributes_type": "a mapping (name: value lines)",
+    "finite_number": "a finite number (not .nan or .inf)",
 }
+# pydantic's words for a bound, in ours: {0} is the bound
+BOUNDS = {
+    "greater_than": "must be more than {0}",
+    "greater_than_equal": "must be at least {0}",
+    "less_than": "must be less than {0}",
+    "less_than_equal": "must be at most {0}",
+    "string_too_short": "needs at least {0} character(s)",
+    "string_too_long": "has room for {0} characters at most",
+    "too_short": "needs at least {0} item(s)",
+    "too_long": "has room for {0} items at most",
+}
+BOUND_KEYS = ("gt", "ge", "lt", "le", "min_length", "max_length")
 
 
 def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookError]:
@@ -198,6 +211,12 @@ def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookEr
             msg = f"{err.get('input')!r} is not one of: {expected.replace(' or ', ', ')}"
         elif err["type"] in KINDS:
             msg = f"expected {KINDS[err['type']]}, got {err.get('input')!r}"
+        elif err["type"] in BOUNDS:
+            ctx = err.get("ctx") or {}
+            bound = next((ctx[k] for k in BOUND_KEYS if k in ctx), "?")
+            given = err.get("input")
+            shown = f"{given!r}" if not isinstance(given, list | dict) or len(repr(given)) < 60 else "this"
+            msg = f"{shown} {BOUNDS[err['type']].format(bound)}"
         elif err["type"] == "string_pattern_mismatch":
             pattern = str((err.get("ctx") or {}).get("pattern", ""))
             msg = f"{err.get('input')!r} is not allowed here: " + PATTERNS.get(

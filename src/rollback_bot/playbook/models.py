@@ -59,7 +59,8 @@ _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # NaN or infinity in any number (a weight, a gate, a bound) would make its rule never, or always, hold
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
 _USER_ID = r"^[UW][A-Z0-9]+$"
@@ -196,7 +197,7 @@ class SignalSpec(ConnectionSpec):
     """Where one metric is read from: exactly one of prometheus, http (+json), builtin, alertmanager."""
 
     prometheus: str | None = None
-    http: EnvText | None = None
+    http: HttpUrl | None = None
     json_path: str | None = Field(None, alias="json")
     builtin: Literal["ack_minutes", "incident_minutes"] | None = None
     alertmanager: AlertmanagerSpec | None = None
@@ -214,7 +215,7 @@ class SignalSpec(ConnectionSpec):
         "path points at an object of segment -> number",
     )
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_source(self) -> SignalSpec:
@@ -291,7 +292,9 @@ class TriggerSpec(Strict):
     severity: Severity = "major"
     description: str = ""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> TriggerSpec:

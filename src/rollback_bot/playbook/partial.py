@@ -45,6 +45,8 @@ class Cut:
             return True
         if any(".".join(map(str, p)) in message for p in self.paths if len(p) > 1):  # "sources.prometheus is not set"
             return True
+        if any(f"{p[0]}." in message for p in self.paths if len(p) == 1):  # a whole section: "sources.prometheus"
+            return True
         if self.steps and len(path) >= 3 and path[0] == "ladder" and path[2] == "window":
             return True
         return any(f"'{name}'" in message for name in self.names)
@@ -58,11 +60,15 @@ def cut_out(data: dict[str, Any], failures: Iterable[Failure], cut: Cut) -> dict
     targets: list[Path] = []
     for path, kind, fine in failures:
         holder = _at(out, path[:-1]) if path else None
-        if fine and kind != "extra_forbidden" and path[-1] in LEAF_STAND_INS and isinstance(holder, dict):
-            holder[str(path[-1])] = LEAF_STAND_INS[str(path[-1])]
-            cut.paths.append(path)  # what is said about the stand-in is not said
-            cut.steps = cut.steps or path[-1] == "window"
-            continue
+        if fine and kind != "extra_forbidden" and path and path[-1] in LEAF_STAND_INS:
+            stand_in = LEAF_STAND_INS[str(path[-1])]
+            if isinstance(holder, str) and len(path) >= 2:  # a mapping written as its URL alone: `prometheus: URL`
+                path, holder = path[:-1], _at(out, path[:-2])
+            if isinstance(holder, dict):
+                holder[str(path[-1])] = stand_in
+                cut.paths.append(path)  # what is said about the stand-in is not said
+                cut.steps = cut.steps or path[-1] == "window"
+                continue
         target = _target(path, kind, fine)
         if fine and target is not None and not _exists(out, target):  # not there as written (a URL for a mapping)
             target = _target(path, kind, False)
@@ -130,7 +136,8 @@ def _target(path: Path, kind: str, fine: bool) -> Path | None:
     if head == "ladder" and len(path) >= 2 and isinstance(path[1], int):
         return path[:2]
     if head not in ("signals", "triggers", "roles", "ladder"):  # an optional section: its defaults stand in
-        return path[:1]
+        item = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+        return path[: item + 1] if item is not None else path[:1]  # a list's item (a rollout's hold), else all
     return None
 
 
