@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -170,10 +170,13 @@ SUFFIXES = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".ht
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import signal
     from pathlib import Path
 
     from rollback_bot.plotting import Plotter
 
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop asked of the export ends it as Ctrl-C does
+        signal.signal(signum, _on_terminate)
     out = Path(args.out) if args.out else None
     named = SUFFIXES.get(out.suffix.lower()) if out else None
     if args.format and named and args.format != named:
@@ -182,13 +185,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.format = args.format or named or "md"
     through = None  # a device, FIFO or socket (/dev/stdout, a named pipe): written to as it is, like stdout
     if out is not None:
-        if out.is_dir():
-            print(f"export: --out {out} is a folder; name a file in it", file=sys.stderr)
+        where = _where_to(out)
+        if isinstance(where, str):
+            print(f"export: {where}", file=sys.stderr)
             return 2
-        if out.exists() and not out.is_file():
-            through, out = out, None
-        elif out.is_symlink():  # to a file: the file it points at is replaced; the link stays
-            out = out.resolve()
+        out, through = where
     # charts to draw: matplotlib is imported in a forked process now, on the other core, while this one imports
     # the database layer (it is stopped at once if the export has no charts after all)
     charted = not args.rollout and (args.format == "html" or (args.format == "md" and out is not None))
@@ -198,6 +199,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         if plotter is not None:
             plotter.close()
+
+
+def _where_to(out: Path) -> tuple[Path | None, Path | None] | str:
+    """--out as (the file to replace, or a device or pipe to write to as it goes), or why it cannot be."""
+    import stat
+
+    try:
+        if out.is_dir():
+            return f"--out {out} is a folder; name a file in it"
+        if out.exists() and not out.is_file():
+            return None, out
+        if out.is_symlink():  # to a file: the file it points at is replaced; the link stays
+            out = out.resolve()
+        if out.exists() and not stat.S_IMODE(out.stat().st_mode) & 0o222:
+            return f"--out {out} is read-only; remove it, or choose another file"
+    except RuntimeError:  # Python 3.11's word for a loop of links
+        return f"--out {out} is a loop of symbolic links"
+    except OSError as exc:
+        return f"--out {out}: {exc.strerror or exc}"
+    return out, None
+
+
+def _sweep(out: Path) -> None:
+    """Remove what exports to `out` killed outright (kill -9) left: FILE.PID.partial of a PID that is gone."""
+    import glob
+
+    for left in out.parent.glob(f"{glob.escape(out.name)}.*.partial"):
+        pid = left.name[len(out.name) + 1 : -len(".partial")]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            left.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):  # another user's live process; no such number
+            continue
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same end as Ctrl-C: no partial file or helper process left
 
 
 def _export(args: argparse.Namespace, out: Path | None, through: Path | None, plotter: Plotter | None) -> int:
@@ -212,25 +253,30 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
 
     templates = Path(args.templates) if args.templates else None
     partial = out.with_name(f"{out.name}.{os.getpid()}.partial") if out else None
-    try:  # before any work: a file that cannot be written is said at once
-        opened = None
-        if partial is not None:
-            opened = partial.open("x", encoding="utf-8", newline="")
-        elif through is not None:
-            opened = through.open("w", encoding="utf-8", newline="")
+    if out is not None:
+        _sweep(out)
+    opened, spool, store = None, None, None
+    try:  # whatever ends the export (Ctrl-C and SIGTERM included, even as the file is made) leaves no partial file
+        try:  # before any work: a file that cannot be written is said at once
+            if partial is not None:
+                opened = partial.open("x", encoding="utf-8", newline="")
+            elif through is not None:
+                opened = through.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            print(
+                f"export: cannot write --out {out or through}: {exc.strerror or exc} (is its folder there and "
+                "writable?)",
+                file=sys.stderr,
+            )
+            return 2
         target: AbstractContextManager[TextIO] = opened if opened is not None else nullcontext(sys.stdout)
-    except OSError as exc:
-        print(
-            f"export: cannot write --out {out or through}: {exc.strerror or exc} (is its folder there and writable?)",
-            file=sys.stderr,
-        )
-        return 2
-    # a draft to a stream is made aside first: a template that fails halfway (a team's own) leaves nothing half
-    # written where the reader is, only the one-line error
-    made_aside = partial is None and args.format in ("md", "html")
-    spool = tempfile.TemporaryFile("w+") if made_aside else None  # noqa: SIM115  (closed below, in finally)
-    store = Store(args.database, create=False)
-    try:
+        # a draft to a stream is made aside first: a template that fails halfway (a team's own) leaves nothing half
+        # written where the reader is, only the one-line error
+        if partial is None and args.format in ("md", "html"):
+            spool = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed below, in finally)
+        store = Store(args.database, create=False)
+        if out is not None and store.file is not None and _same_file(out, store.file):  # the evidence itself
+            raise ExportError(f"--out {out} is the database being exported; choose another file")
         with target if spool is None else nullcontext(spool) as fp:
             if args.rollout:
                 export_rollout(store, args.incident, args.format, fp)
@@ -274,7 +320,8 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
             partial.unlink(missing_ok=True)
         raise
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if spool is not None:
             spool.close()
         if opened is not None:
@@ -285,10 +332,13 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
             for name, data in done.files.items():
                 written.append(out.parent / name)
                 written[-1].write_bytes(data)
+            _keep_mode(out, partial)
             partial.replace(out)
-        except OSError as exc:  # a full disk, say
+        except BaseException as exc:  # a full disk, say; or a stop asked for: neither the export nor its charts
             for path in [partial, *written]:
                 path.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             print(
                 f"export: cannot write {exc.filename or out}: {exc.strerror or exc}; nothing was written",
                 file=sys.stderr,
@@ -299,6 +349,24 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
         print(f"export: the timeline's chain is BROKEN: {done.broken}", file=sys.stderr)
         return 1
     return 0
+
+
+def _same_file(out: Path, database: str) -> bool:
+    """Whether `out` is the SQLite database, or one of the files SQLite keeps beside it."""
+    real = os.path.realpath(out)
+    return any(real == os.path.realpath(database + end) for end in ("", "-wal", "-shm", "-journal", ".writer"))
+
+
+def _keep_mode(out: Path, partial: Path) -> None:
+    """The replaced file's permissions (and owner, where this process may set it) on its replacement: a private
+    post-mortem stays private."""
+    try:
+        st = out.stat()
+    except FileNotFoundError:
+        return
+    os.chmod(partial, st.st_mode & 0o7777)
+    with suppress(PermissionError):
+        os.chown(partial, st.st_uid, st.st_gid)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

@@ -329,3 +329,64 @@ def test_a_template_that_fails_halfway_leaves_nothing_on_stdout(env: Env, tmp_pa
     assert out.stderr.startswith(f"export: {tmp_path / 'ours' / 'postmortem.md.j2'}:2: 'nope' is undefined")
     out = run("export", "1", "--database", env.deps.store.url)
     assert out.returncode == 0 and out.stdout.startswith("# Post-mortem: svc incident #1")
+
+
+def test_out_never_replaces_the_evidence_a_read_only_file_or_loops(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    url = env.deps.store.url
+    here = tmp_path / "out"
+    here.mkdir()
+    (here / "loop-a.md").symlink_to("loop-b.md")
+    (here / "loop-b.md").symlink_to("loop-a.md")
+    (here / "ro.md").write_text("keep")
+    (here / "ro.md").chmod(0o444)
+    cases = [(here / "loop-a.md", "is a loop of symbolic links"), (here / "ro.md", "is read-only; remove it")]
+    if env.deps.store.file is not None:  # SQLite: --out at the database, directly or through a link
+        (here / "evidence.json").symlink_to(env.deps.store.file)
+        cases += [
+            (Path(env.deps.store.file), "is the database being exported"),
+            (here / "evidence.json", "is the database"),
+        ]
+    for out, said in cases:
+        done = run("export", "1", "--database", url, "--out", str(out))
+        assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, (out, done.stderr)
+    assert (here / "ro.md").read_text() == "keep" and not list(here.glob("*.partial"))
+    assert run("audit", "verify", "--database", url).returncode == 0  # the database is as it was
+
+
+def test_a_replaced_export_keeps_its_permissions_and_a_killed_ones_leftover_goes(env: Env, tmp_path: Path) -> None:
+    drive(env)
+    out = tmp_path / "private.json"
+    out.write_text("{}")
+    out.chmod(0o600)
+    dead = tmp_path / "private.json.999999999.partial"  # what an export killed with -9 left (no such process)
+    dead.write_text("half")
+    done = run("export", "1", "--database", env.deps.store.url, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (out.stat().st_mode & 0o777) == 0o600 and json.loads(out.read_text())["incident"]["id"] == 1
+    assert not dead.exists()
+
+
+def test_an_export_asked_to_stop_ends_as_ctrl_c_does(env: Env, tmp_path: Path) -> None:
+    """SIGTERM (a supervisor, `timeout`) or SIGHUP (a closed terminal): one line, exit 130, no partial file or
+    process left."""
+    import signal
+    import time
+
+    drive(env)
+    with env.deps.store.session() as s:  # enough that it is still at work when stopped
+        for i in range(3000):
+            audit.record(s, playbook="test-release", incident_id=1, kind="note", at=env.clock.now(), summary=f"n{i}")
+        s.commit()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        cmd = [sys.executable, "-m", "rollback_bot.cli", "export", "1", "--database", env.deps.store.url]
+        proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "pm.html")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("*.partial")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # until it is writing: its file is there
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:  # it finished first on a fast machine: nothing to see
+            continue
+        assert proc.returncode == 130 and err == "rollback-bot export: interrupted\n", (signum, err)
+        assert not list(tmp_path.glob("*.partial"))

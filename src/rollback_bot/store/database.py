@@ -114,6 +114,11 @@ class Store:
             raise _unreachable(self.url, exc) from None
 
     @property
+    def file(self) -> str | None:
+        """The SQLite database's file; None for PostgreSQL or a database in memory."""
+        return _sqlite_file(self.engine) if self.engine.dialect.name == "sqlite" else None
+
+    @property
     def shown_url(self) -> str:
         """The URL as it may be shown: without its password."""
         return make_url(self.url).render_as_string(hide_password=True)
