@@ -70,7 +70,7 @@ def test_export_into_a_pipe_closed_early_ends_quietly(env: Env, tmp_path: Path) 
     drive(env)
     with env.deps.store.session() as s:  # more than a pipe holds, so the export is still writing when the reader goes
         for i in range(400):
-            text = f"note {i}: " + "x" * 200
+            text = f"note {i}: " + "x" * 2000  # 1.6 MB in all: far more than a pipe and its readers hold
             audit.record(s, playbook="test-release", incident_id=1, kind="note", at=env.clock.now(), summary=text)
         s.commit()
     url = env.deps.store.url
