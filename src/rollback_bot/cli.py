@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
+    from rollback_bot import outfile
     from rollback_bot.plotting import Plotter
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # a stop asked of the export ends it as Ctrl-C does
@@ -185,7 +186,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.format = args.format or named or "md"
     through = None  # a device, FIFO or socket (/dev/stdout, a named pipe): written to as it is, like stdout
     if out is not None:
-        where = _where_to(out)
+        where = outfile.where_to(out)
         if isinstance(where, str):
             print(f"export: {where}", file=sys.stderr)
             return 2
@@ -201,42 +202,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             plotter.close()
 
 
-def _where_to(out: Path) -> tuple[Path | None, Path | None] | str:
-    """--out as (the file to replace, or a device or pipe to write to as it goes), or why it cannot be."""
-    import stat
-
-    try:
-        if out.is_dir():
-            return f"--out {out} is a folder; name a file in it"
-        if out.exists() and not out.is_file():
-            return None, out
-        if out.is_symlink():  # to a file: the file it points at is replaced; the link stays
-            out = out.resolve()
-        if out.exists() and not stat.S_IMODE(out.stat().st_mode) & 0o222:
-            return f"--out {out} is read-only; remove it, or choose another file"
-    except RuntimeError:  # Python 3.11's word for a loop of links
-        return f"--out {out} is a loop of symbolic links"
-    except OSError as exc:
-        return f"--out {out}: {exc.strerror or exc}"
-    return out, None
-
-
-def _sweep(out: Path) -> None:
-    """Remove what exports to `out` killed outright (kill -9) left: FILE.PID.partial of a PID that is gone."""
-    import glob
-
-    for left in out.parent.glob(f"{glob.escape(out.name)}.*.partial"):
-        pid = left.name[len(out.name) + 1 : -len(".partial")]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            left.unlink(missing_ok=True)
-        except (PermissionError, OverflowError):  # another user's live process; no such number
-            continue
-
-
 def _on_terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the same end as Ctrl-C: no partial file or helper process left
 
@@ -248,13 +213,14 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
     import tempfile
     from pathlib import Path
 
+    from rollback_bot import outfile
     from rollback_bot.export import Exported, ExportError, export_incident, export_rollout
     from rollback_bot.store.database import Store
 
     templates = Path(args.templates) if args.templates else None
-    partial = out.with_name(f"{out.name}.{os.getpid()}.partial") if out else None
+    partial = outfile.partial_of(out) if out else None
     if out is not None:
-        _sweep(out)
+        outfile.sweep(out)
     opened, spool, store = None, None, None
     try:  # whatever ends the export (Ctrl-C and SIGTERM included, even as the file is made) leaves no partial file
         try:  # before any work: a file that cannot be written is said at once
@@ -275,7 +241,7 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
         if partial is None and args.format in ("md", "html"):
             spool = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed below, in finally)
         store = Store(args.database, create=False)
-        if out is not None and store.file is not None and _same_file(out, store.file):  # the evidence itself
+        if out is not None and store.file is not None and outfile.is_database(out, store.file):  # the evidence itself
             raise ExportError(f"--out {out} is the database being exported; choose another file")
         with target if spool is None else nullcontext(spool) as fp:
             if args.rollout:
@@ -332,7 +298,7 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
             for name, data in done.files.items():
                 written.append(out.parent / name)
                 written[-1].write_bytes(data)
-            _keep_mode(out, partial)
+            outfile.keep_mode(out, partial)
             partial.replace(out)
         except BaseException as exc:  # a full disk, say; or a stop asked for: neither the export nor its charts
             for path in [partial, *written]:
@@ -349,24 +315,6 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
         print(f"export: the timeline's chain is BROKEN: {done.broken}", file=sys.stderr)
         return 1
     return 0
-
-
-def _same_file(out: Path, database: str) -> bool:
-    """Whether `out` is the SQLite database, or one of the files SQLite keeps beside it."""
-    real = os.path.realpath(out)
-    return any(real == os.path.realpath(database + end) for end in ("", "-wal", "-shm", "-journal", ".writer"))
-
-
-def _keep_mode(out: Path, partial: Path) -> None:
-    """The replaced file's permissions (and owner, where this process may set it) on its replacement: a private
-    post-mortem stays private."""
-    try:
-        st = out.stat()
-    except FileNotFoundError:
-        return
-    os.chmod(partial, st.st_mode & 0o7777)
-    with suppress(PermissionError):
-        os.chown(partial, st.st_uid, st.st_gid)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
