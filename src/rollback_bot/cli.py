@@ -264,16 +264,14 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
             spool.seek(0)
             with target as fp:
                 shutil.copyfileobj(spool, fp, 1 << 16)
-    except ExportError as exc:
-        print(f"export: {exc}", file=sys.stderr)
-        if partial:
-            partial.unlink(missing_ok=True)
-        return 2
-    except OSError as exc:
-        if partial is None and through is None:  # stdout: a reader gone away (`| head`) is main's to end quietly
-            raise
+    except BaseException as exc:  # whatever ended it, Ctrl-C included: no half-written file left behind
         if partial is not None:
             partial.unlink(missing_ok=True)
+        if isinstance(exc, ExportError):
+            print(f"export: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(exc, OSError) or (partial is None and through is None):
+            raise  # stdout: a reader gone away (`| head`) is main's to end quietly
         if exc.filename not in (None, str(partial)):  # not the file written (a template, say)
             print(f"export: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         elif through is not None:
@@ -281,10 +279,6 @@ def _export(args: argparse.Namespace, out: Path | None, through: Path | None, pl
         else:  # a full disk, say
             print(f"export: cannot write {out}: {exc.strerror or exc}; nothing was written", file=sys.stderr)
         return 2
-    except BaseException:  # anything else, Ctrl-C included: no half-written file left behind either
-        if partial:
-            partial.unlink(missing_ok=True)
-        raise
     finally:
         if store is not None:
             store.close()
