@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rollback_bot.checking import default_playbooks
 from rollback_bot.metrics.fetch import DEFAULT_MAX_BYTES
 from rollback_bot.playbook.durations import parse_duration
-from rollback_bot.playbook.loader import KINDS
+from rollback_bot.playbook.loader import BOUNDS, KINDS, bound_in_words
 from rollback_bot.slack.client import DEFAULT_API_URL
 
 _PLACEHOLDER = re.compile(r"(^$|your|change.?me|replace|placeholder|example|xxx|\.\.\.|<|>|^x+$)", re.I)
@@ -143,14 +143,12 @@ def load_settings() -> Settings:
         for err in exc.errors():
             name = "_".join(str(p) for p in err["loc"]).upper() or "configuration"
             msg = str(err["msg"]).removeprefix("Value error, ")
-            ctx = err.get("ctx") or {}
             if err["type"] == "missing":
                 msg = "is not set"
             elif err["type"] in KINDS:
                 msg = f"={err.get('input')}: expected {KINDS[err['type']]}"
-            elif err["type"] in ("less_than_equal", "greater_than_equal"):
-                bound = f"at most {ctx.get('le')}" if err["type"] == "less_than_equal" else f"at least {ctx.get('ge')}"
-                msg = f"={err.get('input')}: must be {bound}"
+            elif err["type"] in BOUNDS:  # in the playbook's words
+                msg = f"={err.get('input')}: {bound_in_words(err)}"
             problems.append(msg if name == "configuration" else f"{name}{msg}" if msg[0] == "=" else f"{name} {msg}")
         # the model-wide check does not run when a field failed; say it anyway, so one pass fixes all
         if (

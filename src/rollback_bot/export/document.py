@@ -290,7 +290,7 @@ def build(
         session, playbook=incident.playbook, start=onset - timedelta(minutes=30), end=until + timedelta(minutes=10)
     )
     fired_names = {str(f["trigger"]) for f in fired}
-    learned = thresholds.section(pb, points, fired_names, onset if fault_at else None, incident_id)
+    learned = thresholds.section(pb, points, fired_names, fault_at, incident_id)  # the fault's onset, where known
     return {
         "schema": SCHEMA,
         "version": VERSION,

@@ -196,6 +196,12 @@ BOUNDS = {
 BOUND_KEYS = ("gt", "ge", "lt", "le", "min_length", "max_length")
 
 
+def bound_in_words(err: Any) -> str:
+    """A pydantic error of a type in BOUNDS, as the bound it broke: 'must be at most 65535'."""
+    ctx = err.get("ctx") or {}
+    return BOUNDS[err["type"]].format(next((ctx[k] for k in BOUND_KEYS if k in ctx), "?"))
+
+
 def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookError]:
     out = []
     for err in errs:
@@ -212,11 +218,9 @@ def _errors(errs: Iterable[Any], source: str, lines: LineMap) -> list[PlaybookEr
         elif err["type"] in KINDS:
             msg = f"expected {KINDS[err['type']]}, got {err.get('input')!r}"
         elif err["type"] in BOUNDS:
-            ctx = err.get("ctx") or {}
-            bound = next((ctx[k] for k in BOUND_KEYS if k in ctx), "?")
             given = err.get("input")
             shown = f"{given!r}" if not isinstance(given, list | dict) or len(repr(given)) < 60 else "this"
-            msg = f"{shown} {BOUNDS[err['type']].format(bound)}"
+            msg = f"{shown} {bound_in_words(err)}"
         elif err["type"] == "string_pattern_mismatch":
             pattern = str((err.get("ctx") or {}).get("pattern", ""))
             msg = f"{err.get('input')!r} is not allowed here: " + PATTERNS.get(

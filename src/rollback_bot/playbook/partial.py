@@ -12,6 +12,7 @@ from typing import Any
 Path = tuple[str | int, ...]
 
 NAMED = ("signals", "triggers", "roles")  # mappings of named entries: a failing entry is cut out whole
+REQUIRED = (*NAMED, "ladder")  # the sections a playbook cannot do without; the others have defaults
 STEP_PARTS = ("actions", "comms", "watch")  # lists inside a ladder step: a failing item is cut out whole
 # required text fields that nothing refers to: a failing one is replaced by a stand-in
 STAND_INS = {"name": "playbook", "service": "-", "channel": "-"}
@@ -127,7 +128,7 @@ def _target(path: Path, kind: str, fine: bool) -> Path | None:
         return path
     if fine:
         target = path[:-1] if kind == "missing" else path
-        if len(target) >= (3 if head in ("signals", "triggers", "roles", "ladder") else 1):
+        if len(target) >= (3 if head in REQUIRED else 1):
             return target
     if head in NAMED and len(path) >= 2:
         return path[:2]
@@ -135,7 +136,7 @@ def _target(path: Path, kind: str, fine: bool) -> Path | None:
         return path[:4]
     if head == "ladder" and len(path) >= 2 and isinstance(path[1], int):
         return path[:2]
-    if head not in ("signals", "triggers", "roles", "ladder"):  # an optional section: its defaults stand in
+    if head not in REQUIRED:  # an optional section: its defaults stand in
         item = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
         return path[: item + 1] if item is not None else path[:1]  # a list's item (a rollout's hold), else all
     return None
